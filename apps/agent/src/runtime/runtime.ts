@@ -1,4 +1,4 @@
-import type { DeploymentStatus, DesiredPayload, JobRunStatus } from '@flotilla/contracts';
+import type { DeploymentStatus, DesiredPayload, JobRunStatus, ModelRef } from '@flotilla/contracts';
 
 /**
  * The seam between the agent core (MQTT session, envelope checks, state
@@ -29,4 +29,29 @@ export interface WorkloadRuntime {
 export interface RuntimeReport {
   deployments: DeploymentStatus[];
   jobs: JobRunStatus[];
+}
+
+/**
+ * The verified, content-addressed model cache as runtimes see it
+ * (implemented in apps/agent/src/artifacts). A runtime never starts a model
+ * that `ensure` did not verify.
+ */
+export interface ArtifactProvider {
+  /**
+   * Fetches the model version if it is not cached, verifies its sha256 digest,
+   * and lays it out as a Triton model repository. Rejects with an
+   * `ArtifactError` whose `reason` is `ArtifactDigestMismatch`,
+   * `ArtifactUnavailable` (retryable: unreachable, 5xx) or `ArtifactTooLarge`.
+   */
+  ensure(model: ModelRef, signal: AbortSignal): Promise<PreparedArtifact>;
+  /** Declares the versions still in use; everything else may be collected. */
+  retain(models: ModelRef[]): Promise<void>;
+}
+
+export interface PreparedArtifact {
+  /** Triton model repository root: `<repositoryPath>/<model name>/<n>/model.onnx`. */
+  repositoryPath: string;
+  /** The verified model file itself. */
+  modelPath: string;
+  digest: string;
 }
