@@ -1,0 +1,239 @@
+import { createHash } from 'node:crypto';
+import { mkdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import protobuf from 'protobufjs';
+
+/**
+ * Writes small, real ONNX models without Python or a download: the ONNX
+ * ModelProto is plain protobuf, so the subset of onnx.proto we need is declared
+ * here (field numbers as in onnx/onnx.proto) and encoded with protobufjs.
+ * The models are deterministic, so the committed fixtures under
+ * test/fixtures/models can be checked byte for byte against this generator.
+ *
+ * Run `node dist/test/support/onnx-model.js [outDir]` to regenerate them.
+ */
+
+const ONNX_PROTO = `
+syntax = "proto3";
+package onnx;
+message OperatorSetIdProto { string domain = 1; int64 version = 2; }
+message TensorShapeProto {
+  message Dimension { oneof value { int64 dim_value = 1; string dim_param = 2; } string denotation = 3; }
+  repeated Dimension dim = 1;
+}
+message TypeProto {
+  message Tensor { int32 elem_type = 1; TensorShapeProto shape = 2; }
+  oneof value { Tensor tensor_type = 1; }
+  string denotation = 6;
+}
+message ValueInfoProto { string name = 1; TypeProto type = 2; string doc_string = 3; }
+message TensorProto {
+  repeated int64 dims = 1;
+  int32 data_type = 2;
+  repeated float float_data = 4;
+  repeated int64 int64_data = 7;
+  string name = 8;
+  bytes raw_data = 9;
+  string doc_string = 12;
+}
+message AttributeProto {
+  string name = 1;
+  float f = 2;
+  int64 i = 3;
+  bytes s = 4;
+  repeated int64 ints = 8;
+  int32 type = 20;
+}
+message NodeProto {
+  repeated string input = 1;
+  repeated string output = 2;
+  string name = 3;
+  string op_type = 4;
+  repeated AttributeProto attribute = 5;
+  string doc_string = 6;
+  string domain = 7;
+}
+message GraphProto {
+  repeated NodeProto node = 1;
+  string name = 2;
+  repeated TensorProto initializer = 5;
+  string doc_string = 10;
+  repeated ValueInfoProto input = 11;
+  repeated ValueInfoProto output = 12;
+}
+message StringStringEntryProto { string key = 1; string value = 2; }
+message ModelProto {
+  int64 ir_version = 1;
+  string producer_name = 2;
+  string producer_version = 3;
+  string domain = 4;
+  int64 model_version = 5;
+  string doc_string = 6;
+  GraphProto graph = 7;
+  repeated OperatorSetIdProto opset_import = 8;
+  repeated StringStringEntryProto metadata_props = 14;
+}
+`;
+
+/** TensorProto.DataType values used here. */
+const ELEM = { FLOAT: 1, INT64: 7 } as const;
+/** AttributeProto.AttributeType.INT */
+const ATTR_INT = 2;
+/** IR version 8 (ONNX 1.10+) and opset 13: old enough for any ONNX Runtime in use, new enough for Softmax on the last axis. */
+const IR_VERSION = 8;
+const OPSET = 13;
+
+/** A 4-feature, 3-class linear classifier: probabilities = softmax(input x weights + bias). */
+export interface LinearClassifierSpec {
+  /** 4 rows (features) of 3 columns (classes). */
+  weights: readonly (readonly number[])[];
+  /** One per class. */
+  bias: readonly number[];
+  /** Written to ModelProto.model_version and doc_string. */
+  modelVersion: number;
+}
+
+/** Version 1.0.0 of the test model: logits = [x0 + x3 + 0.5, x1 + x3, x2 + x3 - 0.5]. */
+export const LINEAR_CLASSIFIER_V1: LinearClassifierSpec = {
+  weights: [
+    [1, 0, 0],
+    [0, 1, 0],
+    [0, 0, 1],
+    [1, 1, 1],
+  ],
+  bias: [0.5, 0, -0.5],
+  modelVersion: 1,
+};
+
+/** Version 2.0.0 of the test model: logits = [2 x0 - 0.5, 2 x1, 2 x2 + 0.5]; tells v1 from v2 apart on every input. */
+export const LINEAR_CLASSIFIER_V2: LinearClassifierSpec = {
+  weights: [
+    [2, 0, 0],
+    [0, 2, 0],
+    [0, 0, 2],
+    [0, 0, 0],
+  ],
+  bias: [-0.5, 0, 0.5],
+  modelVersion: 2,
+};
+
+function onnxRoot(): protobuf.Root {
+  return protobuf.parse(ONNX_PROTO, { keepCase: true }).root;
+}
+
+function tensorType(elemType: number, dims: (number | string)[]) {
+  return {
+    tensor_type: {
+      elem_type: elemType,
+      shape: { dim: dims.map((d) => (typeof d === 'number' ? { dim_value: d } : { dim_param: d })) },
+    },
+  };
+}
+
+function encodeModel(graph: Record<string, unknown>, docString: string, modelVersion: number): Uint8Array {
+  const ModelProto = onnxRoot().lookupType('onnx.ModelProto');
+  const message = ModelProto.fromObject({
+    ir_version: IR_VERSION,
+    producer_name: 'flotilla-test',
+    producer_version: '1',
+    model_version: modelVersion,
+    doc_string: docString,
+    graph,
+    opset_import: [{ domain: '', version: OPSET }],
+  });
+  const problem = ModelProto.verify(message);
+  if (problem) throw new Error(`invalid ModelProto: ${problem}`);
+  return ModelProto.encode(message).finish();
+}
+
+/**
+ * `input` FP32 [batch, 4] -> MatMul(weights) -> `logits` [batch, 3] ->
+ * Add(bias) -> Softmax(axis -1) -> `probabilities` [batch, 3]. Both logits and
+ * probabilities are graph outputs so the tests can exercise output filtering.
+ */
+export function buildLinearClassifier(spec: LinearClassifierSpec): Uint8Array {
+  if (spec.weights.length !== 4 || spec.weights.some((row) => row.length !== 3)) {
+    throw new Error('weights must be 4 rows of 3 numbers');
+  }
+  if (spec.bias.length !== 3) throw new Error('bias must have 3 numbers');
+  const graph = {
+    name: 'linear_classifier',
+    node: [
+      { op_type: 'MatMul', name: 'matmul', input: ['input', 'W'], output: ['xw'] },
+      { op_type: 'Add', name: 'add_bias', input: ['xw', 'b'], output: ['logits'] },
+      {
+        op_type: 'Softmax',
+        name: 'softmax',
+        input: ['logits'],
+        output: ['probabilities'],
+        attribute: [{ name: 'axis', type: ATTR_INT, i: -1 }],
+      },
+    ],
+    initializer: [
+      { name: 'W', data_type: ELEM.FLOAT, dims: [4, 3], float_data: spec.weights.flat() },
+      { name: 'b', data_type: ELEM.FLOAT, dims: [3], float_data: [...spec.bias] },
+    ],
+    input: [{ name: 'input', type: tensorType(ELEM.FLOAT, ['batch', 4]) }],
+    output: [
+      { name: 'logits', type: tensorType(ELEM.FLOAT, ['batch', 3]) },
+      { name: 'probabilities', type: tensorType(ELEM.FLOAT, ['batch', 3]) },
+    ],
+  };
+  return encodeModel(graph, `linear classifier v${spec.modelVersion}`, spec.modelVersion);
+}
+
+/** `a` INT64 [batch, 2] + `b` INT64 [batch, 2] -> `sum` INT64 [batch, 2]: exercises INT64 and multiple inputs. */
+export function buildInt64Adder(): Uint8Array {
+  const graph = {
+    name: 'int64_adder',
+    node: [{ op_type: 'Add', name: 'add', input: ['a', 'b'], output: ['sum'] }],
+    input: [
+      { name: 'a', type: tensorType(ELEM.INT64, ['batch', 2]) },
+      { name: 'b', type: tensorType(ELEM.INT64, ['batch', 2]) },
+    ],
+    output: [{ name: 'sum', type: tensorType(ELEM.INT64, ['batch', 2]) }],
+  };
+  return encodeModel(graph, 'int64 adder', 1);
+}
+
+export function sha256Digest(bytes: Uint8Array): string {
+  return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
+}
+
+/** The committed fixtures: file name -> bytes. */
+export function fixtureModels(): Record<string, Uint8Array> {
+  return {
+    'linear-classifier-1.0.0.onnx': buildLinearClassifier(LINEAR_CLASSIFIER_V1),
+    'linear-classifier-2.0.0.onnx': buildLinearClassifier(LINEAR_CLASSIFIER_V2),
+    'int64-adder.onnx': buildInt64Adder(),
+  };
+}
+
+/** `sha256sum`-compatible listing of the fixtures. */
+export function fixtureChecksums(models: Record<string, Uint8Array>): string {
+  return Object.entries(models)
+    .map(([file, bytes]) => `${sha256Digest(bytes).slice('sha256:'.length)}  ${file}\n`)
+    .join('');
+}
+
+/** Absolute path of the committed fixture directory, from the repository root. */
+export function fixtureModelsDir(repoRoot: string = process.cwd()): string {
+  return path.join(repoRoot, 'test', 'fixtures', 'models');
+}
+
+export async function writeFixtureModels(outDir: string): Promise<void> {
+  await mkdir(outDir, { recursive: true });
+  const models = fixtureModels();
+  for (const [file, bytes] of Object.entries(models)) {
+    await writeFile(path.join(outDir, file), bytes);
+  }
+  await writeFile(path.join(outDir, 'SHA256SUMS'), fixtureChecksums(models));
+}
+
+const invokedPath = process.argv[1];
+if (invokedPath !== undefined && import.meta.url === pathToFileURL(invokedPath).href) {
+  const outDir = path.resolve(process.argv[2] ?? fixtureModelsDir());
+  await writeFixtureModels(outDir);
+  process.stdout.write(`wrote ONNX fixtures to ${outDir}\n`);
+}
