@@ -1,0 +1,204 @@
+import { type DesiredDeployment, type DesiredFineTuneJob, type DesiredPayload, type ModelRef } from '@flotilla/contracts';
+import { formatPolicyError } from './documents.js';
+import { type Decision, evaluatePlacement, type SpokeView } from './placement.js';
+import { buildModelIndex, checkReferences, type ModelIndex, type RegisteredModel } from './references.js';
+import { type FineTuneJob, type ModelDeployment, type Placement, type PolicyObject } from './schemas.js';
+
+/**
+ * Rendering: the whole desired state of each spoke, computed from the policy
+ * objects and the fleet. Deterministic (same inputs in any order give equal
+ * payloads, field for field and in the same order) because the hub bumps a
+ * spoke's generation only when its payload changes.
+ */
+
+export interface RenderOptions {
+  telemetryIntervalSeconds: number;
+  registry?: readonly RegisteredModel[];
+}
+
+/** Thrown when objects refer to placements or model versions that do not exist. */
+export class RenderError extends Error {
+  override readonly name = 'RenderError';
+  constructor(readonly problems: string[]) {
+    super(`cannot render desired state:\n${problems.map((p) => `  ${p}`).join('\n')}`);
+  }
+}
+
+const byName = <T extends { metadata: { name: string } }>(a: T, b: T): number =>
+  a.metadata.name < b.metadata.name ? -1 : a.metadata.name > b.metadata.name ? 1 : 0;
+
+function resolve(index: ModelIndex, ref: { name: string; version: string }): ModelRef {
+  const found = index.get(ref.name)?.get(ref.version);
+  // checkReferences ran first, so this only guards against a broken invariant.
+  if (!found) throw new RenderError([`model ${ref.name} version ${ref.version} is not known`]);
+  // Rebuilt field by field so key order, and so the canonical JSON, never depends on the source.
+  return {
+    name: found.name,
+    version: found.version,
+    digest: found.digest,
+    uri: found.uri,
+    format: found.format,
+    ...(found.sizeBytes !== undefined ? { sizeBytes: found.sizeBytes } : {}),
+  };
+}
+
+function renderDeployment(d: ModelDeployment, model: ModelRef, placement: Placement): DesiredDeployment {
+  const { spec } = d;
+  const product = placement.spec.requirements?.gpu?.product;
+  return {
+    name: d.metadata.name,
+    model,
+    runtime: spec.runtime,
+    resources: {
+      gpu: spec.resources.gpu,
+      ...(spec.resources.cpu !== undefined ? { cpu: spec.resources.cpu } : {}),
+      ...(spec.resources.memory !== undefined ? { memory: spec.resources.memory } : {}),
+    },
+    replicas: {
+      min: spec.replicas.min,
+      max: spec.replicas.max,
+      ...(spec.replicas.targetConcurrency !== undefined ? { targetConcurrency: spec.replicas.targetConcurrency } : {}),
+    },
+    ...(spec.schedule ? { schedule: structuredClone(spec.schedule) } : {}),
+    remediation: spec.remediation,
+    ...(product !== undefined ? { gpuProduct: product } : {}),
+  };
+}
+
+function renderJob(j: FineTuneJob, baseModel: ModelRef): DesiredFineTuneJob {
+  const { spec } = j;
+  const t = spec.trainer;
+  const hyperparameters = Object.fromEntries(Object.entries(t.hyperparameters).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+  const trainer: DesiredFineTuneJob['trainer'] =
+    t.builtin !== undefined
+      ? { builtin: t.builtin, hyperparameters }
+      : { image: t.image as string, ...(t.command ? { command: [...t.command] } : {}), hyperparameters };
+  return {
+    name: j.metadata.name,
+    baseModel,
+    dataset: { path: spec.dataset.path, format: spec.dataset.format },
+    trainer,
+    evaluation: { metric: spec.evaluation.metric, holdoutFraction: spec.evaluation.holdoutFraction, threshold: spec.evaluation.threshold },
+    output: { model: spec.output.model, artifact: spec.output.artifact },
+    promote: spec.promote,
+    ...(spec.resources
+      ? {
+          resources: {
+            gpu: spec.resources.gpu,
+            ...(spec.resources.cpu !== undefined ? { cpu: spec.resources.cpu } : {}),
+            ...(spec.resources.memory !== undefined ? { memory: spec.resources.memory } : {}),
+          },
+        }
+      : {}),
+  };
+}
+
+/**
+ * The desired payload of every spoke, including spokes with nothing to run
+ * (they still need their settings, and an empty list removes old workloads).
+ * The map iterates in spoke-name order; deployments and jobs are sorted by
+ * name. Throws RenderError when a reference does not resolve.
+ */
+export function renderDesired(
+  objects: readonly PolicyObject[],
+  spokes: readonly SpokeView[],
+  options: RenderOptions,
+): Map<string, DesiredPayload> {
+  const problems = checkReferences(objects, options.registry ?? []);
+  if (problems.length > 0) throw new RenderError(problems.map(formatPolicyError));
+
+  const index = buildModelIndex(objects, options.registry ?? []);
+  const placements = new Map<string, Placement>();
+  const deployments: ModelDeployment[] = [];
+  const jobs: FineTuneJob[] = [];
+  for (const o of objects) {
+    if (o.kind === 'Placement') placements.set(o.metadata.name, o);
+    else if (o.kind === 'ModelDeployment') deployments.push(o);
+    else if (o.kind === 'FineTuneJob') jobs.push(o);
+  }
+  deployments.sort(byName);
+  jobs.sort(byName);
+
+  const sortedSpokes = [...spokes].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const twice = sortedSpokes.filter((s, i) => i > 0 && sortedSpokes[i - 1]?.name === s.name).map((s) => `spoke "${s.name}" is listed twice`);
+  if (twice.length > 0) throw new RenderError([...new Set(twice)]);
+  const out = new Map<string, DesiredPayload>();
+  for (const s of sortedSpokes) {
+    out.set(s.name, { settings: { telemetryIntervalSeconds: options.telemetryIntervalSeconds }, deployments: [], fineTuneJobs: [] });
+  }
+
+  // Each placement is evaluated once however many workloads use it.
+  const decisions = new Map<string, Decision>();
+  const decide = (name: string): { placement: Placement; decision: Decision } => {
+    const placement = placements.get(name) as Placement;
+    let decision = decisions.get(name);
+    if (!decision) {
+      decision = evaluatePlacement(placement, sortedSpokes);
+      decisions.set(name, decision);
+    }
+    return { placement, decision };
+  };
+
+  for (const d of deployments) {
+    const { placement, decision } = decide(d.spec.placement);
+    const model = resolve(index, d.spec.model);
+    for (const spoke of decision.selected) out.get(spoke)?.deployments.push(renderDeployment(d, model, placement));
+  }
+  for (const j of jobs) {
+    const { decision } = decide(j.spec.placement);
+    const baseModel = resolve(index, j.spec.baseModel);
+    for (const spoke of decision.selected) out.get(spoke)?.fineTuneJobs.push(renderJob(j, baseModel));
+  }
+  return out;
+}
+
+/* ------------------------------------------------------------------- diff */
+
+export interface SpokeDiff {
+  spoke: string;
+  added: string[];
+  removed: string[];
+  changed: string[];
+}
+
+/** JSON with object keys sorted, so equal values compare equal whatever their key order. */
+function stableJson(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(stableJson).join(',')}]`;
+  if (value !== null && typeof value === 'object') {
+    const entries = Object.entries(value as Record<string, unknown>)
+      .filter(([, v]) => v !== undefined)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
+    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${stableJson(v)}`).join(',')}}`;
+  }
+  return JSON.stringify(value);
+}
+
+function workloads(payload: DesiredPayload | undefined): Map<string, string> {
+  const m = new Map<string, string>();
+  if (!payload) return m;
+  for (const d of payload.deployments) m.set(`deployment/${d.name}`, stableJson(d));
+  for (const j of payload.fineTuneJobs) m.set(`job/${j.name}`, stableJson(j));
+  return m;
+}
+
+/**
+ * What a change would do to each spoke, for dry runs: workloads added,
+ * removed and changed (`deployment/NAME`, `job/NAME`; `settings` when the
+ * spoke's settings change). Only spokes that change are listed, by name.
+ */
+export function diffDesired(before: ReadonlyMap<string, DesiredPayload>, after: ReadonlyMap<string, DesiredPayload>): SpokeDiff[] {
+  const spokes = [...new Set([...before.keys(), ...after.keys()])].sort();
+  const diffs: SpokeDiff[] = [];
+  for (const spoke of spokes) {
+    const b = before.get(spoke);
+    const a = after.get(spoke);
+    const bw = workloads(b);
+    const aw = workloads(a);
+    const added = [...aw.keys()].filter((k) => !bw.has(k)).sort();
+    const removed = [...bw.keys()].filter((k) => !aw.has(k)).sort();
+    const changed = [...aw.keys()].filter((k) => bw.has(k) && bw.get(k) !== aw.get(k)).sort();
+    if (a && b && stableJson(a.settings) !== stableJson(b.settings)) changed.unshift('settings');
+    if (added.length + removed.length + changed.length > 0) diffs.push({ spoke, added, removed, changed });
+  }
+  return diffs;
+}

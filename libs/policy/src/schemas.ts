@@ -1,0 +1,290 @@
+import { z } from 'zod';
+import {
+  ArtifactUriSchema,
+  DigestSchema,
+  ModelRefSchema,
+  ObjectNameSchema,
+  ReplicasSchema,
+  ScheduleSchema,
+} from '@flotilla/contracts';
+import { labelKeyProblem, labelValueProblem, requirementProblem } from './selector.js';
+
+/**
+ * The four policy kinds of DESIGN.md section 5. Objects are strict so that a
+ * misspelt field is an error rather than a silently ignored setting; semantic
+ * checks (label syntax, durations, time zones) live here too so that each
+ * problem is reported with the path of the field that causes it.
+ */
+
+export const API_VERSION = 'flotilla.dev/v1' as const;
+export const POLICY_KINDS = ['Model', 'Placement', 'ModelDeployment', 'FineTuneJob'] as const;
+export type PolicyKind = (typeof POLICY_KINDS)[number];
+
+/* ------------------------------------------------------------ primitives */
+
+const LabelsSchema = z.record(z.string(), z.string()).superRefine((labels, ctx) => {
+  for (const [key, value] of Object.entries(labels)) {
+    const problem = labelKeyProblem(key) ?? labelValueProblem(value);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem, path: [key] });
+  }
+});
+
+export const MetadataSchema = z
+  .object({
+    name: ObjectNameSchema,
+    labels: LabelsSchema.optional(),
+  })
+  .strict();
+
+const DURATION = /^([0-9]+(ms|s|m|h))+$/;
+const DURATION_PART = /([0-9]+)(ms|s|m|h)/g;
+const UNIT_SECONDS: Record<string, number> = { ms: 0.001, s: 1, m: 60, h: 3600 };
+
+/** Seconds in a Go-style duration such as "90s", "2m" or "1h30m"; throws on anything else. */
+export function parseDuration(text: string): number {
+  if (!DURATION.test(text)) throw new Error(`"${text}" is not a duration like "30s", "2m" or "1h30m"`);
+  let seconds = 0;
+  for (const m of text.matchAll(DURATION_PART)) seconds += Number(m[1]) * (UNIT_SECONDS[m[2] as string] as number);
+  return seconds;
+}
+
+const DurationSchema = z
+  .string()
+  .regex(DURATION, 'must be a duration like "30s", "2m" or "1h30m"')
+  .refine((d) => parseDuration(d) > 0, 'must be longer than zero');
+
+// Kubernetes resource quantities; YAML users often write `cpu: 2`, so numbers are taken too.
+const quantity = (pattern: RegExp, example: string) =>
+  z
+    .union([z.string(), z.number().nonnegative()])
+    .transform((q) => String(q))
+    .pipe(z.string().max(16).regex(pattern, `must be a quantity like ${example}`));
+const CpuQuantity = quantity(/^([0-9]+(\.[0-9]+)?|[0-9]+m)$/, '"2", "0.5" or "500m"');
+const MemoryQuantity = quantity(/^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$/, '"8Gi" or "512Mi"');
+
+export const ResourcesSchema = z
+  .object({
+    gpu: z.number().int().min(0).max(64).default(0),
+    cpu: CpuQuantity.optional(),
+    memory: MemoryQuantity.optional(),
+  })
+  .strict();
+
+const ModelVersionRefSchema = z
+  .object({
+    name: ObjectNameSchema,
+    version: z.string().min(1).max(128),
+  })
+  .strict();
+
+const isTimeZone = (tz: string): boolean => {
+  try {
+    new Intl.DateTimeFormat('en', { timeZone: tz });
+    return true;
+  } catch {
+    return false;
+  }
+};
+
+const PolicyScheduleSchema = ScheduleSchema.superRefine((schedule, ctx) => {
+  if (!isTimeZone(schedule.timezone)) {
+    ctx.addIssue({ code: 'custom', path: ['timezone'], message: `unknown time zone "${schedule.timezone}"; use an IANA name like Europe/Paris` });
+  }
+  for (const [i, w] of schedule.windows.entries()) {
+    if (w.start === w.end) ctx.addIssue({ code: 'custom', path: ['windows', i, 'end'], message: 'window must not start and end at the same time' });
+  }
+});
+
+/* ----------------------------------------------------------------- Model */
+
+export const ModelVersionSchema = z
+  .object({
+    version: z.string().min(1).max(128).regex(/^[A-Za-z0-9][A-Za-z0-9._+-]*$/, 'must be a version like "1.0.0"'),
+    uri: ArtifactUriSchema,
+    digest: DigestSchema,
+    format: ModelRefSchema.shape.format,
+    sizeBytes: z.number().int().nonnegative().optional(),
+  })
+  .strict();
+export type ModelVersion = z.infer<typeof ModelVersionSchema>;
+
+const ModelSpecSchema = z
+  .object({
+    task: z.string().min(1).max(64).regex(/^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/, 'must be a task name like image-classification'),
+    // A model may have no versions in YAML: CI can register them through the API.
+    versions: z.array(ModelVersionSchema).default([]),
+  })
+  .strict()
+  .superRefine((spec, ctx) => {
+    const seen = new Set<string>();
+    for (const [i, v] of spec.versions.entries()) {
+      if (seen.has(v.version)) ctx.addIssue({ code: 'custom', path: ['versions', i, 'version'], message: `version "${v.version}" is listed twice` });
+      seen.add(v.version);
+    }
+  });
+
+/* ------------------------------------------------------------- Placement */
+
+export const LabelSelectorSchema = z
+  .object({
+    matchLabels: z.record(z.string(), z.string()).optional(),
+    matchExpressions: z
+      .array(
+        z
+          .object({
+            key: z.string(),
+            operator: z.enum(['In', 'NotIn', 'Exists', 'DoesNotExist', 'Gt', 'Lt']),
+            values: z.array(z.string()).optional(),
+          })
+          .strict(),
+      )
+      .optional(),
+  })
+  .strict()
+  .superRefine((selector, ctx) => {
+    for (const [key, value] of Object.entries(selector.matchLabels ?? {})) {
+      const problem = labelKeyProblem(key) ?? labelValueProblem(value);
+      if (problem) ctx.addIssue({ code: 'custom', path: ['matchLabels', key], message: problem });
+    }
+    for (const [i, e] of (selector.matchExpressions ?? []).entries()) {
+      const problem = requirementProblem({ key: e.key, operator: e.operator, values: e.values ?? [] });
+      if (problem) ctx.addIssue({ code: 'custom', path: ['matchExpressions', i, ...problem.path], message: problem.message });
+    }
+  });
+
+export const GpuRequirementSchema = z
+  .object({
+    count: z.number().int().min(1).max(64),
+    memoryGiB: z.number().positive().max(1024).optional(),
+    product: z.string().min(1).max(128).optional(),
+  })
+  .strict();
+
+const PlacementSpecSchema = z
+  .object({
+    selector: LabelSelectorSchema,
+    requirements: z.object({ gpu: GpuRequirementSchema.optional() }).strict().optional(),
+    /** Values of the spoke label `data-residency` that may host this placement. */
+    residency: z
+      .array(z.string().refine((v) => v.length > 0 && !labelValueProblem(v), 'must be a label value like "eu"'))
+      .min(1)
+      .optional(),
+    maxSpokes: z.number().int().min(1).optional(),
+  })
+  .strict();
+
+/* ------------------------------------------------------- ModelDeployment */
+
+export const RolloutSchema = z
+  .object({
+    strategy: z.enum(['Progressive', 'AllAtOnce']).default('Progressive'),
+    /** Spokes updated at once: a count, or a percentage of the placement's spokes. */
+    maxConcurrency: z
+      .union([z.number().int().min(1), z.string().regex(/^(100|[1-9][0-9]?)%$/, 'must be a whole number or a percentage from "1%" to "100%"')])
+      .default('25%'),
+    minSuccessTime: DurationSchema.default('2m'),
+    progressDeadline: DurationSchema.default('10m'),
+    maxFailures: z.number().int().min(0).default(0),
+  })
+  .strict()
+  .superRefine((r, ctx) => {
+    if (DURATION.test(r.minSuccessTime) && DURATION.test(r.progressDeadline) && parseDuration(r.progressDeadline) <= parseDuration(r.minSuccessTime)) {
+      ctx.addIssue({ code: 'custom', path: ['progressDeadline'], message: `must be longer than minSuccessTime (${r.minSuccessTime})` });
+    }
+  });
+export type Rollout = z.infer<typeof RolloutSchema>;
+
+const ModelDeploymentSpecSchema = z
+  .object({
+    model: ModelVersionRefSchema,
+    placement: ObjectNameSchema,
+    runtime: z.enum(['triton', 'builtin']),
+    resources: ResourcesSchema.prefault({}),
+    replicas: ReplicasSchema.prefault({ min: 1, max: 1 }),
+    schedule: PolicyScheduleSchema.optional(),
+    remediation: z.enum(['enforce', 'inform']).default('enforce'),
+    rollout: RolloutSchema.prefault({}),
+  })
+  .strict();
+
+/* ----------------------------------------------------------- FineTuneJob */
+
+const Hyperparameters = z.record(z.string(), z.union([z.number(), z.string(), z.boolean()]));
+
+/** Either a built-in trainer or a container image; one of the two, never both. */
+const TrainerSpecSchema = z
+  .object({
+    builtin: z.enum(['linear-probe']).optional(),
+    image: z.string().min(1).max(512).optional(),
+    command: z.array(z.string()).optional(),
+    hyperparameters: Hyperparameters.default({}),
+  })
+  .strict()
+  .superRefine((t, ctx) => {
+    if (t.builtin === undefined && t.image === undefined) {
+      ctx.addIssue({ code: 'custom', path: [], message: 'needs either "builtin" or "image"' });
+    }
+    if (t.builtin !== undefined && t.image !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['image'], message: 'give either "builtin" or "image", not both' });
+    }
+    if (t.builtin !== undefined && t.command !== undefined) {
+      ctx.addIssue({ code: 'custom', path: ['command'], message: '"command" only applies to an "image" trainer' });
+    }
+  });
+
+const FineTuneJobSpecSchema = z
+  .object({
+    baseModel: ModelVersionRefSchema,
+    placement: ObjectNameSchema,
+    dataset: z
+      .object({
+        // A path on the spoke: the data is read there and never sent anywhere.
+        path: z.string().min(1).max(4096).regex(/^\//, 'must be an absolute path on the spoke'),
+        format: z.enum(['csv', 'jsonl', 'imagefolder']),
+      })
+      .strict(),
+    trainer: TrainerSpecSchema,
+    evaluation: z
+      .object({
+        metric: z.enum(['accuracy', 'f1', 'loss']),
+        holdoutFraction: z.number().gt(0).lt(1),
+        threshold: z.number(),
+      })
+      .strict(),
+    output: z.object({ model: ObjectNameSchema, artifact: z.enum(['keep-local', 'upload']) }).strict(),
+    promote: z.enum(['auto', 'manual']).default('manual'),
+    resources: ResourcesSchema.optional(),
+  })
+  .strict();
+
+/* ---------------------------------------------------------------- objects */
+
+const objectSchema = <K extends PolicyKind, S extends z.ZodType>(kind: K, spec: S) =>
+  z
+    .object({
+      apiVersion: z.literal(API_VERSION),
+      kind: z.literal(kind),
+      metadata: MetadataSchema,
+      spec,
+    })
+    .strict();
+
+export const ModelSchema = objectSchema('Model', ModelSpecSchema);
+export const PlacementSchema = objectSchema('Placement', PlacementSpecSchema);
+export const ModelDeploymentSchema = objectSchema('ModelDeployment', ModelDeploymentSpecSchema);
+export const FineTuneJobSchema = objectSchema('FineTuneJob', FineTuneJobSpecSchema);
+
+export type Model = z.output<typeof ModelSchema>;
+export type Placement = z.output<typeof PlacementSchema>;
+export type ModelDeployment = z.output<typeof ModelDeploymentSchema>;
+export type FineTuneJob = z.output<typeof FineTuneJobSchema>;
+export type PolicyObject = Model | Placement | ModelDeployment | FineTuneJob;
+
+export const KIND_SCHEMAS = {
+  Model: ModelSchema,
+  Placement: PlacementSchema,
+  ModelDeployment: ModelDeploymentSchema,
+  FineTuneJob: FineTuneJobSchema,
+} as const;
+
+export const PolicyObjectSchema = z.discriminatedUnion('kind', [ModelSchema, PlacementSchema, ModelDeploymentSchema, FineTuneJobSchema]);
