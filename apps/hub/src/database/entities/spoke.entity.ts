@@ -5,7 +5,7 @@ export type PresenceState = 'online' | 'offline';
 
 /** An enrolled edge appliance. Revoked spokes are kept for the record but can never connect. */
 @Entity({ name: 'spokes' })
-@Index('IDX_spokes_labels', ['labels'], { synchronize: false }) // GIN, created in the migration
+@Index('IDX_spokes_labels', { synchronize: false }) // GIN, created in the migration
 export class SpokeEntity {
   @PrimaryGeneratedColumn('uuid')
   id!: string;

@@ -1,0 +1,104 @@
+import type { Command } from 'commander';
+import { ConfigError, loadConfig } from '../../../hub/src/config/config.js';
+import { createDataSource, runMigrations } from '../../../hub/src/database/data-source.js';
+import { startEmbeddedPostgres } from '../../../hub/src/database/embedded-postgres.js';
+import { startHub } from '../../../hub/src/hub.js';
+import { createLogger } from '../../../hub/src/logger.js';
+import { PortInUseError } from '../../../hub/src/common/ports.js';
+import { CliError, EXIT } from '../exit-codes.js';
+
+/** Stop within this long after SIGINT/SIGTERM, even if something hangs. */
+const STOP_DEADLINE_MS = 9_000;
+
+function configOrExit() {
+  try {
+    return loadConfig(process.env);
+  } catch (err) {
+    if (err instanceof ConfigError) throw new CliError(err.message, EXIT.usage);
+    throw err;
+  }
+}
+
+export function registerHub(program: Command): void {
+  const hub = program
+    .command('hub')
+    .description('run the hub: admin API, broker (embedded unless MQTT_URL), Postgres (embedded unless DATABASE_URL)')
+    .option('--local-agent', 'also enrol and run one local agent with the process runtime (default with the embedded broker)')
+    .option('--no-local-agent', 'do not run the local agent')
+    .action(async (opts: { localAgent?: boolean }) => {
+      const config = configOrExit();
+      const log = createLogger(config.logLevel);
+      let handle;
+      try {
+        handle = await startHub(config, log);
+      } catch (err) {
+        if (err instanceof PortInUseError) throw new CliError(err.message, EXIT.failure);
+        throw err;
+      }
+      const localAgent = opts.localAgent ?? !config.mqttUrl;
+      const stops: Array<() => Promise<void>> = [];
+      if (localAgent) {
+        const { startLocalAgent } = await import('./local-agent.js');
+        stops.push(await startLocalAgent(handle, config, log));
+      }
+      process.stdout.write(
+        [
+          '',
+          `Flotilla hub is up.`,
+          `  API:          ${handle.apiUrl}   (OpenAPI: ${handle.apiUrl}/api/docs)`,
+          `  MQTT:         ${handle.mqttUrl}`,
+          `  Admin token:  ${handle.adminTokenLocation === 'FLOTILLA_ADMIN_TOKEN' ? 'from FLOTILLA_ADMIN_TOKEN' : handle.adminTokenLocation}`,
+          `  Data:         ${config.home}`,
+          localAgent ? `  Local agent:  enrolled as "local" (process runtime)` : `  Local agent:  off`,
+          `Try: FLOTILLA_URL=${handle.apiUrl} FLOTILLA_TOKEN=$(cat ${handle.adminTokenLocation === 'FLOTILLA_ADMIN_TOKEN' ? '<token>' : handle.adminTokenLocation}) npx flotilla get spokes`,
+          '',
+        ].join('\n'),
+      );
+      await new Promise<void>((resolve) => {
+        let stopping = false;
+        const onSignal = (sig: NodeJS.Signals) => {
+          if (stopping) return;
+          stopping = true;
+          log.info({ signal: sig }, 'stopping');
+          const deadline = setTimeout(() => {
+            log.error('stop deadline passed; exiting');
+            process.exit(EXIT.failure);
+          }, STOP_DEADLINE_MS);
+          deadline.unref();
+          (async () => {
+            for (const s of stops.reverse()) await s().catch((err) => log.error({ err }, 'local agent stop failed'));
+            await handle.stop();
+          })().finally(() => {
+            clearTimeout(deadline);
+            resolve();
+          });
+        };
+        process.once('SIGINT', onSignal);
+        process.once('SIGTERM', onSignal);
+      });
+    });
+
+  hub
+    .command('migrate')
+    .description('apply pending database migrations and exit')
+    .action(async () => {
+      const config = configOrExit();
+      const log = createLogger(config.logLevel);
+      let stopDb: (() => Promise<void>) | null = null;
+      let url = config.databaseUrl;
+      if (!url) {
+        const db = await startEmbeddedPostgres(config.home, (m) => log.debug(m));
+        stopDb = db.stop;
+        url = db.url;
+      }
+      const ds = createDataSource(url);
+      try {
+        await ds.initialize();
+        const ran = await runMigrations(ds);
+        process.stdout.write(ran.length ? `applied: ${ran.join(', ')}\n` : 'schema is up to date\n');
+      } finally {
+        if (ds.isInitialized) await ds.destroy();
+        if (stopDb) await stopDb();
+      }
+    });
+}

@@ -1,0 +1,27 @@
+import 'reflect-metadata';
+import { Command, CommanderError } from 'commander';
+import { registerHub } from './commands/hub.js';
+import { CliError, EXIT } from './exit-codes.js';
+
+const program = new Command()
+  .name('flotilla')
+  .description('Flotilla: fleet manager for AI at the edge')
+  .version('0.1.0')
+  .exitOverride()
+  .showHelpAfterError();
+
+registerHub(program);
+
+try {
+  await program.parseAsync(process.argv);
+} catch (err) {
+  if (err instanceof CommanderError) {
+    process.exitCode = err.exitCode === 0 ? EXIT.ok : EXIT.usage;
+  } else if (err instanceof CliError) {
+    process.stderr.write(`flotilla: ${err.message}\n`);
+    process.exitCode = err.exitCode;
+  } else {
+    process.stderr.write(`flotilla: ${(err as Error).stack ?? String(err)}\n`);
+    process.exitCode = EXIT.failure;
+  }
+}

@@ -1,0 +1,65 @@
+import { type DynamicModule, Module } from '@nestjs/common';
+import { APP_GUARD } from '@nestjs/core';
+import { TypeOrmModule } from '@nestjs/typeorm';
+import type { DataSource } from 'typeorm';
+import { AuditEventsController } from './audit/audit-events.controller.js';
+import { AuditService } from './audit/audit.service.js';
+import { AuthGuard } from './auth/auth.guard.js';
+import { FailedAuthLimiter } from './auth/failed-auth-limiter.js';
+import { HUB_CONFIG, type HubConfig } from './config/config.js';
+import type { HubSigningKey } from './desired/signing-key.js';
+import { AGENT_MQTT_URL, type AgentMqttUrl, EnrollController, SIGNING_KEY } from './enrollment/enroll.controller.js';
+import { EnrollmentTokensController } from './enrollment/enrollment-tokens.controller.js';
+import { HealthController, READINESS_CHECKS, type ReadinessCheck } from './health/health.controller.js';
+import { ModelsController } from './models/models.controller.js';
+import { FleetEvents } from './spokes/fleet-events.js';
+import { SpokesController } from './spokes/spokes.controller.js';
+import { ApiTokensController } from './tokens/api-tokens.controller.js';
+
+export interface HubModuleOptions {
+  config: HubConfig;
+  dataSource: DataSource;
+  signingKey: HubSigningKey;
+  agentMqttUrl: AgentMqttUrl;
+  readiness: ReadinessCheck[];
+  fleetEvents: FleetEvents;
+  extraProviders?: DynamicModule['providers'];
+  extraControllers?: DynamicModule['controllers'];
+}
+
+/** The hub's HTTP application, assembled around resources the bootstrap owns (database, broker, keys). */
+@Module({})
+export class HubModule {
+  static forRoot(o: HubModuleOptions): DynamicModule {
+    return {
+      module: HubModule,
+      imports: [
+        TypeOrmModule.forRootAsync({
+          useFactory: () => o.dataSource.options,
+          dataSourceFactory: async () => o.dataSource,
+        }),
+      ],
+      controllers: [
+        HealthController,
+        ApiTokensController,
+        EnrollmentTokensController,
+        EnrollController,
+        SpokesController,
+        ModelsController,
+        AuditEventsController,
+        ...(o.extraControllers ?? []),
+      ],
+      providers: [
+        { provide: HUB_CONFIG, useValue: o.config },
+        { provide: SIGNING_KEY, useValue: o.signingKey },
+        { provide: AGENT_MQTT_URL, useValue: o.agentMqttUrl },
+        { provide: READINESS_CHECKS, useValue: o.readiness },
+        { provide: FleetEvents, useValue: o.fleetEvents },
+        { provide: FailedAuthLimiter, useValue: new FailedAuthLimiter() },
+        AuditService,
+        { provide: APP_GUARD, useClass: AuthGuard },
+        ...(o.extraProviders ?? []),
+      ],
+    };
+  }
+}

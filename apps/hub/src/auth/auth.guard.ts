@@ -1,0 +1,49 @@
+import { type CanActivate, type ExecutionContext, Inject, Injectable } from '@nestjs/common';
+import { Reflector } from '@nestjs/core';
+import type { Request } from 'express';
+import { DataSource } from 'typeorm';
+import { hashSecret } from '../common/secrets.js';
+import { ApiTokenEntity, type Role } from '../database/entities/api-token.entity.js';
+import { forbidden, unauthenticated } from '../errors/domain-error.js';
+import { FailedAuthLimiter } from './failed-auth-limiter.js';
+import { PUBLIC_ROUTE, REQUIRED_ROLE, ROLE_RANK, type Principal } from './principal.js';
+
+/** Bearer-token authentication and role check for every route not marked @Public. */
+@Injectable()
+export class AuthGuard implements CanActivate {
+  constructor(
+    private readonly reflector: Reflector,
+    private readonly ds: DataSource,
+    @Inject(FailedAuthLimiter) private readonly limiter: FailedAuthLimiter,
+  ) {}
+
+  async canActivate(ctx: ExecutionContext): Promise<boolean> {
+    const targets = [ctx.getHandler(), ctx.getClass()];
+    if (this.reflector.getAllAndOverride<boolean>(PUBLIC_ROUTE, targets)) return true;
+    const req = ctx.switchToHttp().getRequest<Request & { principal?: Principal }>();
+    const client = req.ip ?? req.socket.remoteAddress ?? 'unknown';
+    this.limiter.check(client);
+    const header = req.headers.authorization;
+    const match = typeof header === 'string' ? /^Bearer\s+(\S+)$/i.exec(header) : null;
+    if (!match?.[1]) {
+      this.limiter.fail(client);
+      throw unauthenticated('missing bearer token: send "Authorization: Bearer <token>"');
+    }
+    const repo = this.ds.getRepository(ApiTokenEntity);
+    const token = await repo.findOne({ where: { tokenHash: hashSecret(match[1]) } });
+    if (!token || (token.expiresAt && token.expiresAt.getTime() <= Date.now())) {
+      this.limiter.fail(client);
+      throw unauthenticated(token ? 'token expired' : 'unknown or revoked token');
+    }
+    const required = this.reflector.getAllAndOverride<Role>(REQUIRED_ROLE, targets) ?? 'viewer';
+    req.principal = { actor: `token:${token.name}`, tokenId: token.id, tokenName: token.name, role: token.role };
+    if (ROLE_RANK[token.role] < ROLE_RANK[required]) {
+      throw forbidden(`role ${token.role} may not do this; it needs ${required}`, { role: token.role, required });
+    }
+    // Recorded at most once a minute per token so reads stay cheap.
+    if (!token.lastUsedAt || Date.now() - token.lastUsedAt.getTime() > 60_000) {
+      void repo.update({ id: token.id }, { lastUsedAt: new Date() }).catch(() => undefined);
+    }
+    return true;
+  }
+}

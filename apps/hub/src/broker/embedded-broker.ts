@@ -1,0 +1,96 @@
+import net from 'node:net';
+import { Aedes, type Client } from 'aedes';
+import { mayPublish, maySubscribe } from '@flotilla/contracts';
+import type { Logger } from 'pino';
+import { PortInUseError } from '../common/ports.js';
+import type { BrokerAuthority, BrokerIdentity } from './broker-authority.js';
+
+export interface EmbeddedBroker {
+  port: number;
+  /** Ends the live session of a spoke (after revocation). */
+  disconnect(clientId: string): boolean;
+  connectedClients(): number;
+  close(): Promise<void>;
+}
+
+type AuthedClient = Client & { flotilla?: BrokerIdentity };
+
+const NOT_AUTHORIZED = 5;
+const BAD_CREDENTIALS = 4;
+
+/**
+ * The embedded MQTT broker (aedes) of `npm start`. Every client authenticates
+ * against the hub database; a spoke may publish only to its own status,
+ * telemetry, events and presence topics and subscribe only to its own desired
+ * and commands topics. Authentication runs before aedes registers the client,
+ * so a client that is not the spoke cannot take over its session.
+ */
+export async function startEmbeddedBroker(opts: {
+  host: string;
+  port: number;
+  authority: BrokerAuthority;
+  log: Logger;
+  portVariable?: string;
+}): Promise<EmbeddedBroker> {
+  const { authority, log } = opts;
+  const broker = await Aedes.createBroker({
+    id: 'flotilla-embedded',
+    authenticate: (client, username, password, done) => {
+      authority
+        .authenticate(client.id, username, password)
+        .then((identity) => {
+          if (!identity) {
+            log.warn({ clientId: client.id, username }, 'mqtt authentication refused');
+            const err = Object.assign(new Error('bad username or password'), { returnCode: BAD_CREDENTIALS });
+            return done(err, false);
+          }
+          (client as AuthedClient).flotilla = identity;
+          done(null, true);
+        })
+        .catch((err: Error) => {
+          log.error({ err }, 'mqtt authentication failed');
+          done(Object.assign(new Error('server unavailable'), { returnCode: 3 }), false);
+        });
+    },
+    authorizePublish: (client, packet, callback) => {
+      const id = (client as AuthedClient | null)?.flotilla;
+      if (!client || id?.kind === 'hub') return callback(null);
+      if (id?.kind === 'spoke' && mayPublish(id.spoke, packet.topic)) return callback(null);
+      log.warn({ clientId: client.id, topic: packet.topic }, 'mqtt publish refused');
+      callback(Object.assign(new Error(`not authorised to publish to ${packet.topic}`), { returnCode: NOT_AUTHORIZED }));
+    },
+    authorizeSubscribe: (client, sub, callback) => {
+      const id = (client as AuthedClient).flotilla;
+      if (id?.kind === 'hub') return callback(null, sub);
+      if (id?.kind === 'spoke' && maySubscribe(id.spoke, sub.topic)) return callback(null, sub);
+      log.warn({ clientId: client.id, topic: sub.topic }, 'mqtt subscribe refused');
+      // A null subscription makes aedes answer SUBACK 0x80 (failure) for this filter.
+      callback(null, null);
+    },
+  });
+  const server = net.createServer((socket) => broker.handle(socket));
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (err: NodeJS.ErrnoException) =>
+      reject(err.code === 'EADDRINUSE' ? new PortInUseError(opts.port, opts.portVariable ?? 'FLOTILLA_MQTT_PORT', 'embedded MQTT broker') : err),
+    );
+    server.listen(opts.port, opts.host, () => resolve());
+  });
+  const addr = server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : opts.port;
+  const clients = (broker as unknown as { clients: Record<string, Client> }).clients;
+  return {
+    port,
+    disconnect(clientId) {
+      const c = clients[clientId];
+      if (!c) return false;
+      c.close();
+      return true;
+    },
+    connectedClients: () => broker.connectedClients,
+    close: async () => {
+      await new Promise<void>((resolve) => broker.close(() => resolve()));
+      for (const c of Object.values(clients)) c.close();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}

@@ -1,0 +1,164 @@
+import { randomBytes, randomUUID } from 'node:crypto';
+import { mkdir } from 'node:fs/promises';
+import type { Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { type INestApplication } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import type { NestExpressApplication } from '@nestjs/platform-express';
+import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import type { Logger } from 'pino';
+import { pinoHttp } from 'pino-http';
+import type { DataSource } from 'typeorm';
+import { HubModule } from './app.module.js';
+import { ensureBootstrapAdmin } from './auth/bootstrap-admin.js';
+import { BrokerAuthority } from './broker/broker-authority.js';
+import { type EmbeddedBroker, startEmbeddedBroker } from './broker/embedded-broker.js';
+import { assertPortFree } from './common/ports.js';
+import type { HubConfig } from './config/config.js';
+import { createDataSource, runMigrations } from './database/data-source.js';
+import { type EmbeddedDatabase, startEmbeddedPostgres } from './database/embedded-postgres.js';
+import { loadSigningKey } from './desired/signing-key.js';
+import { HttpErrorFilter } from './errors/http-exception.filter.js';
+import { NestPinoLogger } from './logger.js';
+import { FleetEvents } from './spokes/fleet-events.js';
+
+export interface HubHandle {
+  apiUrl: string;
+  /** URL agents use to reach the broker from this machine. */
+  mqttUrl: string;
+  mqttPort: number | null;
+  adminTokenLocation: string;
+  dataSource: DataSource;
+  app: INestApplication;
+  stop(): Promise<void>;
+}
+
+/**
+ * Starts the hub: database (embedded unless DATABASE_URL), migrations,
+ * signing key, bootstrap admin token, broker (embedded unless MQTT_URL), and
+ * the HTTP API. `stop()` undoes it in reverse order.
+ */
+export async function startHub(config: HubConfig, log: Logger): Promise<HubHandle> {
+  await mkdir(config.home, { recursive: true, mode: 0o700 });
+  // Fail fast, before starting Postgres, when a port we must bind is taken.
+  if (config.apiPort !== 0) await assertPortFree(config.apiHost, config.apiPort, 'FLOTILLA_API_PORT', 'admin API');
+  if (!config.mqttUrl && config.mqttPort !== 0) {
+    await assertPortFree(config.mqttHost, config.mqttPort, 'FLOTILLA_MQTT_PORT', 'embedded MQTT broker');
+  }
+  const cleanups: Array<() => Promise<void>> = [];
+  const stop = async () => {
+    for (const c of cleanups.reverse()) {
+      try {
+        await c();
+      } catch (err) {
+        log.error({ err }, 'error while stopping');
+      }
+    }
+  };
+  try {
+    let databaseUrl = config.databaseUrl;
+    if (!databaseUrl) {
+      const pgLog = log.child({ component: 'embedded-postgres' });
+      const db: EmbeddedDatabase = await startEmbeddedPostgres(config.home, (m) => pgLog.debug(m));
+      cleanups.push(() => db.stop());
+      databaseUrl = db.url;
+      log.info({ port: db.port, dataDir: `${config.home}/postgres` }, 'embedded Postgres started');
+    }
+    const ds = createDataSource(databaseUrl);
+    await ds.initialize();
+    // Nest's TypeOrmModule may already have closed it during app.close().
+    cleanups.push(async () => {
+      if (ds.isInitialized) await ds.destroy();
+    });
+    const ran = await runMigrations(ds);
+    if (ran.length) log.info({ migrations: ran }, 'migrations applied');
+
+    const signingKey = await loadSigningKey(config.home, config.signingKeyFile);
+    const admin = await ensureBootstrapAdmin(ds, config.home, config.adminToken);
+
+    const hubUsername = 'flotilla-hub';
+    const hubPassword = config.mqttPassword ?? randomBytes(24).toString('base64url');
+    let broker: EmbeddedBroker | null = null;
+    let mqttPort: number | null = null;
+    if (!config.mqttUrl) {
+      broker = await startEmbeddedBroker({
+        host: config.mqttHost,
+        port: config.mqttPort,
+        authority: new BrokerAuthority(ds, hubUsername, hubPassword),
+        log: log.child({ component: 'broker' }),
+      });
+      const b = broker;
+      cleanups.push(() => b.close());
+      mqttPort = broker.port;
+      log.info({ port: broker.port }, 'embedded MQTT broker listening');
+    }
+    const agentMqttUrl = (apiHostname: string) => config.mqttUrl ?? `mqtt://${apiHostname || '127.0.0.1'}:${mqttPort}`;
+
+    const fleetEvents = new FleetEvents();
+    fleetEvents.on((change) => {
+      if (change.type === 'spoke-revoked' && broker) broker.disconnect(change.spoke);
+    });
+
+    const app = await NestFactory.create<NestExpressApplication>(
+      HubModule.forRoot({
+        config,
+        dataSource: ds,
+        signingKey,
+        agentMqttUrl,
+        fleetEvents,
+        readiness: [{ name: 'broker', check: async () => (broker ? true : false) }],
+      }),
+      { logger: new NestPinoLogger(log.child({ component: 'nest' })), bodyParser: false },
+    );
+    app.set('trust proxy', 'loopback');
+    app.use(
+      pinoHttp({
+        logger: log.child({ component: 'http' }),
+        genReqId: (req, res) => {
+          const given = req.headers['x-request-id'];
+          const id = typeof given === 'string' && /^[\w.-]{1,64}$/.test(given) ? given : randomUUID();
+          res.setHeader('X-Request-Id', id);
+          return id;
+        },
+        autoLogging: { ignore: (req) => req.url === '/healthz' || req.url === '/readyz' || req.url === '/metrics' },
+        customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info'),
+      }),
+    );
+    app.useBodyParser('json', { limit: '1mb' });
+    app.useBodyParser('text', { type: ['application/yaml', 'application/x-yaml', 'text/yaml', 'text/plain'], limit: '4mb' });
+    app.useGlobalFilters(new HttpErrorFilter(log.child({ component: 'http' })));
+    const doc = SwaggerModule.createDocument(
+      app,
+      new DocumentBuilder()
+        .setTitle('Flotilla hub admin API')
+        .setDescription('Fleet manager for AI at the edge: spokes, models, policy, rollouts. Errors are {"error": {"code", "message", "details"}}.')
+        .setVersion('v1')
+        .addBearerAuth()
+        .build(),
+    );
+    SwaggerModule.setup('api/docs', app, doc, { jsonDocumentUrl: 'api/openapi.json', raw: ['json'] });
+    app.enableShutdownHooks([]);
+    await app.listen(config.apiPort, config.apiHost);
+    const server = app.getHttpServer() as Server;
+    // Keep-alive sockets must not hold a stop hostage.
+    cleanups.push(async () => {
+      server.closeIdleConnections?.();
+      await app.close();
+    });
+    const port = (server.address() as AddressInfo).port;
+    const shownHost = config.apiHost === '0.0.0.0' || config.apiHost === '::' ? '127.0.0.1' : config.apiHost;
+    const apiUrl = config.publicUrl ?? `http://${shownHost}:${port}`;
+    return {
+      apiUrl,
+      mqttUrl: agentMqttUrl(shownHost),
+      mqttPort,
+      adminTokenLocation: admin.location,
+      dataSource: ds,
+      app,
+      stop,
+    };
+  } catch (err) {
+    await stop();
+    throw err;
+  }
+}
