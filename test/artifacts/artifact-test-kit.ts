@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm, stat } from 'node:fs/promises';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ModelRef } from '@flotilla/contracts';
@@ -53,4 +54,19 @@ export function cacheFor(root: string, opts: Partial<ArtifactCacheOptions> = {})
 
 export function signal(): AbortSignal {
   return new AbortController().signal;
+}
+
+/** The partial download of a digest in a cache root. */
+export function partialPath(root: string, digest: string): string {
+  return join(root, 'tmp', `${digest.slice('sha256:'.length)}.partial`);
+}
+
+/** Polls until a file has reached `size` bytes; bounded, so a broken test fails instead of hanging. */
+export async function waitForFileSize(path: string, size: number, signal?: AbortSignal): Promise<void> {
+  for (let i = 0; i < 2000; i += 1) {
+    const st = await stat(path).catch(() => null);
+    if (st && st.size >= size) return;
+    await sleep(5, undefined, { signal });
+  }
+  throw new Error(`${path} never reached ${size} bytes`);
 }

@@ -13,8 +13,12 @@ export interface ServedRequest {
 
 export type HttpFault =
   | { kind: 'status'; status: number }
-  /** Headers for the whole answer, then the connection is cut after this many body bytes. */
-  | { kind: 'cut'; afterBytes: number }
+  /**
+   * Headers for the whole answer, then the connection is cut after this many
+   * body bytes, once `before` resolves (a test waits there until the client
+   * has stored what it got, since fetch drops chunks still queued at a cut).
+   */
+  | { kind: 'cut'; afterBytes: number; before?: () => Promise<void> }
   /** Never answer. */
   | { kind: 'hang' };
 
@@ -114,7 +118,8 @@ export class HttpArtifactServer {
     if (fault?.kind === 'cut' && fault.afterBytes < slice.length) {
       const part = slice.subarray(0, fault.afterBytes);
       entry.bytesSent = part.length;
-      res.write(part, () => res.socket?.destroy());
+      const cut = (): void => void res.socket?.destroy();
+      res.write(part, () => void (fault.before ? fault.before().then(cut, cut) : cut()));
       return;
     }
     entry.bytesSent = slice.length;

@@ -1,11 +1,9 @@
 import { createHash, type Hash } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
-import { chmod, readFile, rename, rm, stat } from 'node:fs/promises';
+import { chmod, open, readFile, rename, rm, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
-import { Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { ArtifactError, describeError } from './artifact-error.js';
-import type { ArtifactSource, OpenResult } from './source.js';
+import { discardBody, type ArtifactSource, type OpenResult } from './source.js';
 import { fsyncDir, writeFileAtomic } from './fs-atomic.js';
 
 export interface DownloadRequest {
@@ -103,7 +101,7 @@ export async function downloadOnce(req: DownloadRequest): Promise<DownloadResult
     const { body } = opened;
     if (!opened.resumed) offset = 0;
     if (opened.totalBytes !== null && opened.totalBytes > req.limit) {
-      body.destroy();
+      await discardBody(body);
       await discardPartial();
       throw tooLarge(opened.totalBytes);
     }
@@ -116,26 +114,32 @@ export async function downloadOnce(req: DownloadRequest): Promise<DownloadResult
     }
 
     let received = 0;
-    const meter = new Transform({
-      transform(chunk: Buffer, _enc, done) {
-        arm();
-        received += chunk.length;
-        if (offset + received > req.limit) {
-          done(tooLarge(`more than ${offset + received}`));
-          return;
-        }
-        hash.update(chunk);
-        done(null, chunk);
-      },
-    });
-    // `flush` fsyncs before close, so a renamed blob is on disk, not just in the page cache.
-    const out = createWriteStream(req.partialPath, { flags: offset > 0 ? 'a' : 'w', flush: true, mode: 0o600 });
+    const out = await open(req.partialPath, offset > 0 ? 'a' : 'w', 0o600);
     try {
-      await pipeline(body, meter, out, { signal });
+      const chunks = body[Symbol.asyncIterator]();
+      try {
+        for (;;) {
+          const next = await nextOrAbort(chunks, signal);
+          if (next.done) break;
+          arm();
+          received += next.value.length;
+          if (offset + received > req.limit) throw tooLarge(`more than ${offset + received}`);
+          hash.update(next.value);
+          // Written before the next read, so a cut connection keeps every byte received.
+          await out.write(next.value);
+        }
+      } catch (err) {
+        // Not awaited: a web stream's return() waits for a read that may never end.
+        void chunks.return?.()?.catch(() => undefined);
+        throw err;
+      }
+      await out.sync();
     } catch (err) {
+      await out.close().catch(() => undefined);
       if (err instanceof ArtifactError && err.reason === 'ArtifactTooLarge') await discardPartial();
       throw err;
     }
+    await out.close();
 
     const size = offset + received;
     if (opened.totalBytes !== null && size !== opened.totalBytes) {
@@ -193,6 +197,28 @@ function classify(err: unknown, req: DownloadRequest, attemptSignal: AbortSignal
     digest: req.digest,
     cause: err,
     transient: true,
+  });
+}
+
+/**
+ * The next chunk, or the signal's reason as soon as it aborts: not every
+ * source stops a pending read when its request is aborted.
+ */
+function nextOrAbort(chunks: AsyncIterator<Uint8Array>, signal: AbortSignal): Promise<IteratorResult<Uint8Array>> {
+  if (signal.aborted) return Promise.reject(signal.reason as Error);
+  return new Promise((resolve, reject) => {
+    const onAbort = (): void => reject(signal.reason as Error);
+    signal.addEventListener('abort', onAbort, { once: true });
+    chunks.next().then(
+      (r) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(r);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err as Error);
+      },
+    );
   });
 }
 

@@ -1,5 +1,3 @@
-import { Readable } from 'node:stream';
-import type { ReadableStream as WebReadableStream } from 'node:stream/web';
 import { ArtifactError, describeError } from './artifact-error.js';
 import { parseContentRange, type ArtifactSource, type OpenRequest, type OpenResult } from './source.js';
 
@@ -13,7 +11,9 @@ function isTransientStatus(status: number): boolean {
 /**
  * Reads `http:` and `https:` artifacts with `fetch`, asking for the rest of a
  * partial file with `Range` (guarded by `If-Range`, so a changed object is
- * sent whole instead of being spliced onto the old prefix).
+ * sent whole instead of being spliced onto the old prefix). When a
+ * connection drops, fetch discards chunks it had queued but not yet handed
+ * over; those few are simply fetched again by the resume.
  */
 export class HttpSource implements ArtifactSource {
   constructor(private readonly fetchFn: FetchLike) {}
@@ -61,12 +61,12 @@ export class HttpSource implements ArtifactSource {
     }
 
     const validator = strongValidator(res.headers);
-    const body = Readable.fromWeb(res.body as WebReadableStream<Uint8Array>);
+    const body = res.body;
     if (res.status === 206) {
       const range = parseContentRange(res.headers.get('content-range'));
       if (!range || range.start !== req.offset) {
         // A range we did not ask for cannot be appended to the partial file.
-        body.destroy();
+        await body.cancel().catch(() => undefined);
         return { kind: 'restart' };
       }
       return { kind: 'body', resumed: true, totalBytes: range.total, validator: validator ?? req.validator, body };

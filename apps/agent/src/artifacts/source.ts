@@ -1,5 +1,3 @@
-import type { Readable } from 'node:stream';
-
 /** What a download asks a source for: the artifact from `offset` on. */
 export interface OpenRequest {
   uri: string;
@@ -24,7 +22,12 @@ export type OpenResult =
       totalBytes: number | null;
       /** Validator of what is being sent, kept beside the partial file. */
       validator: string | null;
-      body: Readable;
+      /**
+       * The bytes. Iterated chunk by chunk so that every chunk read is on
+       * disk before the next is asked for: a cut connection loses nothing
+       * that was already received. Ending the iteration early releases it.
+       */
+      body: AsyncIterable<Uint8Array>;
     }
   /** The partial file is no prefix the source can continue (416, changed object). */
   | { kind: 'restart' };
@@ -48,4 +51,9 @@ export function parseContentRange(value: string | null | undefined): { start: nu
   const total = m[3] === '*' ? null : Number(m[3]);
   if (end < start || (total !== null && end >= total)) return null;
   return { start, end, total };
+}
+
+/** Releases a body that will not be read (closes the stream or connection). */
+export async function discardBody(body: AsyncIterable<Uint8Array>): Promise<void> {
+  await body[Symbol.asyncIterator]().return?.()?.catch?.(() => undefined);
 }
