@@ -39,7 +39,9 @@ export class HttpErrorFilter implements ExceptionFilter {
       const status = exception.getStatus();
       const r = exception.getResponse();
       const message = typeof r === 'string' ? r : String((r as { message?: unknown }).message ?? exception.message);
-      return { status, body: { error: { code: CODES[status] ?? 'error', message, details: {} } } };
+      // Nest re-wraps body-parser's JSON errors as a plain 400.
+      const code = status === 400 && /JSON/.test(message) ? 'invalid_json' : (CODES[status] ?? 'error');
+      return { status, body: { error: { code, message, details: {} } } };
     }
     // body-parser errors carry a status and a type
     const e = exception as { status?: number; type?: string; message?: string };
