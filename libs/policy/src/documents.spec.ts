@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { formatPath, formatPolicyError, parsePolicyDocuments, type PolicyError } from './documents.js';
 import { parseDuration } from './schemas.js';
 
@@ -231,5 +232,43 @@ describe('formatting', () => {
     expect(parseDuration('1h30m')).toBe(5400);
     expect(parseDuration('1500ms')).toBe(1.5);
     expect(() => parseDuration('2 minutes')).toThrow(/not a duration/);
+  });
+});
+
+describe('parsePolicyDocuments properties', () => {
+  const valid = deployment(`${minimalSpec}\nreplicas: { min: 1, max: 4 }\nresources: { gpu: 1, cpu: "2", memory: 8Gi }`);
+  const lineCount = valid.split('\n').length;
+
+  it('never throws on arbitrary text, and places every error inside the file', () => {
+    fc.assert(
+      fc.property(fc.string({ unit: fc.constantFrom(...'ab: -{}[],"\'\n\t#&*!|>%@`1.'.split('')), maxLength: 200 }), (text) => {
+        const { errors } = parsePolicyDocuments([{ file: 'fuzz.yaml', text }]);
+        const lines = text.split('\n').length;
+        for (const e of errors) {
+          expect(e.line).toBeGreaterThanOrEqual(1);
+          expect(e.line).toBeLessThanOrEqual(lines);
+          expect(e.column).toBeGreaterThanOrEqual(1);
+          expect(e.message.length).toBeGreaterThan(0);
+        }
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it('reports a valid document with one line removed or re-indented as errors, never as a crash', () => {
+    fc.assert(
+      fc.property(fc.nat(lineCount - 1), fc.constantFrom('drop', 'indent', 'dedent'), (index, edit) => {
+        const lines = valid.split('\n');
+        const line = lines[index] ?? '';
+        if (edit === 'drop') lines.splice(index, 1);
+        else lines[index] = edit === 'indent' ? ` ${line}` : line.replace(/^ /, '');
+        const { objects, errors } = parsePolicyDocuments([{ file: 'edited.yaml', text: lines.join('\n') }]);
+        // Either the edit was harmless or it is reported; a broken document never yields an object.
+        expect(objects.length + errors.length).toBeGreaterThan(0);
+        if (errors.length > 0) expect(objects).toEqual([]);
+        for (const e of errors) expect(e.line).toBeGreaterThanOrEqual(1);
+      }),
+      { numRuns: 200 },
+    );
   });
 });

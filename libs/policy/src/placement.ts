@@ -77,10 +77,9 @@ export function gpuProductMatches(reported: string, wanted: string): boolean {
   return false;
 }
 
-function describeRequirementMiss(r: Requirement, labels: Readonly<Record<string, string>>): string {
-  const req = formatSelector({ requirements: [r] });
+function describeRequirementMiss(r: Requirement, text: string, labels: Readonly<Record<string, string>>): string {
   const actual = Object.hasOwn(labels, r.key) ? `${r.key} is "${labels[r.key]}"` : `no ${r.key} label`;
-  return `label selector: needs ${req} (${actual})`;
+  return `label selector: needs ${text} (${actual})`;
 }
 
 type SpokeCheck = (spoke: SpokeView) => string | undefined;
@@ -92,7 +91,8 @@ function compileChecks(placement: Placement): SpokeCheck[] {
 
   for (const r of selectorFromSpec(spec.selector).requirements) {
     const ok = compileSelector({ requirements: [r] });
-    checks.push((s) => (ok(s.labels) ? undefined : describeRequirementMiss(r, s.labels)));
+    const text = formatSelector({ requirements: [r] });
+    checks.push((s) => (ok(s.labels) ? undefined : describeRequirementMiss(r, text, s.labels)));
   }
 
   if (spec.residency) {
