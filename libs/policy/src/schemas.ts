@@ -62,7 +62,7 @@ const quantity = (pattern: RegExp, example: string) =>
 const CpuQuantity = quantity(/^([0-9]+(\.[0-9]+)?|[0-9]+m)$/, '"2", "0.5" or "500m"');
 const MemoryQuantity = quantity(/^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$/, '"8Gi" or "512Mi"');
 
-export const ResourcesSchema = z
+export const WorkloadResourcesSchema = z
   .object({
     gpu: z.number().int().min(0).max(64).default(0),
     cpu: CpuQuantity.optional(),
@@ -199,7 +199,7 @@ const ModelDeploymentSpecSchema = z
     model: ModelVersionRefSchema,
     placement: ObjectNameSchema,
     runtime: z.enum(['triton', 'builtin']),
-    resources: ResourcesSchema.prefault({}),
+    resources: WorkloadResourcesSchema.prefault({}),
     replicas: ReplicasSchema.prefault({ min: 1, max: 1 }),
     schedule: PolicyScheduleSchema.optional(),
     remediation: z.enum(['enforce', 'inform']).default('enforce'),
@@ -253,7 +253,7 @@ const FineTuneJobSpecSchema = z
       .strict(),
     output: z.object({ model: ObjectNameSchema, artifact: z.enum(['keep-local', 'upload']) }).strict(),
     promote: z.enum(['auto', 'manual']).default('manual'),
-    resources: ResourcesSchema.optional(),
+    resources: WorkloadResourcesSchema.optional(),
   })
   .strict();
 
