@@ -28,8 +28,12 @@ export interface FakeS3Request {
 export type FakeS3Fault =
   /** Answer the next GET with this status and an S3 error body. */
   | { kind: 'status'; status: number; code?: string }
-  /** Send headers for the whole answer, then cut the connection after this many body bytes. */
-  | { kind: 'cut'; afterBytes: number }
+  /**
+   * Send headers for the whole answer, then cut the connection after this
+   * many body bytes, once `before` resolves (a test can wait there until the
+   * client has stored what it received).
+   */
+  | { kind: 'cut'; afterBytes: number; before?: () => Promise<void> }
   /** Accept the next GET and never answer it (for timeouts). */
   | { kind: 'hang' };
 
@@ -126,12 +130,17 @@ export class FakeS3 {
         this.hanging.add(res);
         return;
       }
-      return this.serve(req, res, entry, fault?.kind === 'cut' ? fault.afterBytes : null);
+      return this.serve(req, res, entry, fault?.kind === 'cut' ? fault : null);
     }
     return this.serve(req, res, entry, null);
   }
 
-  private serve(req: IncomingMessage, res: ServerResponse, entry: FakeS3Request, cutAfter: number | null): void {
+  private serve(
+    req: IncomingMessage,
+    res: ServerResponse,
+    entry: FakeS3Request,
+    cut: { afterBytes: number; before?: () => Promise<void> } | null,
+  ): void {
     const obj = this.objects.get(`${entry.bucket}/${entry.key}`);
     if (!obj) {
       return req.method === 'HEAD'
@@ -172,10 +181,11 @@ export class FakeS3 {
       res.end();
       return;
     }
-    if (cutAfter !== null && cutAfter < slice.length) {
-      const part = slice.subarray(0, cutAfter);
+    if (cut && cut.afterBytes < slice.length) {
+      const part = slice.subarray(0, cut.afterBytes);
       entry.bytesSent = part.length;
-      res.write(part, () => res.socket?.destroy());
+      const destroy = (): void => void res.socket?.destroy();
+      res.write(part, () => void (cut.before ? cut.before().then(destroy, destroy) : destroy()));
       return;
     }
     entry.bytesSent = slice.length;

@@ -175,6 +175,11 @@ export class ArtifactCache implements ArtifactProvider {
     }
   }
 
+  /** Releases pooled connections; pending `ensure` calls should be aborted first. */
+  close(): void {
+    this.s3Source.close();
+  }
+
   async retain(models: ModelRef[]): Promise<void> {
     const digests = [...new Set(models.map((m) => m.digest).filter((d) => typeof d === 'string' && DIGEST.test(d)))].sort();
     await this.exclusively(async () => {

@@ -49,6 +49,12 @@ export class S3Source implements ArtifactSource {
 
   constructor(private readonly factory: S3ClientFactory) {}
 
+  /** Closes the client's pooled connections. */
+  close(): void {
+    this.client?.destroy();
+    this.client = null;
+  }
+
   async open(req: OpenRequest): Promise<OpenResult> {
     const loc = parseS3Uri(req.uri);
     if (!loc) {
