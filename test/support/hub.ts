@@ -7,7 +7,12 @@ import { startHub, type HubHandle } from '../../apps/hub/src/hub.js';
 import { createTestDatabase, type TestDatabase } from './database.js';
 
 export interface TestHub {
+  /** The running hub; replaced by restart(). */
   hub: HubHandle;
+  /** Stops the hub (and its embedded broker) but keeps the database and home. */
+  stopHub(): Promise<void>;
+  /** Starts the hub again on the same ports, database and home. */
+  startHub(): Promise<void>;
   config: HubConfig;
   adminToken: string;
   db: TestDatabase;
@@ -33,9 +38,20 @@ export async function startTestHub(env: Record<string, string> = {}): Promise<Te
     ...env,
   });
   const log = pino({ level: process.env.FLOTILLA_TEST_LOG ?? 'silent' });
-  const hub = await startHub(config, log);
-  return {
-    hub,
+  const first = await startHub(config, log);
+  // Later starts reuse the ports the first one got, as a restarted hub would.
+  const fixed = { ...config, apiPort: Number(new URL(first.apiUrl).port), mqttPort: first.mqttPort ?? config.mqttPort };
+  let running: HubHandle | null = first;
+  const t: TestHub = {
+    hub: first,
+    async stopHub() {
+      await running?.stop();
+      running = null;
+    },
+    async startHub() {
+      running = await startHub(fixed, log);
+      t.hub = running;
+    },
     config,
     adminToken,
     db,
@@ -51,7 +67,7 @@ export async function startTestHub(env: Record<string, string> = {}): Promise<Te
         payload = JSON.stringify(body);
         headers['content-type'] = 'application/json';
       }
-      const res = await fetch(hub.apiUrl + route, { method, headers, body: payload });
+      const res = await fetch(t.hub.apiUrl + route, { method, headers, body: payload });
       const text = await res.text();
       let parsed: unknown = text;
       try {
@@ -62,9 +78,10 @@ export async function startTestHub(env: Record<string, string> = {}): Promise<Te
       return { status: res.status, body: parsed, headers: res.headers };
     },
     async stop() {
-      await hub.stop();
+      await running?.stop();
       await db.drop();
       await rm(home, { recursive: true, force: true });
     },
   };
+  return t;
 }

@@ -1,5 +1,6 @@
 import 'reflect-metadata';
 import { Command, CommanderError } from 'commander';
+import { registerAgent } from './commands/agent.js';
 import { registerHub } from './commands/hub.js';
 import { CliError, EXIT } from './exit-codes.js';
 
@@ -11,6 +12,7 @@ const program = new Command()
   .showHelpAfterError();
 
 registerHub(program);
+registerAgent(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -12,6 +12,9 @@ import { AGENT_MQTT_URL, type AgentMqttUrl, EnrollController, SIGNING_KEY } from
 import { EnrollmentTokensController } from './enrollment/enrollment-tokens.controller.js';
 import { HealthController, READINESS_CHECKS, type ReadinessCheck } from './health/health.controller.js';
 import { ModelsController } from './models/models.controller.js';
+import { ApplyController } from './policy/apply.controller.js';
+import { ApplyService } from './policy/apply.service.js';
+import { DataSource as TypeOrmDataSource } from 'typeorm';
 import { FleetEvents } from './spokes/fleet-events.js';
 import { SpokesController } from './spokes/spokes.controller.js';
 import { ApiTokensController } from './tokens/api-tokens.controller.js';
@@ -47,6 +50,7 @@ export class HubModule {
         SpokesController,
         ModelsController,
         AuditEventsController,
+        ApplyController,
         ...(o.extraControllers ?? []),
       ],
       providers: [
@@ -57,6 +61,11 @@ export class HubModule {
         { provide: FleetEvents, useValue: o.fleetEvents },
         { provide: FailedAuthLimiter, useValue: new FailedAuthLimiter() },
         AuditService,
+        {
+          provide: ApplyService,
+          inject: [TypeOrmDataSource, AuditService],
+          useFactory: (ds: TypeOrmDataSource, audit: AuditService) => new ApplyService(ds, audit, o.config.telemetryIntervalSeconds),
+        },
         { provide: APP_GUARD, useClass: AuthGuard },
         ...(o.extraProviders ?? []),
       ],

@@ -20,7 +20,14 @@ import { type EmbeddedDatabase, startEmbeddedPostgres } from './database/embedde
 import { loadSigningKey } from './desired/signing-key.js';
 import { HttpErrorFilter } from './errors/http-exception.filter.js';
 import { NestPinoLogger } from './logger.js';
+import { DesiredStateService } from './desired/desired-state.service.js';
+import { createIngestServer } from './ingest/ingest.js';
+import { SpokeStateWriter } from './ingest/spoke-state-writer.js';
+import { HubMetrics } from './metrics/hub-metrics.js';
+import { MetricsController } from './metrics/metrics.controller.js';
+import { HubPublisher, type MqttEndpoint } from './mqtt/hub-publisher.js';
 import { FleetEvents } from './spokes/fleet-events.js';
+import { presenceTopic } from '@flotilla/contracts';
 
 export interface HubHandle {
   apiUrl: string;
@@ -30,6 +37,12 @@ export interface HubHandle {
   adminTokenLocation: string;
   dataSource: DataSource;
   app: INestApplication;
+  desired: DesiredStateService;
+  metrics: HubMetrics;
+  /** The hub's own broker connection (diagnostics, tests). */
+  publisher: HubPublisher;
+  /** Writes pending spoke state now (tests, shutdown). */
+  flushIngest(): Promise<void>;
   stop(): Promise<void>;
 }
 
@@ -93,11 +106,41 @@ export async function startHub(config: HubConfig, log: Logger): Promise<HubHandl
       log.info({ port: broker.port }, 'embedded MQTT broker listening');
     }
     const agentMqttUrl = (apiHostname: string) => config.mqttUrl ?? `mqtt://${apiHostname || '127.0.0.1'}:${mqttPort}`;
+    const endpoint: MqttEndpoint = config.mqttUrl
+      ? { url: config.mqttUrl, username: config.mqttUsername ?? hubUsername, password: hubPassword }
+      : { url: `mqtt://127.0.0.1:${mqttPort}`, username: hubUsername, password: hubPassword };
+
+    const metrics = new HubMetrics();
+    const publisher = new HubPublisher(endpoint, log.child({ component: 'publisher' }), metrics);
+    cleanups.push(() => publisher.close());
+    await publisher.waitConnected();
+    const desired = new DesiredStateService(ds, publisher, signingKey, metrics, log.child({ component: 'desired' }), config.telemetryIntervalSeconds);
+    const refresh = () =>
+      desired.refresh().catch((err: Error) => {
+        log.error({ err }, 'desired state refresh failed');
+      });
+    const writer = new SpokeStateWriter(ds, metrics, log.child({ component: 'ingest' }), async (rows) => {
+      let capacityChanged = false;
+      for (const r of rows) {
+        capacityChanged ||= r.capacityChanged;
+        // Retained messages can be lost (broker restart); Postgres is the truth, so publish again.
+        if (r.cameOnline) await desired.republish(r.name, 'online', 0);
+        else if (r.reportedStatus && r.observedGeneration < r.desiredGeneration) await desired.republish(r.name, 'behind');
+      }
+      if (capacityChanged) void refresh();
+    });
+    cleanups.push(() => writer.close());
 
     const fleetEvents = new FleetEvents();
-    fleetEvents.on((change) => {
-      if (change.type === 'spoke-revoked' && broker) broker.disconnect(change.spoke);
+    fleetEvents.on(async (change) => {
+      if (change.type === 'spokes-changed' || change.type === 'policy-changed') await refresh();
+      if (change.type === 'spoke-revoked') {
+        broker?.disconnect(change.spoke);
+        await desired.clear(change.spoke);
+        await publisher.publish(presenceTopic(change.spoke), '', { retain: true });
+      }
     });
+    await refresh();
 
     const app = await NestFactory.create<NestExpressApplication>(
       HubModule.forRoot({
@@ -106,7 +149,9 @@ export async function startHub(config: HubConfig, log: Logger): Promise<HubHandl
         signingKey,
         agentMqttUrl,
         fleetEvents,
-        readiness: [{ name: 'broker', check: async () => (broker ? true : false) }],
+        readiness: [{ name: 'broker', check: async () => publisher.connected }],
+        extraControllers: [MetricsController],
+        extraProviders: [{ provide: HubMetrics, useValue: metrics }],
       }),
       { logger: new NestPinoLogger(log.child({ component: 'nest' })), bodyParser: false },
     );
@@ -137,7 +182,19 @@ export async function startHub(config: HubConfig, log: Logger): Promise<HubHandl
         .build(),
     );
     SwaggerModule.setup('api/docs', app, doc, { jsonDocumentUrl: 'api/openapi.json', raw: ['json'] });
-    app.enableShutdownHooks([]);
+    app.connectMicroservice(
+      {
+        strategy: createIngestServer({
+          endpoint,
+          sharedSubscriptions: config.brokerAuth !== 'embedded',
+          writer,
+          metrics,
+          log: log.child({ component: 'ingest' }),
+        }),
+      },
+      { inheritAppConfig: false },
+    );
+    await app.startAllMicroservices();
     await app.listen(config.apiPort, config.apiHost);
     const server = app.getHttpServer() as Server;
     // Keep-alive sockets must not hold a stop hostage.
@@ -155,6 +212,10 @@ export async function startHub(config: HubConfig, log: Logger): Promise<HubHandl
       adminTokenLocation: admin.location,
       dataSource: ds,
       app,
+      desired,
+      metrics,
+      publisher,
+      flushIngest: () => writer.flush(),
       stop,
     };
   } catch (err) {

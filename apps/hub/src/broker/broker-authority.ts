@@ -1,4 +1,4 @@
-import { DataSource, IsNull } from 'typeorm';
+import { type DataSource, IsNull } from 'typeorm';
 import { secretMatches } from '../common/secrets.js';
 import { SpokeEntity } from '../database/entities/spoke.entity.js';
 

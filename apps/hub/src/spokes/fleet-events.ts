@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 
 export type FleetChange =
   | { type: 'spokes-changed'; spokes: string[] }
+  | { type: 'spoke-enrolled'; spoke: string; mqttUsername: string; mqttPassword: string }
   | { type: 'spoke-revoked'; spoke: string; mqttUsername: string }
   | { type: 'policy-changed' };
 

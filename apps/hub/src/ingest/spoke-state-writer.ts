@@ -1,0 +1,135 @@
+import type { Logger } from 'pino';
+import type { DataSource } from 'typeorm';
+import type { HubMetrics } from '../metrics/hub-metrics.js';
+
+/** The fields one agent message sets on its spoke row; absent fields are left alone. */
+export interface SpokeStatePatch {
+  name: string;
+  lastSeenAt: string;
+  presence?: 'online' | 'offline';
+  sessionId?: string;
+  observedGeneration?: number;
+  conditions?: unknown;
+  capacity?: unknown;
+  deployments?: unknown;
+  jobs?: unknown;
+  telemetry?: unknown;
+  telemetryAt?: string;
+}
+
+export interface FlushedSpoke {
+  name: string;
+  desiredGeneration: number;
+  observedGeneration: number;
+  cameOnline: boolean;
+  reportedStatus: boolean;
+  capacityChanged: boolean;
+}
+
+/**
+ * Coalesces agent messages per spoke and writes them in one UPDATE per batch,
+ * so ingest cost grows with batches, not messages. A will (`offline`) from an
+ * older session never marks a reconnected spoke offline.
+ */
+export class SpokeStateWriter {
+  private pending = new Map<string, SpokeStatePatch & { sawStatus: boolean }>();
+  private timer: NodeJS.Timeout | null = null;
+  private flushing: Promise<void> = Promise.resolve();
+  private closed = false;
+
+  constructor(
+    private readonly ds: DataSource,
+    private readonly metrics: HubMetrics,
+    private readonly log: Logger,
+    private readonly onFlushed: (rows: FlushedSpoke[]) => Promise<void>,
+    private readonly delayMs = 100,
+    private readonly maxBatch = 2000,
+  ) {}
+
+  add(patch: SpokeStatePatch): void {
+    if (this.closed) return;
+    const prev = this.pending.get(patch.name);
+    const sawStatus = (prev?.sawStatus ?? false) || patch.observedGeneration !== undefined;
+    this.pending.set(patch.name, { ...prev, ...stripUndefined(patch), name: patch.name, lastSeenAt: patch.lastSeenAt, sawStatus });
+    if (this.pending.size >= this.maxBatch) this.schedule(0);
+    else this.schedule(this.delayMs);
+  }
+
+  /** Writes whatever is pending now. */
+  async flush(): Promise<void> {
+    if (this.timer) {
+      clearTimeout(this.timer);
+      this.timer = null;
+    }
+    const batch = [...this.pending.values()];
+    this.pending = new Map();
+    if (batch.length === 0) return this.flushing;
+    this.flushing = this.flushing.then(() => this.write(batch)).catch((err) => this.log.error({ err }, 'spoke state batch failed'));
+    return this.flushing;
+  }
+
+  async close(): Promise<void> {
+    await this.flush();
+    this.closed = true;
+  }
+
+  private schedule(ms: number): void {
+    if (this.timer && ms > 0) return;
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = setTimeout(() => {
+      this.timer = null;
+      void this.flush();
+    }, ms);
+  }
+
+  private async write(batch: Array<SpokeStatePatch & { sawStatus: boolean }>): Promise<void> {
+    const end = this.metrics.stateFlushes.startTimer();
+    const rows: Array<{
+      name: string;
+      desired_generation: number;
+      observed_generation: number;
+      came_online: boolean;
+      capacity_changed: boolean;
+    }> = await this.ds.query(
+      `UPDATE spokes s SET
+         presence = CASE
+           WHEN v.presence = 'offline' AND v."sessionId" IS DISTINCT FROM o.session_id THEN o.presence
+           ELSE COALESCE(v.presence, o.presence) END,
+         session_id = CASE WHEN v.presence = 'online' THEN v."sessionId" ELSE o.session_id END,
+         last_seen_at = GREATEST(o.last_seen_at, v."lastSeenAt"),
+         observed_generation = COALESCE(v."observedGeneration", o.observed_generation),
+         conditions = COALESCE(v.conditions, o.conditions),
+         capacity = COALESCE(v.capacity, o.capacity),
+         deployment_statuses = COALESCE(v.deployments, o.deployment_statuses),
+         job_statuses = COALESCE(v.jobs, o.job_statuses),
+         telemetry = COALESCE(v.telemetry, o.telemetry),
+         telemetry_at = COALESCE(v."telemetryAt", o.telemetry_at),
+         updated_at = now()
+       FROM spokes o, jsonb_to_recordset($1::jsonb) AS v(
+         name text, "lastSeenAt" timestamptz, presence text, "sessionId" text, "observedGeneration" int,
+         conditions jsonb, capacity jsonb, deployments jsonb, jobs jsonb, telemetry jsonb, "telemetryAt" timestamptz)
+       WHERE s.id = o.id AND o.name = v.name AND o.revoked_at IS NULL
+       RETURNING s.name, s.desired_generation, s.observed_generation,
+         (v.presence = 'online' AND (o.presence <> 'online' OR o.session_id IS DISTINCT FROM v."sessionId")) AS came_online,
+         (v.capacity IS NOT NULL AND v.capacity IS DISTINCT FROM o.capacity) AS capacity_changed`,
+      [JSON.stringify(batch)],
+    );
+    end();
+    this.metrics.stateFlushRows.inc(rows.length);
+    const sawStatus = new Set(batch.filter((b) => b.sawStatus).map((b) => b.name));
+    await this.onFlushed(
+      rows.map((r) => ({
+        name: r.name,
+        desiredGeneration: r.desired_generation,
+        observedGeneration: r.observed_generation,
+        cameOnline: r.came_online === true,
+        reportedStatus: sawStatus.has(r.name),
+        capacityChanged: r.capacity_changed === true,
+      })),
+    );
+  }
+}
+
+function stripUndefined<T extends object>(o: T): Partial<T> {
+  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) as Partial<T>;
+}

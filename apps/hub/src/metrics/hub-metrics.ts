@@ -1,0 +1,57 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** The hub's Prometheus registry (its own, never the global one). */
+export class HubMetrics {
+  readonly registry = new Registry();
+
+  readonly messagesReceived = new Counter({
+    name: 'flotilla_hub_mqtt_messages_received_total',
+    help: 'Agent messages received by the hub, by channel',
+    labelNames: ['channel'] as const,
+    registers: [this.registry],
+  });
+
+  readonly messagesDropped = new Counter({
+    name: 'flotilla_hub_mqtt_messages_dropped_total',
+    help: 'Agent messages dropped by the hub, by channel and reason (TooLarge, InvalidJson, SchemaViolation, ForeignSpoke, UnknownTopic)',
+    labelNames: ['channel', 'reason'] as const,
+    registers: [this.registry],
+  });
+
+  readonly desiredPublished = new Counter({
+    name: 'flotilla_hub_desired_published_total',
+    help: 'Signed desired-state envelopes published, by cause (changed, online, behind, resync)',
+    labelNames: ['cause'] as const,
+    registers: [this.registry],
+  });
+
+  readonly stateFlushes = new Histogram({
+    name: 'flotilla_hub_spoke_state_flush_seconds',
+    help: 'Time to write one batch of spoke state to Postgres',
+    buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [this.registry],
+  });
+
+  readonly stateFlushRows = new Counter({
+    name: 'flotilla_hub_spoke_state_rows_written_total',
+    help: 'Spoke rows updated by batched ingest',
+    registers: [this.registry],
+  });
+
+  readonly renderSeconds = new Histogram({
+    name: 'flotilla_hub_render_seconds',
+    help: 'Time to render and persist the desired state of the fleet',
+    buckets: [0.005, 0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5],
+    registers: [this.registry],
+  });
+
+  readonly mqttConnected = new Gauge({
+    name: 'flotilla_hub_mqtt_connected',
+    help: '1 while the hub is connected to the broker',
+    registers: [this.registry],
+  });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry, prefix: 'flotilla_hub_' });
+  }
+}

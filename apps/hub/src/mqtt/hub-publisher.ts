@@ -1,0 +1,66 @@
+import { randomBytes } from 'node:crypto';
+import mqtt, { type MqttClient } from 'mqtt';
+import type { Logger } from 'pino';
+import type { HubMetrics } from '../metrics/hub-metrics.js';
+
+export interface MqttEndpoint {
+  url: string;
+  username: string;
+  password: string;
+}
+
+/**
+ * The hub's publishing connection. Publishes are QoS 1; mqtt.js queues them
+ * while disconnected, and Postgres stays the source of truth, so anything
+ * lost here is published again when the spoke reports it is behind.
+ */
+export class HubPublisher {
+  private readonly client: MqttClient;
+
+  constructor(
+    endpoint: MqttEndpoint,
+    private readonly log: Logger,
+    metrics: HubMetrics,
+  ) {
+    this.client = mqtt.connect(endpoint.url, {
+      clientId: `flotilla-hub-pub-${randomBytes(4).toString('hex')}`,
+      username: endpoint.username,
+      password: endpoint.password,
+      protocolVersion: 4,
+      clean: true,
+      reconnectPeriod: 1000,
+      connectTimeout: 10_000,
+    });
+    this.client.on('connect', () => {
+      metrics.mqttConnected.set(1);
+      log.info('hub publisher connected to the broker');
+    });
+    this.client.on('close', () => metrics.mqttConnected.set(0));
+    this.client.on('error', (err) => log.warn({ err: err.message }, 'hub publisher mqtt error'));
+  }
+
+  get connected(): boolean {
+    return this.client.connected;
+  }
+
+  waitConnected(timeoutMs = 10_000): Promise<void> {
+    if (this.client.connected) return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const t = setTimeout(() => reject(new Error(`hub could not connect to the broker within ${timeoutMs} ms`)), timeoutMs);
+      this.client.once('connect', () => {
+        clearTimeout(t);
+        resolve();
+      });
+    });
+  }
+
+  publish(topic: string, payload: string, opts: { retain?: boolean; qos?: 0 | 1 } = {}): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.client.publish(topic, payload, { qos: opts.qos ?? 1, retain: opts.retain ?? false }, (err) => (err ? reject(err) : resolve()));
+    });
+  }
+
+  async close(): Promise<void> {
+    await this.client.endAsync(false).catch((err: Error) => this.log.warn({ err: err.message }, 'closing publisher'));
+  }
+}

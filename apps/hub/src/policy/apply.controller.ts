@@ -1,0 +1,57 @@
+import { Controller, HttpCode, Inject, Post, Req } from '@nestjs/common';
+import { ApiBearerAuth, ApiBody, ApiConsumes, ApiOperation, ApiQuery, ApiTags } from '@nestjs/swagger';
+import type { Request } from 'express';
+import { z } from 'zod';
+import { Ctx, RequireRole, type RequestContext } from '../auth/principal.js';
+import { ZodPipe } from '../common/zod.js';
+import { DomainError } from '../errors/domain-error.js';
+import { type FleetEvents } from '../spokes/fleet-events.js';
+import { ApplyService } from './apply.service.js';
+
+const ApplyQuery = z
+  .object({
+    dryRun: z.enum(['true', 'false']).optional(),
+    prune: z.enum(['true', 'false']).optional(),
+    source: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9:._/-]{0,127}$/, 'letters, digits and ":._/-"').optional(),
+  })
+  .strict();
+
+@ApiTags('policy')
+@ApiBearerAuth()
+@Controller('api/v1/apply')
+export class ApplyController {
+  constructor(
+    @Inject(ApplyService) private readonly applier: ApplyService,
+    private readonly fleet: FleetEvents,
+  ) {}
+
+  @Post()
+  @HttpCode(200)
+  @RequireRole('operator')
+  @ApiOperation({ summary: 'Apply policy documents (YAML, one or many, or a JSON list) all or nothing; dryRun returns the per-spoke diff and touches nothing' })
+  @ApiConsumes('application/yaml', 'application/json')
+  @ApiBody({ schema: { oneOf: [{ type: 'string', description: 'YAML documents' }, { type: 'array', items: { type: 'object' } }, { type: 'object' }] } })
+  @ApiQuery({ name: 'dryRun', required: false, schema: { type: 'string', enum: ['true', 'false'] } })
+  @ApiQuery({ name: 'prune', required: false, schema: { type: 'string', enum: ['true', 'false'] } })
+  @ApiQuery({ name: 'source', required: false, schema: { type: 'string' }, description: 'source recorded on the objects; needed with prune' })
+  async apply(@Req() req: Request, @Ctx() ctx: RequestContext) {
+    const q = new ZodPipe(ApplyQuery, 'query string').transform(req.query);
+    const prune = q.prune === 'true';
+    if (prune && !q.source) throw new DomainError('validation_failed', 400, 'prune=true needs source=NAME: prune deletes only that source’s objects', { problems: [{ field: 'source', message: 'required with prune' }] });
+    let text: string;
+    if (typeof req.body === 'string') text = req.body;
+    else if (Array.isArray(req.body)) text = req.body.map((d) => JSON.stringify(d)).join('\n---\n');
+    else if (req.body && typeof req.body === 'object' && Object.keys(req.body).length > 0) text = JSON.stringify(req.body);
+    else throw new DomainError('validation_failed', 400, 'empty body: send YAML (Content-Type: application/yaml) or JSON', { problems: [{ field: '', message: 'empty body' }] });
+    const result = await this.applier.apply({
+      files: [{ file: 'request', text }],
+      dryRun: q.dryRun === 'true',
+      prune,
+      source: q.source ?? `api:${ctx.principal.tokenName}`,
+      actor: ctx.principal.actor,
+      requestId: ctx.requestId,
+    });
+    if (!result.dryRun && result.objects.some((o) => o.action !== 'unchanged')) await this.fleet.emit({ type: 'policy-changed' });
+    return result;
+  }
+}
