@@ -47,12 +47,15 @@ export function isArtifactError(err: unknown): err is ArtifactError {
   return err instanceof ArtifactError;
 }
 
-/** A short description of any thrown value, for messages and logs. */
+/**
+ * A short description of any thrown value, for messages and logs.
+ * Duck-typed, since errors from another realm (fetch inside a VM context)
+ * are not `instanceof Error` here.
+ */
 export function describeError(err: unknown): string {
-  if (err instanceof Error) {
-    const code = (err as NodeJS.ErrnoException).code;
-    const cause = err.cause instanceof Error ? `: ${err.cause.message}` : '';
-    return `${code ? `${code} ` : ''}${err.message}${cause}`;
-  }
-  return String(err);
+  if (typeof err !== 'object' || err === null || !('message' in err)) return String(err);
+  const e = err as { message: unknown; code?: unknown; cause?: unknown };
+  const code = typeof e.code === 'string' ? `${e.code} ` : '';
+  const cause = typeof e.cause === 'object' && e.cause !== null && 'message' in e.cause ? `: ${String((e.cause as { message: unknown }).message)}` : '';
+  return `${code}${String(e.message)}${cause}`;
 }

@@ -21,8 +21,20 @@ export async function scrapeText(
   } catch (err) {
     if (signal.aborted) return { error: 'aborted' };
     if (timeout.aborted) return { error: `timed out after ${timeoutMs} ms` };
-    const cause = err instanceof Error && err.cause instanceof Error ? ` (${err.cause.message})` : '';
-    return { error: `${err instanceof Error ? err.message : String(err)}${cause}` };
+    return { error: describeFailure(err) };
   }
 }
 
+
+/**
+ * A thrown value as text, with its cause ("fetch failed (connect
+ * ECONNREFUSED ...)"). Duck-typed: errors from another realm (fetch inside a
+ * VM context) are not `instanceof Error` here.
+ */
+export function describeFailure(err: unknown): string {
+  const text = (v: unknown): string | null =>
+    typeof v === 'object' && v !== null && 'message' in v ? String((v as { message: unknown }).message) : null;
+  const main = text(err) ?? String(err);
+  const cause = typeof err === 'object' && err !== null && 'cause' in err ? text((err as { cause: unknown }).cause) : null;
+  return cause ? `${main} (${cause})` : main;
+}
