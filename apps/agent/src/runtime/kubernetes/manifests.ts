@@ -1,0 +1,354 @@
+import { createHash } from 'node:crypto';
+import path from 'node:path';
+import { canonicalJson, type DesiredDeployment, type DesiredFineTuneJob, type ModelRef } from '@flotilla/contracts';
+import type { PreparedArtifact } from '../runtime.js';
+import {
+  ANNOTATION_MODEL_DIGEST,
+  ANNOTATION_MODEL_REF,
+  ANNOTATION_MODEL_VERSION,
+  ANNOTATION_SPEC_HASH,
+  LABEL_COMPONENT,
+  LABEL_DEPLOYMENT,
+  LABEL_JOB,
+  LABEL_MANAGED_BY,
+  LABEL_NAME,
+  MANAGED_BY,
+} from './labels.js';
+import { API_VERSION, type DesiredObject, type JsonMap, type ManagedKind } from './objects.js';
+
+/**
+ * Pure rendering of desired deployments and jobs into Kubernetes objects.
+ * Nothing here talks to a cluster; the same inputs always give the same
+ * objects and hashes.
+ */
+
+export const DEFAULT_TRITON_IMAGE = 'nvcr.io/nvidia/tritonserver:24.08-py3';
+export const HTTP_PORT = 8000;
+export const METRICS_PORT = 8002;
+export const GPU_RESOURCE = 'nvidia.com/gpu';
+export const GPU_PRODUCT_LABEL = 'nvidia.com/gpu.product';
+/**
+ * The per-pod metric an HPA scales on when a deployment sets
+ * `targetConcurrency`: Triton's queue depth, which the builtin server exports
+ * under the same name. It reaches the HPA through a custom-metrics adapter
+ * (prometheus-adapter); without `targetConcurrency` the HPA falls back to CPU
+ * utilisation, which needs only metrics-server.
+ */
+export const CONCURRENCY_METRIC = 'nv_inference_pending_request_count';
+export const CPU_FALLBACK_UTILISATION = 80;
+
+/**
+ * How the agent's model repository reaches the serving pods. The artifact
+ * cache hands out paths in the agent's own filesystem; `agentRoot` is where
+ * the cache lives for the agent, `hostRoot` (hostPath) where the same
+ * directory is on the node, which differ when the agent itself runs in a pod
+ * with the cache mounted from the host. A PersistentVolumeClaim holding the
+ * cache is mounted with the repository's path below `agentRoot` as subPath.
+ */
+export type ModelVolumeStrategy =
+  | { kind: 'hostPath'; agentRoot?: string; hostRoot?: string }
+  | { kind: 'persistentVolumeClaim'; claimName: string; agentRoot: string };
+
+export interface ManifestOptions {
+  namespace: string;
+  tritonImage: string;
+  modelVolume: ModelVolumeStrategy;
+  /** Added to every pod's nodeSelector, e.g. the node holding a hostPath cache. */
+  nodeSelector?: Record<string, string>;
+  /** Node directory under which each fine-tuning job writes `<job name>/`. */
+  jobOutputHostPath: string;
+}
+
+export interface ReplicaRange {
+  min: number;
+  max: number;
+}
+
+/** A desired item cannot be rendered as configured (not an error of the cluster). */
+export class ManifestError extends Error {
+  override readonly name = 'ManifestError';
+  constructor(
+    readonly reason: string,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export function specHash(body: JsonMap): string {
+  return createHash('sha256').update(canonicalJson(body)).digest('hex');
+}
+
+/** Stamps the hash of the rendering into the object's annotations. */
+function finish(kind: ManagedKind, name: string, body: JsonMap): DesiredObject {
+  const hash = specHash(body);
+  const meta = body['metadata'] as JsonMap;
+  meta['annotations'] = { ...(meta['annotations'] as JsonMap | undefined), [ANNOTATION_SPEC_HASH]: hash };
+  return { kind, name, body, hash };
+}
+
+/** Service names must be RFC 1035 labels (start with a letter); deployment names may start with a digit. */
+export function serviceNameFor(deployment: string): string {
+  return /^[a-z]/.test(deployment) ? deployment : `m-${deployment}`.slice(0, 63).replace(/-+$/, '');
+}
+
+export function endpointFor(deployment: string, model: string, namespace: string): string {
+  return `http://${serviceNameFor(deployment)}.${namespace}.svc:${HTTP_PORT}/v2/models/${model}`;
+}
+
+export function deploymentLabels(name: string): Record<string, string> {
+  return {
+    [LABEL_MANAGED_BY]: MANAGED_BY,
+    [LABEL_NAME]: name,
+    [LABEL_COMPONENT]: 'inference-server',
+    [LABEL_DEPLOYMENT]: name,
+  };
+}
+
+export function deploymentSelector(name: string): Record<string, string> {
+  return { [LABEL_MANAGED_BY]: MANAGED_BY, [LABEL_DEPLOYMENT]: name };
+}
+
+function jobLabels(name: string): Record<string, string> {
+  return { [LABEL_MANAGED_BY]: MANAGED_BY, [LABEL_NAME]: name, [LABEL_COMPONENT]: 'fine-tuning', [LABEL_JOB]: name };
+}
+
+function resourceRequirements(resources: DesiredDeployment['resources'] | undefined): JsonMap {
+  const limits: JsonMap = {};
+  const requests: JsonMap = {};
+  if (resources?.cpu !== undefined) {
+    requests['cpu'] = resources.cpu;
+    limits['cpu'] = resources.cpu;
+  }
+  if (resources?.memory !== undefined) {
+    requests['memory'] = resources.memory;
+    limits['memory'] = resources.memory;
+  }
+  // Extended resources are limits only: the scheduler sets the request equal.
+  if ((resources?.gpu ?? 0) > 0) limits[GPU_RESOURCE] = String(resources!.gpu);
+  const out: JsonMap = {};
+  if (Object.keys(limits).length > 0) out['limits'] = limits;
+  if (Object.keys(requests).length > 0) out['requests'] = requests;
+  return out;
+}
+
+function gpuTolerations(gpus: number): Json[] {
+  // GPU nodes are commonly tainted so that only GPU workloads land there.
+  return gpus > 0 ? [{ key: GPU_RESOURCE, operator: 'Exists', effect: 'NoSchedule' }] : [];
+}
+
+type Json = JsonMap[string];
+
+/** The volume (and subPath) through which a path of the agent's cache appears in a pod. */
+export function volumeFor(agentPath: string, strategy: ModelVolumeStrategy, volumeName: string): { volume: JsonMap; subPath?: string } {
+  const within = (root: string): string | undefined => {
+    const rel = path.posix.relative(path.posix.resolve(root), path.posix.resolve(agentPath));
+    return rel.startsWith('..') || path.posix.isAbsolute(rel) ? undefined : rel;
+  };
+  if (strategy.kind === 'persistentVolumeClaim') {
+    const rel = within(strategy.agentRoot);
+    if (rel === undefined) {
+      throw new ManifestError('ModelPathUnmappable', `model repository ${agentPath} is not under the claim's root ${strategy.agentRoot}`);
+    }
+    return {
+      volume: { name: volumeName, persistentVolumeClaim: { claimName: strategy.claimName, readOnly: true } },
+      ...(rel !== '' ? { subPath: rel } : {}),
+    };
+  }
+  let hostPath = agentPath;
+  if (strategy.agentRoot !== undefined || strategy.hostRoot !== undefined) {
+    const rel = within(strategy.agentRoot ?? '/');
+    if (rel === undefined) {
+      throw new ManifestError('ModelPathUnmappable', `model repository ${agentPath} is not under the agent's cache root ${strategy.agentRoot ?? '/'}`);
+    }
+    hostPath = path.posix.join(strategy.hostRoot ?? strategy.agentRoot ?? '/', rel);
+  }
+  return { volume: { name: volumeName, hostPath: { path: hostPath, type: 'Directory' } } };
+}
+
+export function modelRefAnnotation(model: ModelRef): string {
+  return canonicalJson(model);
+}
+
+/**
+ * Deployment, Service and (when the range leaves room to scale) a
+ * HorizontalPodAutoscaler for one Triton-served deployment.
+ *
+ * Replicas: with min == max the Deployment carries the count and there is no
+ * HPA. With max > min an HPA owns the count and the Deployment leaves
+ * `replicas` out so the two never fight; HPA minReplicas is at least 1 (scale
+ * to zero from an HPA needs an alpha feature gate), so a window of 0..N keeps
+ * one replica warm. A window of 0..0 scales the Deployment to zero.
+ */
+export function renderTritonDeployment(
+  d: DesiredDeployment,
+  artifact: PreparedArtifact,
+  range: ReplicaRange,
+  opts: ManifestOptions,
+): DesiredObject[] {
+  const labels = deploymentLabels(d.name);
+  const selector = deploymentSelector(d.name);
+  const useHpa = range.max > range.min && range.max > 0;
+  const gpus = d.resources.gpu ?? 0;
+  const { volume, subPath } = volumeFor(artifact.repositoryPath, opts.modelVolume, 'model-repository');
+  const nodeSelector: JsonMap = { ...opts.nodeSelector };
+  if (d.gpuProduct !== undefined) nodeSelector[GPU_PRODUCT_LABEL] = d.gpuProduct;
+  const tolerations = gpuTolerations(gpus);
+  const modelAnnotations = {
+    [ANNOTATION_MODEL_VERSION]: d.model.version,
+    [ANNOTATION_MODEL_DIGEST]: d.model.digest,
+  };
+
+  const container: JsonMap = {
+    name: 'triton',
+    image: opts.tritonImage,
+    command: ['tritonserver'],
+    args: ['--model-repository=/models', `--http-port=${HTTP_PORT}`, `--metrics-port=${METRICS_PORT}`, '--strict-readiness=true'],
+    ports: [
+      { name: 'http', containerPort: HTTP_PORT, protocol: 'TCP' },
+      { name: 'metrics', containerPort: METRICS_PORT, protocol: 'TCP' },
+    ],
+    env: [
+      { name: 'FLOTILLA_DEPLOYMENT', value: d.name },
+      { name: 'FLOTILLA_MODEL', value: d.model.name },
+      { name: 'FLOTILLA_MODEL_VERSION', value: d.model.version },
+    ],
+    readinessProbe: { httpGet: { path: '/v2/health/ready', port: 'http' }, periodSeconds: 5, failureThreshold: 3 },
+    livenessProbe: { httpGet: { path: '/v2/health/live', port: 'http' }, periodSeconds: 10, failureThreshold: 6 },
+    volumeMounts: [{ name: 'model-repository', mountPath: '/models', readOnly: true, ...(subPath !== undefined ? { subPath } : {}) }],
+  };
+  const resources = resourceRequirements(d.resources);
+  if (Object.keys(resources).length > 0) container['resources'] = resources;
+
+  const podSpec: JsonMap = { containers: [container], volumes: [volume] };
+  if (Object.keys(nodeSelector).length > 0) podSpec['nodeSelector'] = nodeSelector;
+  if (tolerations.length > 0) podSpec['tolerations'] = tolerations;
+
+  const deployment = finish('Deployment', d.name, {
+    apiVersion: API_VERSION.Deployment,
+    kind: 'Deployment',
+    metadata: {
+      name: d.name,
+      namespace: opts.namespace,
+      labels,
+      annotations: { ...modelAnnotations, [ANNOTATION_MODEL_REF]: modelRefAnnotation(d.model) },
+    },
+    spec: {
+      ...(useHpa ? {} : { replicas: range.min }),
+      selector: { matchLabels: selector },
+      template: { metadata: { labels, annotations: modelAnnotations }, spec: podSpec },
+    },
+  });
+
+  const service = finish('Service', serviceNameFor(d.name), {
+    apiVersion: API_VERSION.Service,
+    kind: 'Service',
+    metadata: { name: serviceNameFor(d.name), namespace: opts.namespace, labels },
+    spec: {
+      type: 'ClusterIP',
+      selector,
+      ports: [
+        { name: 'http', port: HTTP_PORT, targetPort: 'http', protocol: 'TCP' },
+        { name: 'metrics', port: METRICS_PORT, targetPort: 'metrics', protocol: 'TCP' },
+      ],
+    },
+  });
+
+  const objects = [deployment, service];
+  if (useHpa) {
+    const metric: JsonMap =
+      d.replicas.targetConcurrency !== undefined
+        ? {
+            type: 'Pods',
+            pods: {
+              metric: { name: CONCURRENCY_METRIC },
+              target: { type: 'AverageValue', averageValue: String(d.replicas.targetConcurrency) },
+            },
+          }
+        : { type: 'Resource', resource: { name: 'cpu', target: { type: 'Utilization', averageUtilization: CPU_FALLBACK_UTILISATION } } };
+    objects.push(
+      finish('HorizontalPodAutoscaler', d.name, {
+        apiVersion: API_VERSION.HorizontalPodAutoscaler,
+        kind: 'HorizontalPodAutoscaler',
+        metadata: { name: d.name, namespace: opts.namespace, labels },
+        spec: {
+          scaleTargetRef: { apiVersion: API_VERSION.Deployment, kind: 'Deployment', name: d.name },
+          minReplicas: Math.max(1, range.min),
+          maxReplicas: range.max,
+          metrics: [metric],
+        },
+      }),
+    );
+  }
+  return objects;
+}
+
+/**
+ * One batch/v1 Job running the trainer image with the base model, the
+ * dataset (read-only, it never leaves the spoke) and an output directory
+ * mounted, and the job's settings in the environment. What the trainer does
+ * with them is the trainer's business.
+ */
+export function renderFineTuneJob(
+  job: DesiredFineTuneJob,
+  trainer: { image: string; command?: string[] | undefined; hyperparameters: Record<string, number | string | boolean> },
+  baseModel: PreparedArtifact,
+  opts: ManifestOptions,
+): DesiredObject {
+  const labels = jobLabels(job.name);
+  const { volume: modelVolume, subPath } = volumeFor(baseModel.repositoryPath, opts.modelVolume, 'base-model');
+  const resources = resourceRequirements(job.resources);
+  const gpus = job.resources?.gpu ?? 0;
+  const container: JsonMap = {
+    name: 'trainer',
+    image: trainer.image,
+    ...(trainer.command !== undefined ? { command: trainer.command } : {}),
+    env: [
+      { name: 'FLOTILLA_JOB', value: job.name },
+      { name: 'FLOTILLA_BASE_MODEL', value: job.baseModel.name },
+      { name: 'FLOTILLA_BASE_MODEL_VERSION', value: job.baseModel.version },
+      { name: 'FLOTILLA_BASE_MODEL_DIR', value: '/models' },
+      { name: 'FLOTILLA_DATASET_DIR', value: '/data' },
+      { name: 'FLOTILLA_DATASET_FORMAT', value: job.dataset.format },
+      { name: 'FLOTILLA_OUTPUT_DIR', value: '/output' },
+      { name: 'FLOTILLA_OUTPUT_MODEL', value: job.output.model },
+      { name: 'FLOTILLA_HYPERPARAMETERS', value: canonicalJson(trainer.hyperparameters) },
+      { name: 'FLOTILLA_EVAL_METRIC', value: job.evaluation.metric },
+      { name: 'FLOTILLA_EVAL_HOLDOUT_FRACTION', value: String(job.evaluation.holdoutFraction) },
+      { name: 'FLOTILLA_EVAL_THRESHOLD', value: String(job.evaluation.threshold) },
+    ],
+    volumeMounts: [
+      { name: 'base-model', mountPath: '/models', readOnly: true, ...(subPath !== undefined ? { subPath } : {}) },
+      { name: 'dataset', mountPath: '/data', readOnly: true },
+      { name: 'output', mountPath: '/output' },
+    ],
+    ...(Object.keys(resources).length > 0 ? { resources } : {}),
+  };
+  const podSpec: JsonMap = {
+    restartPolicy: 'Never',
+    containers: [container],
+    volumes: [
+      modelVolume,
+      { name: 'dataset', hostPath: { path: job.dataset.path, type: 'Directory' } },
+      { name: 'output', hostPath: { path: path.posix.join(opts.jobOutputHostPath, job.name), type: 'DirectoryOrCreate' } },
+    ],
+  };
+  if (opts.nodeSelector && Object.keys(opts.nodeSelector).length > 0) podSpec['nodeSelector'] = { ...opts.nodeSelector };
+  const tolerations = gpuTolerations(gpus);
+  if (tolerations.length > 0) podSpec['tolerations'] = tolerations;
+  return finish('Job', job.name, {
+    apiVersion: API_VERSION.Job,
+    kind: 'Job',
+    metadata: {
+      name: job.name,
+      namespace: opts.namespace,
+      labels,
+      annotations: { [ANNOTATION_MODEL_REF]: modelRefAnnotation(job.baseModel) },
+    },
+    spec: {
+      // A failed training run is reported, not retried blindly: it costs GPU hours.
+      backoffLimit: 0,
+      template: { metadata: { labels }, spec: podSpec },
+    },
+  });
+}
