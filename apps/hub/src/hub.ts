@@ -23,6 +23,7 @@ import { NestPinoLogger } from './logger.js';
 import { DesiredStateService } from './desired/desired-state.service.js';
 import { createIngestServer } from './ingest/ingest.js';
 import { SpokeStateWriter } from './ingest/spoke-state-writer.js';
+import { FleetMetrics } from './metrics/fleet-metrics.js';
 import { HubMetrics } from './metrics/hub-metrics.js';
 import { MetricsController } from './metrics/metrics.controller.js';
 import { HubPublisher, type MqttEndpoint } from './mqtt/hub-publisher.js';
@@ -151,9 +152,12 @@ export async function startHub(config: HubConfig, log: Logger): Promise<HubHandl
         fleetEvents,
         readiness: [{ name: 'broker', check: async () => publisher.connected }],
         extraControllers: [MetricsController],
-        extraProviders: [{ provide: HubMetrics, useValue: metrics }],
+        extraProviders: [
+          { provide: HubMetrics, useValue: metrics },
+          { provide: FleetMetrics, useValue: new FleetMetrics(ds, metrics.registry, config.telemetryIntervalSeconds) },
+        ],
       }),
-      { logger: new NestPinoLogger(log.child({ component: 'nest' })), bodyParser: false },
+      { logger: new NestPinoLogger(log.child({ component: 'nest' })), bodyParser: false, abortOnError: false },
     );
     app.set('trust proxy', 'loopback');
     app.use(

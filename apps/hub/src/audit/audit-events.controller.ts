@@ -1,6 +1,6 @@
 import { Controller, Get } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
-import { type DataSource } from 'typeorm';
+import { DataSource } from 'typeorm';
 import { z } from 'zod';
 import { PageQuerySchema, decodeCursor, toPage } from '../common/pagination.js';
 import { ZodQuery } from '../common/zod.js';

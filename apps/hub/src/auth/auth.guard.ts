@@ -1,7 +1,7 @@
 import { type CanActivate, type ExecutionContext, Inject, Injectable } from '@nestjs/common';
-import { type Reflector } from '@nestjs/core';
+import { Reflector } from '@nestjs/core';
 import type { Request } from 'express';
-import { type DataSource } from 'typeorm';
+import { DataSource } from 'typeorm';
 import { hashSecret } from '../common/secrets.js';
 import { ApiTokenEntity, type Role } from '../database/entities/api-token.entity.js';
 import { forbidden, unauthenticated } from '../errors/domain-error.js';

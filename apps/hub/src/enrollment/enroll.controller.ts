@@ -3,8 +3,8 @@ import { Controller, Inject, Post, Req } from '@nestjs/common';
 import { ApiOperation, ApiTags } from '@nestjs/swagger';
 import { EnrollRequestSchema, type EnrollRequest, type EnrollResponse } from '@flotilla/contracts';
 import type { Request } from 'express';
-import { type DataSource, IsNull } from 'typeorm';
-import { type AuditService } from '../audit/audit.service.js';
+import { DataSource, IsNull } from 'typeorm';
+import { AuditService } from '../audit/audit.service.js';
 import { FailedAuthLimiter } from '../auth/failed-auth-limiter.js';
 import { Public } from '../auth/principal.js';
 import { LabelsSchema } from '../common/labels.js';
@@ -14,7 +14,7 @@ import { EnrollmentTokenEntity } from '../database/entities/enrollment-token.ent
 import { SpokeEntity } from '../database/entities/spoke.entity.js';
 import { type HubSigningKey } from '../desired/signing-key.js';
 import { DomainError, conflict, validationFailed } from '../errors/domain-error.js';
-import { type FleetEvents } from '../spokes/fleet-events.js';
+import { FleetEvents } from '../spokes/fleet-events.js';
 
 export const SIGNING_KEY = Symbol('SIGNING_KEY');
 /** How agents reach the broker, given the host they used to reach the API. */

@@ -1,8 +1,8 @@
 import { Controller, Delete, Get, HttpCode, Param, Post } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
-import { type DataSource, LessThan } from 'typeorm';
+import { DataSource, LessThan } from 'typeorm';
 import { z } from 'zod';
-import { type AuditService } from '../audit/audit.service.js';
+import { AuditService } from '../audit/audit.service.js';
 import { Ctx, RequireRole, type RequestContext } from '../auth/principal.js';
 import { LabelsSchema } from '../common/labels.js';
 import { PageQuerySchema, decodeCursor, toPage } from '../common/pagination.js';

@@ -1,7 +1,7 @@
 import { Controller, Get, Inject, Res } from '@nestjs/common';
 import { ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
-import { type DataSource } from 'typeorm';
+import { DataSource } from 'typeorm';
 import { Public } from '../auth/principal.js';
 
 /** Something whose reachability makes the hub ready (the broker connection). */

@@ -53,5 +53,9 @@ export class HubMetrics {
 
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'flotilla_hub_' });
+    // These default gauges end in _total, which Prometheus reserves for counters (promtool check metrics).
+    for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
+      this.registry.removeSingleMetric(`flotilla_hub_${name}`);
+    }
   }
 }

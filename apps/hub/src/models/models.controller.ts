@@ -1,9 +1,9 @@
 import { Controller, Get, Param, Post } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { ArtifactUriSchema, DigestSchema, ModelRefSchema, ObjectNameSchema } from '@flotilla/contracts';
-import { type DataSource, MoreThan, QueryFailedError } from 'typeorm';
+import { DataSource, MoreThan, QueryFailedError } from 'typeorm';
 import { z } from 'zod';
-import { type AuditService } from '../audit/audit.service.js';
+import { AuditService } from '../audit/audit.service.js';
 import { Ctx, RequireRole, type RequestContext } from '../auth/principal.js';
 import { LabelsSchema } from '../common/labels.js';
 import { PageQuerySchema, decodeCursor, toPage } from '../common/pagination.js';
@@ -11,7 +11,7 @@ import { ZodBody, ZodQuery } from '../common/zod.js';
 import { ModelVersionEntity } from '../database/entities/model-version.entity.js';
 import { ModelEntity } from '../database/entities/model.entity.js';
 import { conflict, notFound } from '../errors/domain-error.js';
-import { type FleetEvents } from '../spokes/fleet-events.js';
+import { FleetEvents } from '../spokes/fleet-events.js';
 
 const CreateModel = z
   .object({

@@ -3,9 +3,9 @@ import { ApiBearerAuth, ApiBody, ApiConsumes, ApiOperation, ApiQuery, ApiTags } 
 import type { Request } from 'express';
 import { z } from 'zod';
 import { Ctx, RequireRole, type RequestContext } from '../auth/principal.js';
-import { ZodPipe } from '../common/zod.js';
+import { ZodPipe, openApiSchema } from '../common/zod.js';
 import { DomainError } from '../errors/domain-error.js';
-import { type FleetEvents } from '../spokes/fleet-events.js';
+import { FleetEvents } from '../spokes/fleet-events.js';
 import { ApplyService } from './apply.service.js';
 
 const ApplyQuery = z
@@ -15,6 +15,28 @@ const ApplyQuery = z
     source: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9:._/-]{0,127}$/, 'letters, digits and ":._/-"').optional(),
   })
   .strict();
+
+/**
+ * Several files in one request (what `flotilla apply -f DIR` sends), so that
+ * every error names the file it is in rather than a line of one long body.
+ */
+export const ApplyFilesBody = z
+  .object({
+    files: z
+      .array(
+        z
+          .object({
+            file: z.string().min(1).max(1024).regex(/^[^\0\n\r]+$/, 'a file name on one line'),
+            text: z.string(),
+          })
+          .strict(),
+      )
+      .max(5000),
+  })
+  .strict();
+
+const isFilesBody = (body: unknown): boolean =>
+  typeof body === 'object' && body !== null && !Array.isArray(body) && 'files' in body && !('apiVersion' in body) && !('kind' in body);
 
 @ApiTags('policy')
 @ApiBearerAuth()
@@ -30,7 +52,16 @@ export class ApplyController {
   @RequireRole('operator')
   @ApiOperation({ summary: 'Apply policy documents (YAML, one or many, or a JSON list) all or nothing; dryRun returns the per-spoke diff and touches nothing' })
   @ApiConsumes('application/yaml', 'application/json')
-  @ApiBody({ schema: { oneOf: [{ type: 'string', description: 'YAML documents' }, { type: 'array', items: { type: 'object' } }, { type: 'object' }] } })
+  @ApiBody({
+    schema: {
+      oneOf: [
+        { type: 'string', description: 'YAML documents' },
+        { type: 'array', items: { type: 'object' }, description: 'policy objects' },
+        { ...openApiSchema(ApplyFilesBody), description: 'several files, each YAML or JSON text; errors name each file' },
+        { type: 'object', description: 'one policy object' },
+      ],
+    },
+  })
   @ApiQuery({ name: 'dryRun', required: false, schema: { type: 'string', enum: ['true', 'false'] } })
   @ApiQuery({ name: 'prune', required: false, schema: { type: 'string', enum: ['true', 'false'] } })
   @ApiQuery({ name: 'source', required: false, schema: { type: 'string' }, description: 'source recorded on the objects; needed with prune' })
@@ -38,13 +69,14 @@ export class ApplyController {
     const q = new ZodPipe(ApplyQuery, 'query string').transform(req.query);
     const prune = q.prune === 'true';
     if (prune && !q.source) throw new DomainError('validation_failed', 400, 'prune=true needs source=NAME: prune deletes only that source’s objects', { problems: [{ field: 'source', message: 'required with prune' }] });
-    let text: string;
-    if (typeof req.body === 'string') text = req.body;
-    else if (Array.isArray(req.body)) text = req.body.map((d) => JSON.stringify(d)).join('\n---\n');
-    else if (req.body && typeof req.body === 'object' && Object.keys(req.body).length > 0) text = JSON.stringify(req.body);
+    let files: { file: string; text: string }[];
+    if (typeof req.body === 'string') files = [{ file: 'request', text: req.body }];
+    else if (Array.isArray(req.body)) files = [{ file: 'request', text: req.body.map((d) => JSON.stringify(d)).join('\n---\n') }];
+    else if (isFilesBody(req.body)) files = new ZodPipe(ApplyFilesBody, 'request body').transform(req.body).files;
+    else if (req.body && typeof req.body === 'object' && Object.keys(req.body).length > 0) files = [{ file: 'request', text: JSON.stringify(req.body) }];
     else throw new DomainError('validation_failed', 400, 'empty body: send YAML (Content-Type: application/yaml) or JSON', { problems: [{ field: '', message: 'empty body' }] });
     const result = await this.applier.apply({
-      files: [{ file: 'request', text }],
+      files,
       dryRun: q.dryRun === 'true',
       prune,
       source: q.source ?? `api:${ctx.principal.tokenName}`,

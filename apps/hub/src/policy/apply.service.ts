@@ -28,6 +28,12 @@ export interface ApplyRequest {
   commit?: string | null;
   actor: string;
   requestId?: string | null;
+  /**
+   * Runs inside the apply's transaction after the objects are written (never
+   * on dry runs), so bookkeeping such as a git source's last commit lands
+   * atomically with the objects; throwing rolls the whole apply back.
+   */
+  onWritten?: (em: EntityManager, result: ApplyResult) => Promise<void>;
 }
 
 export type ObjectAction = 'created' | 'updated' | 'unchanged' | 'deleted';
@@ -147,7 +153,9 @@ export class ApplyService {
           });
         }
       }
-      return { dryRun: false, objects: actions, spokes: spokeDiffs };
+      const result: ApplyResult = { dryRun: false, objects: actions, spokes: spokeDiffs };
+      await req.onWritten?.(em, result);
+      return result;
     };
     if (req.dryRun) {
       // Run in a transaction that is always rolled back, so a dry run touches nothing.

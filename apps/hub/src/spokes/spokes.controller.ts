@@ -1,9 +1,9 @@
 import { Controller, Delete, Get, HttpCode, Inject, Param, Patch } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { SelectorError, parseSelector } from '@flotilla/policy';
-import { type DataSource, IsNull } from 'typeorm';
+import { DataSource, IsNull } from 'typeorm';
 import { z } from 'zod';
-import { type AuditService } from '../audit/audit.service.js';
+import { AuditService } from '../audit/audit.service.js';
 import { Ctx, RequireRole, type RequestContext } from '../auth/principal.js';
 import { LabelsSchema } from '../common/labels.js';
 import { PageQuerySchema, decodeCursor, toPage } from '../common/pagination.js';
@@ -11,7 +11,7 @@ import { ZodBody, ZodQuery } from '../common/zod.js';
 import { HUB_CONFIG, type HubConfig } from '../config/config.js';
 import { SpokeEntity } from '../database/entities/spoke.entity.js';
 import { DomainError, notFound, validationFailed } from '../errors/domain-error.js';
-import { type FleetEvents } from './fleet-events.js';
+import { FleetEvents } from './fleet-events.js';
 import { selectorToSql } from './selector-sql.js';
 import { toSpokeDetailDto, toSpokeDto } from './spoke.dto.js';
 

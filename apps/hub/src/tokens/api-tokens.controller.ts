@@ -1,8 +1,8 @@
 import { Controller, Delete, Get, HttpCode, Param, Post } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
-import { type DataSource, MoreThan } from 'typeorm';
+import { DataSource, MoreThan } from 'typeorm';
 import { z } from 'zod';
-import { type AuditService } from '../audit/audit.service.js';
+import { AuditService } from '../audit/audit.service.js';
 import { Ctx, RequireRole, type RequestContext } from '../auth/principal.js';
 import { PageQuerySchema, decodeCursor, toPage } from '../common/pagination.js';
 import { hashSecret, newSecret, secretPrefix } from '../common/secrets.js';

@@ -1,0 +1,17 @@
+import type { PolicyObjectEntity } from '../database/entities/policy-object.entity.js';
+
+/** A stored policy object as the API shows it: the object, who wrote it last, and its generation. */
+export function toPolicyObjectDto(r: PolicyObjectEntity) {
+  return {
+    kind: r.kind,
+    name: r.name,
+    labels: r.labels ?? {},
+    spec: r.spec,
+    /** `api:<token>` or `git:<source>`. */
+    source: r.source,
+    commit: r.commit,
+    generation: r.generation,
+    createdAt: r.createdAt.toISOString(),
+    updatedAt: r.updatedAt.toISOString(),
+  };
+}
