@@ -51,9 +51,7 @@ describe('ArtifactCache retain and gc', () => {
     if (!a || !b || !c || !d) throw new Error('fixture');
     const cache = cacheFor(root, { maxBytes: 2500, now });
     await useInOrder(cache, [a, b, c, d]);
-    await cache.retain([a]);
-
-    const result = await cache.gc();
+    const result = await cache.retainAndCollect([a]);
 
     expect(result.removed.map((r) => r.digest)).toEqual([b.digest, c.digest]);
     expect(result).toMatchObject({ totalBytes: 2000, maxBytes: 2500, overBudget: false });
@@ -66,9 +64,7 @@ describe('ArtifactCache retain and gc', () => {
     if (!a || !b || !c) throw new Error('fixture');
     const cache = cacheFor(root, { maxBytes: 1000, now });
     await useInOrder(cache, [a, b, c, a]);
-    await cache.retain([]);
-
-    const result = await cache.gc();
+    const result = await cache.retainAndCollect([]);
 
     expect(result.removed.map((r) => r.digest)).toEqual([b.digest, c.digest]);
   });
@@ -78,9 +74,7 @@ describe('ArtifactCache retain and gc', () => {
     if (!a || !b) throw new Error('fixture');
     const cache = cacheFor(root, { maxBytes: 0, now });
     await useInOrder(cache, [a, b]);
-    await cache.retain([a, b]);
-
-    const result = await cache.gc();
+    const result = await cache.retainAndCollect([a, b]);
 
     expect(result).toEqual({ removed: [], totalBytes: 2000, maxBytes: 0, overBudget: true });
   });
@@ -90,15 +84,13 @@ describe('ArtifactCache retain and gc', () => {
     if (!a || !b) throw new Error('fixture');
     const cache = cacheFor(root, { maxBytes: 10_000, now });
     await useInOrder(cache, [a, b]);
-    await cache.retain([]);
-
-    expect((await cache.gc()).removed).toEqual([]);
+    expect((await cache.retainAndCollect([])).removed).toEqual([]);
   });
 
   it('persists the retained set so a restarted agent still protects it', async () => {
     const [a, b] = await Promise.all(['a', 'b'].map(version));
     if (!a || !b) throw new Error('fixture');
-    const first = cacheFor(root, { maxBytes: 0, now });
+    const first = cacheFor(root, { maxBytes: 1 << 30, now });
     await useInOrder(first, [a, b]);
     await first.retain([b, b]);
 
@@ -116,9 +108,7 @@ describe('ArtifactCache retain and gc', () => {
     await useInOrder(cache, [a]);
     const stale = 'f'.repeat(64);
     await writeFile(join(root, 'tmp', `${stale}.partial`), modelBytes(500));
-    await cache.retain([]);
-
-    const result = await cache.gc();
+    const result = await cache.retainAndCollect([]);
 
     expect(result.removed).toEqual([expect.objectContaining({ digest: `sha256:${stale}`, kind: 'partial', bytes: 500 })]);
     expect((await storeContents(root)).blobs).toEqual([a.digest.slice(7)]);
@@ -164,12 +154,11 @@ describe('ArtifactCache retain and gc', () => {
     }
   });
 
-  it('fetches a collected version again when it is wanted later', async () => {
+  it('collects on retain, and fetches a collected version again when it is wanted later', async () => {
     const a = await version('a');
     const cache = cacheFor(root, { maxBytes: 0, now });
     await useInOrder(cache, [a]);
     await cache.retain([]);
-    await cache.gc();
     expect((await storeContents(root)).blobs).toEqual([]);
 
     const prepared = await cache.ensure(a, signal());

@@ -180,7 +180,27 @@ export class ArtifactCache implements ArtifactProvider {
     this.s3Source.close();
   }
 
+  /**
+   * Records the versions in use (persisted, so a restarted agent still
+   * protects them) and then collects what else the budget cannot hold. A
+   * failed collection is logged, not thrown: the record is what matters.
+   */
   async retain(models: ModelRef[]): Promise<void> {
+    await this.record(models);
+    try {
+      await this.gc();
+    } catch (err) {
+      this.logger.warn({ err: describeError(err) }, 'artifact collection failed');
+    }
+  }
+
+  /** `retain`, returning what the collection removed. */
+  async retainAndCollect(models: ModelRef[]): Promise<GcResult> {
+    await this.record(models);
+    return this.gc();
+  }
+
+  private async record(models: ModelRef[]): Promise<void> {
     const digests = [...new Set(models.map((m) => m.digest).filter((d) => typeof d === 'string' && DIGEST.test(d)))].sort();
     await this.exclusively(async () => {
       await this.prepareDirs();
