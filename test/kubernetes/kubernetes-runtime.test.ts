@@ -1,6 +1,8 @@
 import {
+  DeploymentStatusSchema,
   DesiredDeploymentSchema,
   DesiredFineTuneJobSchema,
+  JobRunStatusSchema,
   type DesiredDeployment,
   type DesiredFineTuneJob,
   type DesiredPayload,
@@ -47,6 +49,14 @@ function payload(deployments: DesiredDeployment[], fineTuneJobs: DesiredFineTune
   return { settings: { telemetryIntervalSeconds: 30 }, deployments, fineTuneJobs };
 }
 
+/** Reconciles and checks the report against the wire schemas the hub parses it with. */
+async function reconcileChecked(runtime: KubernetesRuntime, desired: DesiredPayload, signal: AbortSignal) {
+  const report = await runtime.reconcile(desired, signal);
+  for (const d of report.deployments) DeploymentStatusSchema.parse(d);
+  for (const j of report.jobs) JobRunStatusSchema.parse(j);
+  return report;
+}
+
 const at = <T>(obj: unknown, ...path: (string | number)[]): T =>
   path.reduce<unknown>((o, k) => (o as Record<string | number, unknown> | undefined)?.[k], obj) as T;
 
@@ -73,7 +83,7 @@ describe('KubernetesRuntime against the fake kube-apiserver', () => {
 
   describe('applying a deployment', () => {
     it('creates its namespace, a Triton Deployment with GPU limits, labels and node selector, and a Service', async () => {
-      await runtime.reconcile(payload([desiredDeployment()]), signal());
+      await reconcileChecked(runtime, payload([desiredDeployment()]), signal());
 
       expect(fake.store.get('Namespace', undefined, NS)).toBeDefined();
       const dep = fake.store.get('Deployment', NS, 'bridge-defects')!;
@@ -105,7 +115,7 @@ describe('KubernetesRuntime against the fake kube-apiserver', () => {
     });
 
     it('adds a HorizontalPodAutoscaler on the concurrency metric and leaves replicas to it when min < max', async () => {
-      await runtime.reconcile(payload([desiredDeployment({ replicas: { min: 1, max: 4, targetConcurrency: 8 } })]), signal());
+      await reconcileChecked(runtime, payload([desiredDeployment({ replicas: { min: 1, max: 4, targetConcurrency: 8 } })]), signal());
       const hpa = fake.store.get('HorizontalPodAutoscaler', NS, 'bridge-defects')!;
       expect(at(hpa, 'spec')).toEqual({
         scaleTargetRef: { apiVersion: 'apps/v1', kind: 'Deployment', name: 'bridge-defects' },
@@ -123,36 +133,36 @@ describe('KubernetesRuntime against the fake kube-apiserver', () => {
     });
 
     it('reports the endpoint, ready replicas and serving version once the Deployment is ready', async () => {
-      let [status] = (await runtime.reconcile(payload([desiredDeployment()]), signal())).deployments;
+      let [status] = (await reconcileChecked(runtime, payload([desiredDeployment()]), signal())).deployments;
       expect(status).toMatchObject({ phase: 'Pending', readyReplicas: 0, desiredReplicas: 2, compliance: 'Compliant' });
       expect(status!.endpoint).toBe(`http://bridge-defects.${NS}.svc:8000/v2/models/bridge-defects`);
 
       fake.store.setStatus('Deployment', NS, 'bridge-defects', { observedGeneration: 1, replicas: 2, updatedReplicas: 2, readyReplicas: 2, availableReplicas: 2 });
-      [status] = (await runtime.reconcile(payload([desiredDeployment()]), signal())).deployments;
+      [status] = (await reconcileChecked(runtime, payload([desiredDeployment()]), signal())).deployments;
       expect(status).toMatchObject({ phase: 'Ready', readyReplicas: 2, servingVersion: '1.0.0', compliance: 'Compliant' });
       expect(status!.conditions.find((c) => c.type === 'Ready')).toMatchObject({ status: 'True', reason: 'Serving' });
     });
 
     it('does not write anything when nothing changed', async () => {
-      await runtime.reconcile(payload([desiredDeployment()]), signal());
+      await reconcileChecked(runtime, payload([desiredDeployment()]), signal());
       const rv = fake.store.resourceVersion();
       fake.clearRequests();
-      await runtime.reconcile(payload([desiredDeployment()]), signal());
+      await reconcileChecked(runtime, payload([desiredDeployment()]), signal());
       expect(fake.store.resourceVersion()).toBe(rv);
       expect(fake.requests().filter((r) => !['list', 'get', 'discovery'].includes(r.verb))).toEqual([]);
     });
 
     it('lists only by the managed-by label', async () => {
-      await runtime.reconcile(payload([desiredDeployment()]), signal());
+      await reconcileChecked(runtime, payload([desiredDeployment()]), signal());
       const lists = fake.requests().filter((r) => r.verb === 'list');
       expect(lists.length).toBeGreaterThan(0);
       for (const list of lists) expect(list.query['labelSelector']).toBe(MANAGED);
     });
 
     it('rolls the Deployment to a new model version', async () => {
-      await runtime.reconcile(payload([desiredDeployment()]), signal());
+      await reconcileChecked(runtime, payload([desiredDeployment()]), signal());
       const v2 = desiredDeployment({ model: { ...desiredDeployment().model, version: '2.0.0', digest: DIGEST_V2 } });
-      await runtime.reconcile(payload([v2]), signal());
+      await reconcileChecked(runtime, payload([v2]), signal());
       const dep = fake.store.get('Deployment', NS, 'bridge-defects')!;
       expect(at(dep, 'spec', 'template', 'metadata', 'annotations', 'flotilla.dev/model-version')).toBe('2.0.0');
       expect(at(dep, 'metadata', 'generation')).toBe(2);
@@ -161,7 +171,7 @@ describe('KubernetesRuntime against the fake kube-apiserver', () => {
 
     it('scales to zero when the replica window says 0', async () => {
       runtime = makeRuntime({ replicasFor: () => ({ min: 0, max: 0 }) });
-      const [status] = (await runtime.reconcile(payload([desiredDeployment({ replicas: { min: 1, max: 3 } })]), signal())).deployments;
+      const [status] = (await reconcileChecked(runtime, payload([desiredDeployment({ replicas: { min: 1, max: 3 } })]), signal())).deployments;
       expect(at(fake.store.get('Deployment', NS, 'bridge-defects'), 'spec', 'replicas')).toBe(0);
       expect(fake.store.get('HorizontalPodAutoscaler', NS, 'bridge-defects')).toBeUndefined();
       expect(status).toMatchObject({ phase: 'ScaledToZero', desiredReplicas: 0 });
@@ -175,9 +185,9 @@ describe('KubernetesRuntime against the fake kube-apiserver', () => {
       });
 
     it('reverts a hand edit of replicas under enforce', async () => {
-      await runtime.reconcile(payload([desiredDeployment()]), signal());
+      await reconcileChecked(runtime, payload([desiredDeployment()]), signal());
       editReplicas(5);
-      const [status] = (await runtime.reconcile(payload([desiredDeployment()]), signal())).deployments;
+      const [status] = (await reconcileChecked(runtime, payload([desiredDeployment()]), signal())).deployments;
       const dep = fake.store.get('Deployment', NS, 'bridge-defects')!;
       expect(at(dep, 'spec', 'replicas')).toBe(2);
       expect(at<{ manager: string }[]>(dep, 'metadata', 'managedFields').map((m) => m.manager)).not.toContain('kubectl-edit');
@@ -188,9 +198,9 @@ describe('KubernetesRuntime against the fake kube-apiserver', () => {
 
     it('reports a hand edit of replicas as NonCompliant under inform and changes nothing', async () => {
       const informed = desiredDeployment({ remediation: 'inform' });
-      await runtime.reconcile(payload([informed]), signal());
+      await reconcileChecked(runtime, payload([informed]), signal());
       const edited = editReplicas(5);
-      const [status] = (await runtime.reconcile(payload([informed]), signal())).deployments;
+      const [status] = (await reconcileChecked(runtime, payload([informed]), signal())).deployments;
       const dep = fake.store.get('Deployment', NS, 'bridge-defects')!;
       expect(at(dep, 'spec', 'replicas')).toBe(5);
       expect(at(dep, 'metadata', 'resourceVersion')).toBe(at(edited, 'metadata', 'resourceVersion'));
@@ -201,31 +211,31 @@ describe('KubernetesRuntime against the fake kube-apiserver', () => {
 
     it('reports a hand edit of the image and GPU limit under inform, naming both', async () => {
       const informed = desiredDeployment({ remediation: 'inform' });
-      await runtime.reconcile(payload([informed]), signal());
+      await reconcileChecked(runtime, payload([informed]), signal());
       fake.store.edit('Deployment', NS, 'bridge-defects', (d) => {
         const c = at<JsonObject>(d, 'spec', 'template', 'spec', 'containers', 0);
         c['image'] = 'nvcr.io/nvidia/tritonserver:23.01-py3';
         (at<JsonObject>(c, 'resources', 'limits'))['nvidia.com/gpu'] = '2';
       });
-      const [status] = (await runtime.reconcile(payload([informed]), signal())).deployments;
+      const [status] = (await reconcileChecked(runtime, payload([informed]), signal())).deployments;
       expect(status!.message).toContain('spec.template.spec.containers[name=triton].image is "nvcr.io/nvidia/tritonserver:23.01-py3"');
       expect(status!.message).toContain('containers[name=triton].resources.limits.nvidia.com/gpu is "2", desired "1"');
     });
 
     it('does not count labels added by others or server defaults as drift', async () => {
-      await runtime.reconcile(payload([desiredDeployment({ remediation: 'inform' })]), signal());
+      await reconcileChecked(runtime, payload([desiredDeployment({ remediation: 'inform' })]), signal());
       fake.store.edit('Deployment', NS, 'bridge-defects', (d) => {
         (at<JsonObject>(d, 'metadata', 'labels'))['team'] = 'vision';
       });
-      const [status] = (await runtime.reconcile(payload([desiredDeployment({ remediation: 'inform' })]), signal())).deployments;
+      const [status] = (await reconcileChecked(runtime, payload([desiredDeployment({ remediation: 'inform' })]), signal())).deployments;
       expect(status!.compliance).toBe('Compliant');
     });
 
     it('under inform, reports a desired change that collides with a hand edit instead of overwriting it', async () => {
       const informed = desiredDeployment({ remediation: 'inform' });
-      await runtime.reconcile(payload([informed]), signal());
+      await reconcileChecked(runtime, payload([informed]), signal());
       editReplicas(5);
-      const [status] = (await runtime.reconcile(payload([{ ...informed, replicas: { min: 3, max: 3 } }]), signal())).deployments;
+      const [status] = (await reconcileChecked(runtime, payload([{ ...informed, replicas: { min: 3, max: 3 } }]), signal())).deployments;
       expect(at(fake.store.get('Deployment', NS, 'bridge-defects'), 'spec', 'replicas')).toBe(5);
       expect(status!.compliance).toBe('NonCompliant');
       expect(status!.conditions.find((c) => c.type === 'Applied')).toMatchObject({ status: 'False', reason: 'FieldConflict' });
@@ -249,7 +259,7 @@ describe('KubernetesRuntime against the fake kube-apiserver', () => {
       fake.store.put({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } });
       const before = fake.store.put(foreignDeployment, { manager: 'kubectl-create' });
       fake.clearRequests();
-      const [status] = (await runtime.reconcile(payload([desiredDeployment()]), signal())).deployments;
+      const [status] = (await reconcileChecked(runtime, payload([desiredDeployment()]), signal())).deployments;
 
       const after = fake.store.get('Deployment', NS, 'bridge-defects');
       expect(after).toEqual(before);
@@ -266,15 +276,15 @@ describe('KubernetesRuntime against the fake kube-apiserver', () => {
     it('does not prune an unlabelled object when nothing of that name is desired', async () => {
       fake.store.put({ apiVersion: 'v1', kind: 'Namespace', metadata: { name: NS } });
       const before = fake.store.put(foreignDeployment);
-      await runtime.reconcile(payload([]), signal());
+      await reconcileChecked(runtime, payload([]), signal());
       expect(fake.store.get('Deployment', NS, 'bridge-defects')).toEqual(before);
     });
 
     it('prunes the Deployment, Service and HPA of a deployment removed from desired', async () => {
-      await runtime.reconcile(payload([desiredDeployment({ replicas: { min: 1, max: 3 } }), desiredDeployment({ name: 'other' })]), signal());
+      await reconcileChecked(runtime, payload([desiredDeployment({ replicas: { min: 1, max: 3 } }), desiredDeployment({ name: 'other' })]), signal());
       expect(fake.store.get('HorizontalPodAutoscaler', NS, 'bridge-defects')).toBeDefined();
       fake.clearRequests();
-      const report = await runtime.reconcile(payload([desiredDeployment({ name: 'other' })]), signal());
+      const report = await reconcileChecked(runtime, payload([desiredDeployment({ name: 'other' })]), signal());
       for (const kind of ['Deployment', 'Service', 'HorizontalPodAutoscaler']) {
         expect(fake.store.get(kind, NS, 'bridge-defects')).toBeUndefined();
       }
@@ -287,14 +297,14 @@ describe('KubernetesRuntime against the fake kube-apiserver', () => {
     });
 
     it('prunes the HPA alone when the range stops leaving room to scale', async () => {
-      await runtime.reconcile(payload([desiredDeployment({ replicas: { min: 1, max: 3 } })]), signal());
-      await runtime.reconcile(payload([desiredDeployment({ replicas: { min: 2, max: 2 } })]), signal());
+      await reconcileChecked(runtime, payload([desiredDeployment({ replicas: { min: 1, max: 3 } })]), signal());
+      await reconcileChecked(runtime, payload([desiredDeployment({ replicas: { min: 2, max: 2 } })]), signal());
       expect(fake.store.get('HorizontalPodAutoscaler', NS, 'bridge-defects')).toBeUndefined();
       expect(at(fake.store.get('Deployment', NS, 'bridge-defects'), 'spec', 'replicas')).toBe(2);
     });
 
     it('removes everything it created on close with stopWorkloads, and nothing else', async () => {
-      await runtime.reconcile(payload([desiredDeployment()]), signal());
+      await reconcileChecked(runtime, payload([desiredDeployment()]), signal());
       fake.store.put({ ...foreignDeployment, metadata: { ...foreignDeployment.metadata, name: 'bystander' } });
       await runtime.close({ stopWorkloads: true });
       expect(fake.store.list('Deployment', { namespace: NS }).map((d) => at(d, 'metadata', 'name'))).toEqual(['bystander']);
@@ -305,7 +315,7 @@ describe('KubernetesRuntime against the fake kube-apiserver', () => {
   describe('artifacts', () => {
     it('keeps a deployment whose model failed verification unapplied, with the reason', async () => {
       artifacts.failures.set(DIGEST_V1, 'ArtifactDigestMismatch');
-      const [status] = (await runtime.reconcile(payload([desiredDeployment()]), signal())).deployments;
+      const [status] = (await reconcileChecked(runtime, payload([desiredDeployment()]), signal())).deployments;
       expect(fake.store.get('Deployment', NS, 'bridge-defects')).toBeUndefined();
       expect(fake.store.get('Service', NS, 'bridge-defects')).toBeUndefined();
       expect(status).toMatchObject({ phase: 'Failed', compliance: 'NonCompliant', endpoint: null, readyReplicas: 0 });
@@ -313,11 +323,11 @@ describe('KubernetesRuntime against the fake kube-apiserver', () => {
     });
 
     it('keeps serving the previous verified version when the new one fails verification', async () => {
-      await runtime.reconcile(payload([desiredDeployment()]), signal());
+      await reconcileChecked(runtime, payload([desiredDeployment()]), signal());
       fake.store.setStatus('Deployment', NS, 'bridge-defects', { observedGeneration: 1, replicas: 2, updatedReplicas: 2, readyReplicas: 2 });
       artifacts.failures.set(DIGEST_V2, 'ArtifactDigestMismatch');
       const v2 = desiredDeployment({ model: { ...desiredDeployment().model, version: '2.0.0', digest: DIGEST_V2 } });
-      const [status] = (await runtime.reconcile(payload([v2]), signal())).deployments;
+      const [status] = (await reconcileChecked(runtime, payload([v2]), signal())).deployments;
       const dep = fake.store.get('Deployment', NS, 'bridge-defects')!;
       expect(at(dep, 'spec', 'template', 'metadata', 'annotations', 'flotilla.dev/model-version')).toBe('1.0.0');
       expect(status).toMatchObject({ phase: 'Degraded', servingVersion: '1.0.0', compliance: 'NonCompliant' });
@@ -328,7 +338,7 @@ describe('KubernetesRuntime against the fake kube-apiserver', () => {
 
     it('reports an unreachable artifact as Pending', async () => {
       artifacts.failures.set(DIGEST_V1, 'ArtifactUnavailable');
-      const [status] = (await runtime.reconcile(payload([desiredDeployment()]), signal())).deployments;
+      const [status] = (await reconcileChecked(runtime, payload([desiredDeployment()]), signal())).deployments;
       expect(status).toMatchObject({ phase: 'Pending' });
       expect(status!.conditions.find((c) => c.type === 'Applied')?.reason).toBe('ArtifactUnavailable');
     });
@@ -336,7 +346,7 @@ describe('KubernetesRuntime against the fake kube-apiserver', () => {
 
   describe('pods', () => {
     it('reports a pod in CrashLoopBackOff as Degraded with the pod reason', async () => {
-      await runtime.reconcile(payload([desiredDeployment()]), signal());
+      await reconcileChecked(runtime, payload([desiredDeployment()]), signal());
       fake.store.setStatus('Deployment', NS, 'bridge-defects', { observedGeneration: 1, replicas: 2, updatedReplicas: 2, readyReplicas: 1 });
       fake.store.put({
         apiVersion: 'v1',
@@ -364,7 +374,7 @@ describe('KubernetesRuntime against the fake kube-apiserver', () => {
           ],
         },
       });
-      const [status] = (await runtime.reconcile(payload([desiredDeployment()]), signal())).deployments;
+      const [status] = (await reconcileChecked(runtime, payload([desiredDeployment()]), signal())).deployments;
       expect(status!.phase).toBe('Degraded');
       expect(status!.readyReplicas).toBe(1);
       expect(status!.conditions.find((c) => c.type === 'Ready')).toMatchObject({ status: 'False', reason: 'CrashLoopBackOff' });
@@ -374,7 +384,7 @@ describe('KubernetesRuntime against the fake kube-apiserver', () => {
 
   describe('runtimes and trainers not run under Kubernetes', () => {
     it('reports runtime builtin as not supported and creates nothing', async () => {
-      const [status] = (await runtime.reconcile(payload([desiredDeployment({ runtime: 'builtin' })]), signal())).deployments;
+      const [status] = (await reconcileChecked(runtime, payload([desiredDeployment({ runtime: 'builtin' })]), signal())).deployments;
       expect(fake.store.get('Deployment', NS, 'bridge-defects')).toBeUndefined();
       expect(status).toMatchObject({ phase: 'Failed', compliance: 'NonCompliant' });
       expect(status!.conditions.find((c) => c.type === 'Applied')).toMatchObject({ reason: 'RuntimeNotSupported' });
@@ -383,7 +393,7 @@ describe('KubernetesRuntime against the fake kube-apiserver', () => {
 
     it('reports a builtin trainer as not yet supported', async () => {
       const job = desiredJob({ trainer: { builtin: 'linear-probe', hyperparameters: {} } });
-      const report = await runtime.reconcile(payload([], [job]), signal());
+      const report = await reconcileChecked(runtime, payload([], [job]), signal());
       expect(fake.store.get('Job', NS, 'tune-bridge')).toBeUndefined();
       expect(report.jobs).toEqual([expect.objectContaining({ name: 'tune-bridge', phase: 'Failed' })]);
       expect(report.jobs[0]!.message).toMatch(/^TrainerNotSupported: builtin trainer 'linear-probe' is not yet supported under Kubernetes/);
@@ -392,7 +402,7 @@ describe('KubernetesRuntime against the fake kube-apiserver', () => {
 
   describe('fine-tuning jobs', () => {
     it('runs one Job per desired job with the trainer image, GPU limit and read-only dataset', async () => {
-      const report = await runtime.reconcile(payload([], [desiredJob()]), signal());
+      const report = await reconcileChecked(runtime, payload([], [desiredJob()]), signal());
       const job = fake.store.get('Job', NS, 'tune-bridge')!;
       expect(at(job, 'metadata', 'labels', 'app.kubernetes.io/managed-by')).toBe('flotilla');
       const pod = at<JsonObject>(job, 'spec', 'template', 'spec');
@@ -405,32 +415,32 @@ describe('KubernetesRuntime against the fake kube-apiserver', () => {
     });
 
     it('reports Job conditions as the run status', async () => {
-      await runtime.reconcile(payload([], [desiredJob()]), signal());
+      await reconcileChecked(runtime, payload([], [desiredJob()]), signal());
       fake.store.setStatus('Job', NS, 'tune-bridge', { active: 1 });
-      expect((await runtime.reconcile(payload([], [desiredJob()]), signal())).jobs[0]!.phase).toBe('Running');
+      expect((await reconcileChecked(runtime, payload([], [desiredJob()]), signal())).jobs[0]!.phase).toBe('Running');
       fake.store.setStatus('Job', NS, 'tune-bridge', { succeeded: 1, conditions: [{ type: 'Complete', status: 'True' }] });
-      expect((await runtime.reconcile(payload([], [desiredJob()]), signal())).jobs[0]).toMatchObject({ phase: 'Succeeded', progress: 1 });
+      expect((await reconcileChecked(runtime, payload([], [desiredJob()]), signal())).jobs[0]).toMatchObject({ phase: 'Succeeded', progress: 1 });
     });
 
     it('replaces the Job when the desired job changes, since a Job template is immutable', async () => {
-      await runtime.reconcile(payload([], [desiredJob()]), signal());
+      await reconcileChecked(runtime, payload([], [desiredJob()]), signal());
       const first = at<string>(fake.store.get('Job', NS, 'tune-bridge'), 'metadata', 'uid');
-      await runtime.reconcile(payload([], [desiredJob({ trainer: { image: 'registry.example/trainers/probe:4', hyperparameters: { epochs: 3 } } })]), signal());
+      await reconcileChecked(runtime, payload([], [desiredJob({ trainer: { image: 'registry.example/trainers/probe:4', hyperparameters: { epochs: 3 } } })]), signal());
       const second = fake.store.get('Job', NS, 'tune-bridge')!;
       expect(at(second, 'metadata', 'uid')).not.toBe(first);
       expect(at(second, 'spec', 'template', 'spec', 'containers', 0, 'image')).toBe('registry.example/trainers/probe:4');
     });
 
     it('prunes the Job of a job removed from desired', async () => {
-      await runtime.reconcile(payload([], [desiredJob()]), signal());
-      await runtime.reconcile(payload([], []), signal());
+      await reconcileChecked(runtime, payload([], [desiredJob()]), signal());
+      await reconcileChecked(runtime, payload([], []), signal());
       expect(fake.store.get('Job', NS, 'tune-bridge')).toBeUndefined();
     });
   });
 
   describe('watch and failure handling', () => {
     it('notifies onChange when someone edits a managed object', async () => {
-      await runtime.reconcile(payload([desiredDeployment()]), signal());
+      await reconcileChecked(runtime, payload([desiredDeployment()]), signal());
       let changes = 0;
       runtime.onChange(() => {
         changes += 1;
@@ -446,7 +456,7 @@ describe('KubernetesRuntime against the fake kube-apiserver', () => {
     it('rejects when the signal is already aborted', async () => {
       const controller = new AbortController();
       controller.abort(new Error('superseded'));
-      await expect(runtime.reconcile(payload([desiredDeployment()]), controller.signal)).rejects.toThrow('superseded');
+      await expect(reconcileChecked(runtime, payload([desiredDeployment()]), controller.signal)).rejects.toThrow('superseded');
     });
 
     it('throws, for a requeue with backoff, when the API server is unreachable', async () => {
@@ -459,7 +469,7 @@ describe('KubernetesRuntime against the fake kube-apiserver', () => {
       });
       const orphan = new KubernetesRuntime({ kubeConfig: gone, namespace: NS, artifacts });
       await fake.close();
-      await expect(orphan.reconcile(payload([desiredDeployment()]), signal())).rejects.toThrow();
+      await expect(orphan.reconcile(payload([desiredDeployment()]), signal())).rejects.toThrow(/fetch failed/);
       await orphan.close();
       fake = await startFakeKubeApiServer();
     });
