@@ -77,8 +77,7 @@ export async function enroll(opts: EnrollOptions): Promise<AgentCredentials> {
     text = await response.text();
   } catch (err) {
     if (opts.signal?.aborted) throw opts.signal.reason;
-    const cause = err instanceof Error ? ((err.cause as Error | undefined)?.message ?? err.message) : String(err);
-    throw new EnrollError('HubUnreachable', `cannot reach the hub at ${endpoint}: ${cause}`);
+    throw new EnrollError('HubUnreachable', `cannot reach the hub at ${endpoint}: ${fetchFailure(err)}`);
   }
 
   if (response.status !== 201 && response.status !== 200) {
@@ -161,6 +160,18 @@ function refusal(endpoint: string, status: number, text: string): EnrollError {
     });
   }
   return new EnrollError('HubRefused', `hub at ${endpoint} refused enrolment with HTTP ${status}: ${snippet(text)}`, { status });
+}
+
+/** undici reports "fetch failed" and puts the reason (ECONNREFUSED, timeout...) in `cause`. */
+function fetchFailure(err: unknown): string {
+  // Duck-typed: the error may come from another realm, where instanceof Error is false.
+  const e = err as { message?: unknown; name?: unknown; cause?: { message?: unknown; code?: unknown } } | null;
+  if (e?.name === 'TimeoutError') return 'no answer in time';
+  const cause = e?.cause;
+  if (cause && typeof cause.message === 'string' && cause.message !== '') {
+    return typeof cause.code === 'string' && !cause.message.includes(cause.code) ? `${cause.code}: ${cause.message}` : cause.message;
+  }
+  return typeof e?.message === 'string' ? e.message : String(err);
 }
 
 function snippet(text: string): string {

@@ -1,0 +1,504 @@
+import { randomUUID, type KeyObject } from 'node:crypto';
+import type { Logger } from 'pino';
+import {
+  PROTOCOL_VERSION,
+  TelemetrySchema,
+  decodeMessage,
+  formatIssues,
+  parseSpokeTopic,
+  spokeTopics,
+  toPublicKey,
+  verifyEnvelope,
+  type AgentEvent,
+  type Capacity,
+  type Command,
+  type Condition,
+  type DesiredPayload,
+  type EnvelopeRejectReason,
+  type Presence,
+  type SpokeChannel,
+  type Telemetry,
+} from '@flotilla/contracts';
+import { ReconcileRunner, type ReconcileResult, type ReconcileState } from './reconcile/runner.js';
+import type { WorkloadRuntime } from './runtime/runtime.js';
+import { MqttSession, type ConnectionFacts } from './session/mqtt-session.js';
+import {
+  StateFileError,
+  appliedEnvelopePath,
+  readAppliedEnvelope,
+  readCredentials,
+  writeAppliedEnvelope,
+  type AgentCredentials,
+} from './state/state-dir.js';
+import { setCondition, workloadConditions } from './status/conditions.js';
+import { buildStatusReport } from './status/status-report.js';
+import { errorMessage } from './support/abort.js';
+import { BoundedQueue } from './support/bounded-queue.js';
+import { AGENT_VERSION } from './version.js';
+
+export interface RunAgentOptions {
+  stateDir: string;
+  runtime: WorkloadRuntime;
+  logger: Logger;
+  /** Connect here instead of the URL the hub gave at enrolment. */
+  mqttUrlOverride?: string;
+  /** Health summary sent on `telemetry` every `settings.telemetryIntervalSeconds`. */
+  telemetry?: () => Promise<Telemetry>;
+  /** What this spoke can host, carried in status reports. */
+  capacity?: () => Promise<Capacity>;
+  /** Aborting stops the agent, like `stop()`. */
+  signal?: AbortSignal;
+  /** Tuning, mostly for tests and simulated fleets. Defaults in brackets. */
+  timing?: {
+    /** Reconcile requeue after success [30 s]. */
+    reconcileIntervalMs?: number;
+    /** Reconcile requeue after failure [1 s doubling to 5 min]. */
+    reconcileBackoff?: { initialMs?: number; maxMs?: number };
+    /** Status is sent at least this often [30 s]. */
+    statusIntervalMs?: number;
+    /** Broker reconnects [0.5 s doubling to 30 s, full jitter]. */
+    reconnect?: { initialMs?: number; maxMs?: number };
+    /** Overrides the envelope's telemetry interval. */
+    telemetryIntervalMs?: number;
+    /** How long stop() waits for the farewell presence [2 s]. */
+    stopTimeoutMs?: number;
+  };
+  /** Bounds of what is kept while offline [events 1000, telemetry 100]. */
+  queues?: { events?: number; telemetry?: number };
+  random?: () => number;
+  now?: () => Date;
+}
+
+export interface AgentSnapshot {
+  spoke: string;
+  sessionId: string;
+  observedGeneration: number;
+  conditions: Condition[];
+  connection: ConnectionFacts;
+  reconcile: ReconcileState;
+  envelopes: { applied: number; duplicates: number; rejected: number };
+  queues: { events: number; eventsDropped: number; telemetry: number; telemetryDropped: number; statusPending: boolean };
+}
+
+export interface AgentHandle {
+  readonly spoke: string;
+  snapshot(): AgentSnapshot;
+  /** Stops timers, the reconcile runner and the MQTT session (saying offline first). Leaves the runtime to its owner. */
+  stop(): Promise<void>;
+}
+
+const DEFAULT_TELEMETRY_SECONDS = 30;
+
+/**
+ * Starts the agent: loads its state directory, reconciles the last applied
+ * desired state at once (offline first), then keeps an MQTT session to the
+ * hub's broker, applying verified envelopes and reporting status, events and
+ * telemetry. Resolves once started; the broker need not be reachable.
+ */
+export async function runAgent(opts: RunAgentOptions): Promise<AgentHandle> {
+  opts.signal?.throwIfAborted();
+  const credentials = await readCredentials(opts.stateDir);
+  const agent = new Agent(opts, credentials);
+  await agent.start();
+  if (opts.signal) {
+    const onAbort = (): void => void agent.stop();
+    if (opts.signal.aborted) await agent.stop();
+    else opts.signal.addEventListener('abort', onAbort, { once: true });
+  }
+  return { spoke: credentials.spoke, snapshot: () => agent.snapshot(), stop: () => agent.stop() };
+}
+
+interface Applied {
+  generation: number;
+  payload: DesiredPayload;
+}
+
+class Agent {
+  private readonly spoke: string;
+  private readonly hubKey: KeyObject;
+  private readonly topics: Record<SpokeChannel, string>;
+  private readonly sessionId = randomUUID();
+  private readonly log: Logger;
+  private readonly now: () => Date;
+  private readonly runner: ReconcileRunner;
+  private readonly session: MqttSession;
+  private readonly events: BoundedQueue<AgentEvent>;
+  private readonly telemetryQueue: BoundedQueue<Telemetry>;
+  private applied: Applied | null = null;
+  private conditions: Condition[] = [];
+  private capacity: Capacity | null = null;
+  private statusPending = false;
+  private desiredChain: Promise<void> = Promise.resolve();
+  private readonly counters = { applied: 0, duplicates: 0, rejected: 0 };
+  private readonly recentCommands: string[] = [];
+  private statusTimer: NodeJS.Timeout | null = null;
+  private telemetryTimer: NodeJS.Timeout | null = null;
+  private telemetryIntervalMs: number;
+  private stopped: Promise<void> | null = null;
+
+  constructor(
+    private readonly opts: RunAgentOptions,
+    credentials: AgentCredentials,
+  ) {
+    this.spoke = credentials.spoke;
+    this.hubKey = toPublicKey(credentials.hubPublicKey);
+    this.topics = spokeTopics(this.spoke);
+    this.log = opts.logger.child({ spoke: this.spoke });
+    this.now = opts.now ?? (() => new Date());
+    this.events = new BoundedQueue(opts.queues?.events ?? 1000);
+    this.telemetryQueue = new BoundedQueue(opts.queues?.telemetry ?? 100);
+    this.telemetryIntervalMs = opts.timing?.telemetryIntervalMs ?? DEFAULT_TELEMETRY_SECONDS * 1000;
+    this.runner = new ReconcileRunner({
+      runtime: opts.runtime,
+      logger: this.log.child({ component: 'reconcile' }),
+      intervalMs: opts.timing?.reconcileIntervalMs,
+      backoff: opts.timing?.reconcileBackoff,
+      random: opts.random,
+      now: this.now,
+      onResult: (result) => this.onReconcileResult(result),
+    });
+    this.session = new MqttSession({
+      url: opts.mqttUrlOverride ?? credentials.mqtt.url,
+      clientId: credentials.mqtt.clientId,
+      username: credentials.mqtt.username,
+      password: credentials.mqtt.password,
+      subscriptions: [this.topics.desired, this.topics.commands],
+      will: () => ({ topic: this.topics.presence, payload: this.presence('offline'), qos: 1, retain: true }),
+      reconnect: opts.timing?.reconnect,
+      random: opts.random,
+      logger: this.log.child({ component: 'mqtt' }),
+      onConnect: () => this.onConnect(),
+      onDisconnect: () => undefined,
+      onMessage: (topic, payload) => this.onMessage(topic, payload),
+    });
+    this.refreshWorkloadConditions();
+    this.setCondition({ type: 'EnvelopeRejected', status: 'False', reason: 'NoRejection', message: '' });
+  }
+
+  async start(): Promise<void> {
+    await this.loadApplied();
+    this.opts.runtime.onChange?.(() => this.runner.trigger());
+    this.runner.start();
+    if (this.applied) this.runner.setDesired(this.applied.generation, this.applied.payload);
+    this.session.start();
+    const statusEvery = this.opts.timing?.statusIntervalMs ?? 30_000;
+    this.statusTimer = setInterval(() => void this.publishStatus(), statusEvery);
+    this.scheduleTelemetry();
+  }
+
+  stop(): Promise<void> {
+    this.stopped ??= (async () => {
+      if (this.statusTimer) clearInterval(this.statusTimer);
+      if (this.telemetryTimer) clearTimeout(this.telemetryTimer);
+      this.statusTimer = null;
+      this.telemetryTimer = null;
+      await this.runner.stop();
+      await this.desiredChain;
+      await this.session.stop(
+        { topic: this.topics.presence, payload: this.presence('offline'), qos: 1, retain: true },
+        this.opts.timing?.stopTimeoutMs ?? 2000,
+      );
+      this.log.info('agent stopped');
+    })();
+    return this.stopped;
+  }
+
+  snapshot(): AgentSnapshot {
+    return {
+      spoke: this.spoke,
+      sessionId: this.sessionId,
+      observedGeneration: this.applied?.generation ?? 0,
+      conditions: this.conditions.map((c) => ({ ...c })),
+      connection: this.session.connection(),
+      reconcile: this.runner.snapshot(),
+      envelopes: { ...this.counters },
+      queues: {
+        events: this.events.size,
+        eventsDropped: this.events.dropped,
+        telemetry: this.telemetryQueue.size,
+        telemetryDropped: this.telemetryQueue.dropped,
+        statusPending: this.statusPending,
+      },
+    };
+  }
+
+  /* ------------------------------------------------------------ desired */
+
+  /** Offline first: the last applied envelope is re-verified and served before any broker is reached. */
+  private async loadApplied(): Promise<void> {
+    const stored = await readAppliedEnvelope(this.opts.stateDir);
+    if (stored === null) {
+      this.log.info('no applied desired state yet; waiting for the hub');
+      return;
+    }
+    const file = appliedEnvelopePath(this.opts.stateDir);
+    const result = verifyEnvelope(stored.raw, this.hubKey, { spoke: this.spoke, lastAppliedGeneration: 0 });
+    if (!result.ok) {
+      throw new StateFileError(
+        file,
+        'Corrupt',
+        `${file} does not hold a valid envelope for this spoke (${result.reason}: ${result.message}); ` +
+          `delete it to take the hub's current desired state at the next connection`,
+      );
+    }
+    this.applied = { generation: result.envelope.generation, payload: result.envelope.payload };
+    this.applyTelemetryInterval(result.envelope.payload);
+    this.refreshWorkloadConditions();
+    this.log.info({ generation: result.envelope.generation }, 'resuming the last applied desired state');
+  }
+
+  private onMessage(topic: string, payload: Buffer): void {
+    const parsed = parseSpokeTopic(topic);
+    if (parsed === null || parsed.spoke !== this.spoke) {
+      this.log.warn({ topic }, 'ignoring a message on a topic this agent did not subscribe to');
+      return;
+    }
+    if (parsed.channel === 'desired') {
+      // One envelope at a time, in arrival order: the generation check depends on the previous outcome.
+      this.desiredChain = this.desiredChain
+        .then(() => this.handleDesired(payload))
+        .catch((err: unknown) => this.log.error({ err: errorMessage(err) }, 'handling a desired state failed'));
+    } else if (parsed.channel === 'commands') {
+      this.handleCommand(payload);
+    } else {
+      this.log.warn({ topic }, 'ignoring a message on an agent -> hub channel');
+    }
+  }
+
+  private async handleDesired(payload: Buffer): Promise<void> {
+    if (this.stopped) return;
+    if (payload.length === 0) {
+      // A zero-length retained message clears the topic; it is not an envelope.
+      this.log.warn({ generation: this.applied?.generation ?? 0 }, 'desired state cleared on the broker; keeping the applied one');
+      return;
+    }
+    const decoded = decodeMessage('desired', payload);
+    if (!decoded.ok) {
+      this.reject('Malformed', `${decoded.code}: ${decoded.message}`, null);
+      return;
+    }
+    const lastAppliedGeneration = this.applied?.generation ?? 0;
+    const result = verifyEnvelope(decoded.raw, this.hubKey, { spoke: this.spoke, lastAppliedGeneration });
+    if (!result.ok) {
+      this.reject(result.reason, result.message, decoded.value.generation);
+      return;
+    }
+    const { envelope } = result;
+    if (result.duplicate) {
+      this.counters.duplicates += 1;
+      this.log.debug({ generation: envelope.generation }, 'desired state redelivered; already applied');
+      return;
+    }
+    try {
+      await writeAppliedEnvelope(this.opts.stateDir, payload);
+    } catch (err) {
+      // Not applied: after a restart the agent would otherwise fall back to an older state than it reported.
+      const message = `cannot store generation ${envelope.generation} in ${appliedEnvelopePath(this.opts.stateDir)}: ${errorMessage(err)}`;
+      this.log.error({ err: errorMessage(err) }, 'cannot store the desired state; not applying it');
+      this.emitEvent({ type: 'WorkloadError', reason: 'StateWriteFailed', message, data: { generation: envelope.generation } });
+      return;
+    }
+    this.applied = { generation: envelope.generation, payload: envelope.payload };
+    this.counters.applied += 1;
+    this.setCondition({ type: 'EnvelopeRejected', status: 'False', reason: 'EnvelopeAccepted', message: `generation ${envelope.generation} applied` });
+    this.refreshWorkloadConditions();
+    this.applyTelemetryInterval(envelope.payload);
+    this.log.info({ generation: envelope.generation, from: lastAppliedGeneration }, 'applied desired state');
+    this.runner.setDesired(envelope.generation, envelope.payload);
+    void this.publishStatus();
+  }
+
+  private reject(reason: EnvelopeRejectReason, message: string, generation: number | null): void {
+    this.counters.rejected += 1;
+    this.log.warn({ reason, generation }, `rejected a desired-state envelope: ${message}`);
+    this.setCondition({ type: 'EnvelopeRejected', status: 'True', reason, message });
+    this.emitEvent({
+      type: 'EnvelopeRejected',
+      reason,
+      message,
+      data: { generation, appliedGeneration: this.applied?.generation ?? 0 },
+    });
+    void this.publishStatus();
+  }
+
+  /* ----------------------------------------------------------- commands */
+
+  private handleCommand(payload: Buffer): void {
+    const decoded = decodeMessage('commands', payload);
+    if (!decoded.ok) {
+      this.log.warn({ code: decoded.code }, `rejected a command: ${decoded.message}`);
+      this.emitEvent({ type: 'Notice', reason: 'CommandRejected', message: `${decoded.code}: ${decoded.message}`, data: {} });
+      return;
+    }
+    const command = decoded.value;
+    if (this.recentCommands.includes(command.id)) return; // QoS 1 redelivery
+    this.recentCommands.push(command.id);
+    if (this.recentCommands.length > 64) this.recentCommands.shift();
+    this.log.info({ command: command.type, id: command.id }, 'command received');
+    this.runCommand(command);
+  }
+
+  private runCommand(command: Command): void {
+    switch (command.type) {
+      case 'resync':
+        this.runner.trigger();
+        void this.publishStatus();
+        return;
+      case 'diagnostics': {
+        const s = this.snapshot();
+        this.emitEvent({
+          type: 'Notice',
+          reason: 'Diagnostics',
+          message: `connected to ${s.connection.url}; generation ${s.observedGeneration}; ${s.reconcile.runs} reconciles, ${s.reconcile.errors} failed`,
+          data: {
+            commandId: command.id,
+            agent: { version: AGENT_VERSION, runtime: this.opts.runtime.kind, sessionId: this.sessionId },
+            connection: s.connection,
+            reconcile: { ...s.reconcile, report: undefined },
+            envelopes: s.envelopes,
+            queues: s.queues,
+            observedGeneration: s.observedGeneration,
+            telemetryIntervalMs: this.telemetryIntervalMs,
+          },
+        });
+        return;
+      }
+    }
+  }
+
+  /* ------------------------------------------------------------- status */
+
+  private onReconcileResult(result: ReconcileResult): void {
+    const before = JSON.stringify(this.conditions.map(({ type, status, reason }) => [type, status, reason]));
+    this.refreshWorkloadConditions();
+    const after = JSON.stringify(this.conditions.map(({ type, status, reason }) => [type, status, reason]));
+    if (result.changed || before !== after) void this.publishStatus();
+  }
+
+  private refreshWorkloadConditions(): void {
+    const state = this.runner.snapshot();
+    for (const c of workloadConditions({
+      appliedGeneration: this.applied?.generation ?? 0,
+      reconciledGeneration: state.reconciledGeneration,
+      lastError: state.lastError,
+      report: state.report,
+    })) {
+      this.setCondition(c);
+    }
+  }
+
+  private setCondition(next: Omit<Condition, 'lastTransitionTime'>): void {
+    this.conditions = setCondition(this.conditions, next, this.now());
+  }
+
+  /** Level-based: while offline only "a status is due" is remembered; it is built when sent. */
+  private async publishStatus(): Promise<void> {
+    if (!this.session.connected) {
+      this.statusPending = true;
+      return;
+    }
+    this.statusPending = false;
+    if (this.opts.capacity) {
+      try {
+        this.capacity = await this.opts.capacity();
+      } catch (err) {
+        this.log.warn({ err: errorMessage(err) }, 'capacity probe failed; reporting the last known capacity');
+      }
+    }
+    const input = {
+      spoke: this.spoke,
+      now: this.now(),
+      observedGeneration: this.applied?.generation ?? 0,
+      conditions: this.conditions,
+      report: this.runner.snapshot().report,
+      capacity: this.capacity,
+      agent: { version: AGENT_VERSION, runtime: this.opts.runtime.kind },
+    };
+    let built = buildStatusReport(input);
+    if (!built.ok) {
+      // Still tell the hub what the agent knows, and why the workloads are missing.
+      this.log.error(built.message);
+      built = buildStatusReport({
+        ...input,
+        report: null,
+        capacity: null,
+        conditions: setCondition(this.conditions, { type: 'Degraded', status: 'True', reason: 'InvalidStatusReport', message: built.message }, input.now),
+      });
+      if (!built.ok) return;
+    }
+    await this.send('status', JSON.stringify(built.report), 1).catch(() => {
+      this.statusPending = true;
+    });
+  }
+
+  /* ------------------------------------------------ events and telemetry */
+
+  private emitEvent(e: Pick<AgentEvent, 'type' | 'reason' | 'message' | 'data'>): void {
+    const event: AgentEvent = { v: PROTOCOL_VERSION, spoke: this.spoke, at: this.now().toISOString(), ...e };
+    if (!this.session.connected) {
+      this.events.push(event);
+      return;
+    }
+    this.send('events', JSON.stringify(event), 1).catch(() => this.events.unshift(event));
+  }
+
+  private applyTelemetryInterval(payload: DesiredPayload): void {
+    if (this.opts.timing?.telemetryIntervalMs !== undefined) return;
+    const ms = payload.settings.telemetryIntervalSeconds * 1000;
+    if (ms === this.telemetryIntervalMs) return;
+    this.telemetryIntervalMs = ms;
+    if (this.telemetryTimer !== null) this.scheduleTelemetry();
+  }
+
+  private scheduleTelemetry(): void {
+    if (!this.opts.telemetry || this.stopped) return;
+    if (this.telemetryTimer) clearTimeout(this.telemetryTimer);
+    this.telemetryTimer = setTimeout(() => {
+      void this.sendTelemetry().finally(() => {
+        if (this.telemetryTimer !== null) this.scheduleTelemetry();
+      });
+    }, this.telemetryIntervalMs);
+  }
+
+  private async sendTelemetry(): Promise<void> {
+    let sample: Telemetry;
+    try {
+      sample = await this.opts.telemetry!();
+    } catch (err) {
+      this.log.warn({ err: errorMessage(err) }, 'telemetry collection failed');
+      return;
+    }
+    const checked = TelemetrySchema.safeParse({ ...sample, spoke: this.spoke });
+    if (!checked.success) {
+      this.log.error(`telemetry sample violates the schema, not sent: ${formatIssues(checked.error.issues)}`);
+      return;
+    }
+    if (!this.session.connected) {
+      this.telemetryQueue.push(checked.data);
+      return;
+    }
+    await this.send('telemetry', JSON.stringify(checked.data), 0).catch(() => this.telemetryQueue.push(checked.data));
+  }
+
+  /* ----------------------------------------------------------- session */
+
+  private onConnect(): void {
+    void this.send('presence', this.presence('online'), 1, true).catch(() => undefined);
+    void this.publishStatus();
+    for (const event of this.events.drain()) {
+      this.send('events', JSON.stringify(event), 1).catch(() => this.events.push(event));
+    }
+    for (const sample of this.telemetryQueue.drain()) {
+      this.send('telemetry', JSON.stringify(sample), 0).catch(() => this.telemetryQueue.push(sample));
+    }
+  }
+
+  private send(channel: SpokeChannel, payload: string, qos: 0 | 1, retain = false): Promise<void> {
+    return this.session.publish(this.topics[channel], payload, { qos, retain });
+  }
+
+  private presence(state: Presence['state']): string {
+    const presence: Presence = { v: PROTOCOL_VERSION, spoke: this.spoke, state, sessionId: this.sessionId, at: this.now().toISOString() };
+    return JSON.stringify(presence);
+  }
+}
