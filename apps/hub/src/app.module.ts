@@ -14,6 +14,10 @@ import { HealthController, READINESS_CHECKS, type ReadinessCheck } from './healt
 import { ModelsController } from './models/models.controller.js';
 import { ApplyController } from './policy/apply.controller.js';
 import { ApplyService } from './policy/apply.service.js';
+import { PolicyQueries } from './policy/policy-queries.js';
+import { DeploymentsController, FineTuneJobsController, PlacementsController, PolicyObjectsController } from './policy/policy-views.controller.js';
+import { GitSourcesController } from './git/git-sources.controller.js';
+import { GitSyncer } from './git/git-syncer.js';
 import { DataSource as TypeOrmDataSource } from 'typeorm';
 import { FleetEvents } from './spokes/fleet-events.js';
 import { SpokesController } from './spokes/spokes.controller.js';
@@ -51,6 +55,11 @@ export class HubModule {
         ModelsController,
         AuditEventsController,
         ApplyController,
+        PolicyObjectsController,
+        PlacementsController,
+        DeploymentsController,
+        FineTuneJobsController,
+        GitSourcesController,
         ...(o.extraControllers ?? []),
       ],
       providers: [
@@ -65,6 +74,18 @@ export class HubModule {
           provide: ApplyService,
           inject: [TypeOrmDataSource, AuditService],
           useFactory: (ds: TypeOrmDataSource, audit: AuditService) => new ApplyService(ds, audit, o.config.telemetryIntervalSeconds),
+        },
+        {
+          provide: PolicyQueries,
+          inject: [TypeOrmDataSource],
+          useFactory: (ds: TypeOrmDataSource) => new PolicyQueries(ds, o.config.telemetryIntervalSeconds),
+        },
+        {
+          // Started by startHub once the API listens (hub.ts), stopped before the database closes.
+          provide: GitSyncer,
+          inject: [TypeOrmDataSource, ApplyService, AuditService, FleetEvents],
+          useFactory: (ds: TypeOrmDataSource, applier: ApplyService, audit: AuditService, fleet: FleetEvents) =>
+            new GitSyncer(ds, applier, audit, fleet, { home: o.config.home }),
         },
         { provide: APP_GUARD, useClass: AuthGuard },
         ...(o.extraProviders ?? []),

@@ -21,6 +21,7 @@ import { loadSigningKey } from './desired/signing-key.js';
 import { HttpErrorFilter } from './errors/http-exception.filter.js';
 import { NestPinoLogger } from './logger.js';
 import { DesiredStateService } from './desired/desired-state.service.js';
+import { GitSyncer } from './git/git-syncer.js';
 import { createIngestServer } from './ingest/ingest.js';
 import { SpokeStateWriter } from './ingest/spoke-state-writer.js';
 import { FleetMetrics } from './metrics/fleet-metrics.js';
@@ -206,6 +207,10 @@ export async function startHub(config: HubConfig, log: Logger): Promise<HubHandl
       server.closeIdleConnections?.();
       await app.close();
     });
+    // Git sources are followed once the API is up; stopped (in-flight fetches aborted) before the app closes.
+    const gitSyncer = app.get(GitSyncer);
+    gitSyncer.start(log.child({ component: 'git' }));
+    cleanups.push(() => gitSyncer.stop());
     const port = (server.address() as AddressInfo).port;
     const shownHost = config.apiHost === '0.0.0.0' || config.apiHost === '::' ? '127.0.0.1' : config.apiHost;
     const apiUrl = config.publicUrl ?? `http://${shownHost}:${port}`;
