@@ -399,6 +399,18 @@ describe('fake kube-apiserver through @kubernetes/client-node', () => {
       expect(fake.store.get('Deployment', NS, 'web')).toBeDefined();
     });
 
+    it('refuses a delete whose uid precondition names an earlier incarnation', async () => {
+      const first = await apps.createNamespacedDeployment({ namespace: NS, body: deployment('web') });
+      await apps.deleteNamespacedDeployment({ name: 'web', namespace: NS });
+      await apps.createNamespacedDeployment({ namespace: NS, body: deployment('web') });
+      const status = await expectStatus(
+        apps.deleteNamespacedDeployment({ name: 'web', namespace: NS, body: { preconditions: { uid: first.metadata!.uid! } } }),
+      );
+      expect(status).toMatchObject({ code: 409, reason: 'Conflict' });
+      expect(status.message).toContain('Precondition failed: UID in precondition');
+      expect(fake.store.get('Deployment', NS, 'web')).toBeDefined();
+    });
+
     it('answers deleting a missing object with NotFound', async () => {
       const status = await expectStatus(apps.deleteNamespacedDeployment({ name: 'gone', namespace: NS }));
       expect(status).toMatchObject({ code: 404, reason: 'NotFound' });

@@ -9,6 +9,7 @@ import {
 } from '@flotilla/contracts';
 import { KubeConfig } from '@kubernetes/client-node';
 import { KubernetesRuntime, type KubernetesRuntimeOptions } from '../../apps/agent/src/runtime/kubernetes/kubernetes-runtime.js';
+import { effectiveReplicas } from '../../apps/agent/src/schedule/index.js';
 import { startFakeKubeApiServer, type FakeKubeApiServer, type JsonObject } from '../support/fake-kube-apiserver/index.js';
 import { FakeArtifacts } from './fake-artifacts.js';
 import { waitFor } from './kube-test-helpers.js';
@@ -167,6 +168,22 @@ describe('KubernetesRuntime against the fake kube-apiserver', () => {
       expect(at(dep, 'spec', 'template', 'metadata', 'annotations', 'flotilla.dev/model-version')).toBe('2.0.0');
       expect(at(dep, 'metadata', 'generation')).toBe(2);
       expect(artifacts.retained.map((m) => m.version)).toContain('2.0.0');
+    });
+
+    it("takes replicas from the schedule window when the agent's schedule evaluation is injected", async () => {
+      const monday10 = new Date('2025-06-02T10:00:00Z');
+      runtime = makeRuntime({ replicasFor: effectiveReplicas, now: () => monday10 });
+      const scheduled = desiredDeployment({
+        replicas: { min: 1, max: 1 },
+        schedule: {
+          timezone: 'UTC',
+          windows: [{ days: ['mon'], start: '08:00', end: '18:00', replicas: { min: 3, max: 3 } }],
+          outside: { min: 0, max: 0 },
+        },
+      });
+      const [status] = (await reconcileChecked(runtime, payload([scheduled]), signal())).deployments;
+      expect(at(fake.store.get('Deployment', NS, 'bridge-defects'), 'spec', 'replicas')).toBe(3);
+      expect(status!.desiredReplicas).toBe(3);
     });
 
     it('scales to zero when the replica window says 0', async () => {
@@ -451,6 +468,45 @@ describe('KubernetesRuntime against the fake kube-apiserver', () => {
         (d['spec'] as JsonObject)['replicas'] = 7;
       });
       await waitFor(() => changes > 0, 'a change notification');
+    });
+
+    async function watchingRuntime(): Promise<{ changes: () => number; reset: () => void }> {
+      await reconcileChecked(runtime, payload([desiredDeployment()]), signal());
+      let changes = 0;
+      runtime.onChange(() => {
+        changes += 1;
+      });
+      await waitFor(() => fake.requests().filter((r) => r.verb === 'watch').length >= 5, 'five watches');
+      return { changes: () => changes, reset: () => (changes = 0) };
+    }
+
+    it('resumes its watches when the API server drops them', async () => {
+      const watched = await watchingRuntime();
+      expect(fake.dropWatches()).toBe(5);
+      await waitFor(() => fake.requests().filter((r) => r.verb === 'watch').length >= 10, 'the watches to come back');
+      watched.reset();
+      fake.store.edit('Service', NS, 'bridge-defects', (s) => {
+        (at<JsonObject>(s, 'metadata', 'labels'))['touched'] = 'yes';
+      });
+      await waitFor(() => watched.changes() > 0, 'a change notification after the resume');
+      const resumed = fake.requests().filter((r) => r.verb === 'watch').slice(5);
+      expect(resumed.every((r) => r.query['resourceVersion'] !== undefined && r.query['labelSelector'] === MANAGED)).toBe(true);
+    });
+
+    it('relists and notifies when what happened while it was away was compacted', async () => {
+      const watched = await watchingRuntime();
+      // No watch is open while the edit happens, and history is gone before one reopens.
+      fake.dropWatches();
+      fake.store.edit('Deployment', NS, 'bridge-defects', (d) => {
+        (d['spec'] as JsonObject)['replicas'] = 7;
+      });
+      fake.store.compact();
+      watched.reset();
+      fake.clearRequests();
+      await waitFor(() => watched.changes() > 0, 'a change notification after the relist');
+      // The stale watch was refused (410) and the runtime listed again before watching anew.
+      expect(fake.requests()).toContainEqual(expect.objectContaining({ verb: 'list', resource: 'deployments', query: expect.objectContaining({ limit: '1' }) }));
+
     });
 
     it('rejects when the signal is already aborted', async () => {

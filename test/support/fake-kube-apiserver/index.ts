@@ -48,6 +48,8 @@ export interface FakeKubeApiServer {
   /** Every request served so far, oldest first. */
   requests(): AuditEntry[];
   clearRequests(): void;
+  /** Ends every open watch (as a server restart or watch timeout would); returns how many there were. */
+  dropWatches(): number;
   close(): Promise<void>;
 }
 
@@ -161,6 +163,7 @@ export async function startFakeKubeApiServer(opts: FakeKubeApiServerOptions = {}
     store: access,
     requests: () => http.requests(),
     clearRequests: () => http.clearRequests(),
+    dropWatches: () => http.dropWatches(),
     close: () => http.close(),
   };
 }

@@ -115,7 +115,8 @@ function listItem(obj: JsonObject): JsonObject {
 /** Serves the Kubernetes REST API over the ObjectStore. */
 export class HttpLayer {
   readonly server: Server;
-  private readonly watches = new Set<ServerResponse>();
+  /** Open watch streams and how to stop feeding each. */
+  private readonly watches = new Map<ServerResponse, () => void>();
   private readonly audit: AuditEntry[] = [];
   private serverAddress = '127.0.0.1:0';
 
@@ -146,9 +147,18 @@ export class HttpLayer {
     this.audit.splice(0, this.audit.length);
   }
 
+  /** Ends every open watch stream, as an API server restart or a watch timeout does. */
+  dropWatches(): number {
+    const open = [...this.watches.entries()];
+    for (const [res, stop] of open) {
+      stop();
+      res.end();
+    }
+    return open.length;
+  }
+
   async close(): Promise<void> {
-    for (const res of this.watches) res.end();
-    this.watches.clear();
+    this.dropWatches();
     await new Promise<void>((resolve) => {
       this.server.close(() => resolve());
       this.server.closeAllConnections();
@@ -341,7 +351,7 @@ export class HttpLayer {
     res.writeHead(200, { 'Content-Type': 'application/json', 'Transfer-Encoding': 'chunked' });
     res.flushHeaders();
     const send = (eventType: string, object: JsonObject): void => {
-      res.write(`${JSON.stringify({ type: eventType, object })}\n`);
+      if (!res.writableEnded) res.write(`${JSON.stringify({ type: eventType, object })}\n`);
     };
     const translate = (event: StoreEvent): void => {
       if (event.resource !== type) return;
@@ -368,7 +378,6 @@ export class HttpLayer {
       events.forEach(translate);
     }
     const unsubscribe = this.store.subscribe(translate);
-    this.watches.add(res);
     const timers: NodeJS.Timeout[] = [];
     if (q.get('allowWatchBookmarks') === 'true') {
       const bookmark = setInterval(() => {
@@ -388,6 +397,7 @@ export class HttpLayer {
       timers.forEach((t) => clearTimeout(t));
       this.watches.delete(res);
     };
+    this.watches.set(res, stop);
     res.on('close', stop);
     req.on('close', stop);
   }

@@ -230,11 +230,13 @@ export class ClientNodeKubeApi implements KubeApi {
         }
         await new Promise<void>((resolve, reject) => {
           let controller: AbortController | undefined;
+          let expired = false;
           const onAbort = (): void => controller?.abort();
           signal.addEventListener('abort', onAbort, { once: true });
           const finish = (err: unknown): void => {
             signal.removeEventListener('abort', onAbort);
-            if (err && !signal.aborted) reject(err instanceof Error ? err : new Error(String(err)));
+            // Ending the stream ourselves after a 410 is the normal way to relist, not a failure.
+            if (err && !signal.aborted && !expired) reject(err instanceof Error ? err : new Error(String(err)));
             else resolve();
           };
           this.watcher
@@ -245,6 +247,7 @@ export class ClientNodeKubeApi implements KubeApi {
                 healthy = true;
                 if (type === 'ERROR') {
                   // 410 Gone: our resourceVersion was compacted away; start over from a list.
+                  expired = true;
                   resourceVersion = undefined;
                   controller?.abort();
                   return;
@@ -256,7 +259,7 @@ export class ClientNodeKubeApi implements KubeApi {
             )
             .then((c) => {
               controller = c;
-              if (signal.aborted) c.abort();
+              if (signal.aborted || expired) c.abort();
             }, finish);
         });
         failures = healthy ? 0 : failures;
