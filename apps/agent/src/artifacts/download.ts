@@ -74,7 +74,6 @@ export async function downloadOnce(req: DownloadRequest): Promise<DownloadResult
       { uri: req.uri, digest: req.digest },
     );
 
-  arm();
   try {
     let offset = await sizeOf(req.partialPath);
     let meta = offset > 0 ? await readPartialMeta(metaPath) : null;
@@ -84,7 +83,13 @@ export async function downloadOnce(req: DownloadRequest): Promise<DownloadResult
       offset = 0;
       meta = null;
     }
+    // Hash state is not persisted: feed the bytes already on disk to the hash
+    // before asking the source, so a large prefix neither trips the idle
+    // timeout nor keeps a server's response waiting.
+    let hash = createHash('sha256');
+    if (offset > 0) await hashPrefix(req.partialPath, offset, hash, req.signal);
 
+    arm();
     let opened: OpenResult = await req.source.open({ uri: req.uri, digest: req.digest, offset, validator: meta?.validator ?? null, signal });
     if (opened.kind === 'restart') {
       await discardPartial();
@@ -100,16 +105,15 @@ export async function downloadOnce(req: DownloadRequest): Promise<DownloadResult
     }
     const { body } = opened;
     if (!opened.resumed) offset = 0;
+    // Restarted from scratch: the prefix hashed above is not part of it.
+    if (offset === 0) hash = createHash('sha256');
     if (opened.totalBytes !== null && opened.totalBytes > req.limit) {
       await discardBody(body);
       await discardPartial();
       throw tooLarge(opened.totalBytes);
     }
 
-    const hash = createHash('sha256');
-    if (offset > 0) {
-      await hashPrefix(req.partialPath, offset, hash, signal);
-    } else {
+    if (offset === 0) {
       await writeFileAtomic(metaPath, JSON.stringify({ uri: req.uri, validator: opened.validator } satisfies PartialMeta));
     }
 
@@ -241,7 +245,7 @@ async function readPartialMeta(path: string): Promise<PartialMeta | null> {
   }
 }
 
-/** Feeds the bytes already on disk to the hash, since hash state is not persisted. */
+/** Feeds the first `length` bytes of a file to the hash. */
 async function hashPrefix(path: string, length: number, hash: Hash, signal: AbortSignal): Promise<void> {
   const stream = createReadStream(path, { start: 0, end: length - 1, signal });
   for await (const chunk of stream) hash.update(chunk as Buffer);
