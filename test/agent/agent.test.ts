@@ -205,12 +205,30 @@ describe('agent against a real broker', () => {
     await agent.stop();
 
     const second = new RecordingRuntime();
-    const offline = await start(second, { mqttUrlOverride: `mqtt://127.0.0.1:${await freePort()}` });
+    const port = await freePort();
+    const offline = await start(second, { mqttUrlOverride: `mqtt://127.0.0.1:${port}` });
     await waitFor('reconcile of generation 2 from disk', () => second.callsFor(2) > 0);
     const snapshot = offline.snapshot();
     expect(snapshot.observedGeneration).toBe(2);
     expect(snapshot.connection.connected).toBe(false);
     expect(snapshot.reconcile.reconciledGeneration).toBe(2);
+    expect(snapshot.queues.statusPending).toBe(true);
+
+    // When a broker appears there, the status it kept while offline goes out with no new desired state.
+    let admitAgent = false;
+    const late = await startBroker({ port, admit: (id) => admitAgent || !id.startsWith('spoke-') });
+    const lateObserver = await Observer.connect(late.url);
+    try {
+      admitAgent = true;
+      const status = await waitFor('status from the resumed agent', () =>
+        lateObserver.statuses(SPOKE).find((s) => s.observedGeneration === 2 && s.deployments.length === 1),
+      );
+      expect(status.conditions.find((c) => c.type === 'Reconciling')?.status).toBe('False');
+    } finally {
+      await offline.stop();
+      await lateObserver.close();
+      await late.stop();
+    }
   });
 
   it('reconnects after the broker restarts, flushes what it queued and converges on the desired state there', async () => {
@@ -275,6 +293,31 @@ describe('agent against a real broker', () => {
     const before = runtime.callsFor(1);
     runtime.changed();
     await waitFor('reconcile after the runtime change', () => runtime.callsFor(1) > before);
+  });
+
+  it('sends status at least every status interval, with the capacity the health side reports', async () => {
+    const runtime = new RecordingRuntime();
+    const capacity = { cpuCores: 16, memoryGiB: 64, gpus: [{ index: 0, uuid: 'GPU-1', product: 'L40S', memoryGiB: 48, mig: false }] };
+    await start(runtime, { capacity: async () => capacity, timing: { ...timing, statusIntervalMs: 20 } });
+    await waitFor('three statuses without anything happening', () => observer.statuses(SPOKE).length >= 3);
+    expect(observer.lastStatus(SPOKE)?.capacity).toEqual(capacity);
+  });
+
+  it('still reports status, without workloads and Degraded, when the runtime report breaks the schema', async () => {
+    const runtime = new RecordingRuntime();
+    const inner = runtime.reconcile.bind(runtime);
+    runtime.reconcile = async (desired, signal) => {
+      const report = await inner(desired, signal);
+      return { ...report, deployments: report.deployments.map((d) => ({ ...d, name: 'Not A DNS Label' })) };
+    };
+    await start(runtime);
+    await publishDesired(signer.envelope(SPOKE, 1));
+    const status = await waitFor('Degraded status about the report', () =>
+      observer.statuses(SPOKE).find((s) => s.conditions.some((c) => c.reason === 'InvalidStatusReport')),
+    );
+    expect(status.observedGeneration).toBe(1);
+    expect(status.deployments).toEqual([]);
+    expect(status.conditions.find((c) => c.type === 'Degraded')?.message).toContain('deployments.0.name');
   });
 
   describe('commands', () => {

@@ -30,9 +30,9 @@ import {
   writeAppliedEnvelope,
   type AgentCredentials,
 } from './state/state-dir.js';
-import { setCondition, workloadConditions } from './status/conditions.js';
+import { setCondition, truncate, workloadConditions } from './status/conditions.js';
 import { buildStatusReport } from './status/status-report.js';
-import { errorMessage } from './support/abort.js';
+import { errorMessage, settleWithin } from './support/abort.js';
 import { BoundedQueue } from './support/bounded-queue.js';
 import { AGENT_VERSION } from './version.js';
 
@@ -88,6 +88,8 @@ export interface AgentHandle {
 }
 
 const DEFAULT_TELEMETRY_SECONDS = 30;
+/** Longest a capacity or telemetry probe may take before the agent goes on without it. */
+const PROBE_TIMEOUT_MS = 10_000;
 
 /**
  * Starts the agent: loads its state directory, reconciles the last applied
@@ -400,7 +402,10 @@ class Agent {
     this.statusPending = false;
     if (this.opts.capacity) {
       try {
-        this.capacity = await this.opts.capacity();
+        // A hung probe (nvidia-smi stuck on a bad GPU) must not stop status reports.
+        const probed = await settleWithin(this.opts.capacity(), PROBE_TIMEOUT_MS, null);
+        if (probed === null) this.log.warn('capacity probe timed out; reporting the last known capacity');
+        else this.capacity = probed;
       } catch (err) {
         this.log.warn({ err: errorMessage(err) }, 'capacity probe failed; reporting the last known capacity');
       }
@@ -434,7 +439,7 @@ class Agent {
   /* ------------------------------------------------ events and telemetry */
 
   private emitEvent(e: Pick<AgentEvent, 'type' | 'reason' | 'message' | 'data'>): void {
-    const event: AgentEvent = { v: PROTOCOL_VERSION, spoke: this.spoke, at: this.now().toISOString(), ...e };
+    const event: AgentEvent = { v: PROTOCOL_VERSION, spoke: this.spoke, at: this.now().toISOString(), ...e, message: truncate(e.message, 4096) };
     if (!this.session.connected) {
       this.events.push(event);
       return;
@@ -461,11 +466,15 @@ class Agent {
   }
 
   private async sendTelemetry(): Promise<void> {
-    let sample: Telemetry;
+    let sample: Telemetry | null;
     try {
-      sample = await this.opts.telemetry!();
+      sample = await settleWithin(this.opts.telemetry!(), PROBE_TIMEOUT_MS, null);
     } catch (err) {
       this.log.warn({ err: errorMessage(err) }, 'telemetry collection failed');
+      return;
+    }
+    if (sample === null) {
+      this.log.warn('telemetry collection timed out');
       return;
     }
     const checked = TelemetrySchema.safeParse({ ...sample, spoke: this.spoke });

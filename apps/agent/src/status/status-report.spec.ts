@@ -44,6 +44,15 @@ describe('buildStatusReport', () => {
     expect(result.ok && result.report.deployments[0]?.message).toHaveLength(2048);
   });
 
+  it('refuses a report over the 256 KiB message limit', () => {
+    const base = input();
+    const d = base.report!.deployments[0]!;
+    const deployments = Array.from({ length: 256 }, (_, i) => ({ ...d, name: `d-${i}`, message: 'x'.repeat(2048) }));
+    const result = buildStatusReport({ ...base, report: { deployments, jobs: [] } });
+    expect(result.ok).toBe(false);
+    expect(!result.ok && result.message).toMatch(/over the 262144-byte message limit/);
+  });
+
   it('reports a runtime report that breaks the schema with the offending path', () => {
     const base = input();
     const result = buildStatusReport({

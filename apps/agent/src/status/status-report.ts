@@ -1,4 +1,4 @@
-import { PROTOCOL_VERSION, StatusReportSchema, formatIssues, type Capacity, type Condition, type StatusReport } from '@flotilla/contracts';
+import { MAX_MESSAGE_BYTES, PROTOCOL_VERSION, StatusReportSchema, formatIssues, type Capacity, type Condition, type StatusReport } from '@flotilla/contracts';
 import type { RuntimeReport, WorkloadRuntime } from '../runtime/runtime.js';
 import { truncate } from './conditions.js';
 
@@ -41,6 +41,10 @@ export function buildStatusReport(input: StatusInput): { ok: true; report: Statu
   const checked = StatusReportSchema.safeParse(candidate);
   if (!checked.success) {
     return { ok: false, message: `status report violates the schema: ${formatIssues(checked.error.issues)}` };
+  }
+  const bytes = Buffer.byteLength(JSON.stringify(checked.data), 'utf8');
+  if (bytes > MAX_MESSAGE_BYTES) {
+    return { ok: false, message: `status report is ${bytes} bytes, over the ${MAX_MESSAGE_BYTES}-byte message limit` };
   }
   return { ok: true, report: checked.data };
 }
