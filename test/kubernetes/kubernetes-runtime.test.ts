@@ -8,7 +8,14 @@ import {
   type DesiredPayload,
 } from '@flotilla/contracts';
 import { KubeConfig } from '@kubernetes/client-node';
-import { KubernetesRuntime, type KubernetesRuntimeOptions } from '../../apps/agent/src/runtime/kubernetes/kubernetes-runtime.js';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import {
+  KubernetesRuntime,
+  loadKubeConfig,
+  type KubernetesRuntimeOptions,
+} from '../../apps/agent/src/runtime/kubernetes/kubernetes-runtime.js';
 import { effectiveReplicas } from '../../apps/agent/src/schedule/index.js';
 import { startFakeKubeApiServer, type FakeKubeApiServer, type JsonObject } from '../support/fake-kube-apiserver/index.js';
 import { FakeArtifacts } from './fake-artifacts.js';
@@ -507,6 +514,20 @@ describe('KubernetesRuntime against the fake kube-apiserver', () => {
       // The stale watch was refused (410) and the runtime listed again before watching anew.
       expect(fake.requests()).toContainEqual(expect.objectContaining({ verb: 'list', resource: 'deployments', query: expect.objectContaining({ limit: '1' }) }));
 
+    });
+
+    it('works from a kubeconfig file, as an agent outside the cluster runs', async () => {
+      const dir = await mkdtemp(path.join(tmpdir(), 'flotilla-kubeconfig-'));
+      try {
+        const file = path.join(dir, 'config');
+        await writeFile(file, fake.kubeconfigYaml);
+        const fromFile = makeRuntime({ kubeConfig: loadKubeConfig({ file }) });
+        await reconcileChecked(fromFile, payload([desiredDeployment()]), signal());
+        await fromFile.close();
+        expect(fake.store.get('Deployment', NS, 'bridge-defects')).toBeDefined();
+      } finally {
+        await rm(dir, { recursive: true, force: true });
+      }
     });
 
     it('rejects when the signal is already aborted', async () => {
