@@ -48,6 +48,12 @@ export interface RunAgentOptions {
   capacity?: () => Promise<Capacity>;
   /** Aborting stops the agent, like `stop()`. */
   signal?: AbortSignal;
+  /** Receives the agent's own measurements (the health collector's AgentMetrics fits). */
+  selfMetrics?: {
+    observeReconcile(seconds: number, outcome: 'success' | 'error'): void;
+    setMqttConnected(connected: boolean): void;
+    setQueuedReports(count: number): void;
+  };
   /** Tuning, mostly for tests and simulated fleets. Defaults in brackets. */
   timing?: {
     /** Reconcile requeue after success [30 s]. */
@@ -169,8 +175,11 @@ class Agent {
       reconnect: opts.timing?.reconnect,
       random: opts.random,
       logger: this.log.child({ component: 'mqtt' }),
-      onConnect: () => this.onConnect(),
-      onDisconnect: () => undefined,
+      onConnect: () => {
+        opts.selfMetrics?.setMqttConnected(true);
+        this.onConnect();
+      },
+      onDisconnect: () => opts.selfMetrics?.setMqttConnected(false),
       onMessage: (topic, payload) => this.onMessage(topic, payload),
     });
     this.refreshWorkloadConditions();
@@ -371,6 +380,8 @@ class Agent {
   /* ------------------------------------------------------------- status */
 
   private onReconcileResult(result: ReconcileResult): void {
+    this.opts.selfMetrics?.observeReconcile(result.durationMs / 1000, result.ok ? 'success' : 'error');
+    this.opts.selfMetrics?.setQueuedReports(this.events.size + this.telemetryQueue.size);
     const before = JSON.stringify(this.conditions.map(({ type, status, reason }) => [type, status, reason]));
     this.refreshWorkloadConditions();
     const after = JSON.stringify(this.conditions.map(({ type, status, reason }) => [type, status, reason]));

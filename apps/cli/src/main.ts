@@ -2,6 +2,10 @@ import 'reflect-metadata';
 import { Command, CommanderError } from 'commander';
 import { registerAgent } from './commands/agent.js';
 import { registerHub } from './commands/hub.js';
+import { registerDescribe } from './commands/describe.js';
+import { registerGet } from './commands/get.js';
+import { registerPolicy } from './commands/policy.js';
+import { registerSchema } from './commands/schema.js';
 import { CliError, EXIT } from './exit-codes.js';
 
 const program = new Command()
@@ -13,6 +17,10 @@ const program = new Command()
 
 registerHub(program);
 registerAgent(program);
+registerPolicy(program);
+registerGet(program);
+registerDescribe(program);
+registerSchema(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -34,6 +34,8 @@ export interface ReconcileResult {
   error: string | null;
   /** The report differs from the previous one. */
   changed: boolean;
+  /** How long the run took. */
+  durationMs: number;
 }
 
 export interface ReconcileState {
@@ -156,7 +158,7 @@ export class ReconcileRunner {
       this.finish(started);
       this.schedule(spread(this.intervalMs, 0.1, this.random));
       log.debug({ changed }, 'reconcile succeeded');
-      this.opts.onResult?.({ generation, ok: true, report, error: null, changed });
+      this.opts.onResult?.({ generation, ok: true, report, error: null, changed, durationMs: this.now().getTime() - started.getTime() });
     } catch (err) {
       if (controller.signal.aborted) return;
       const message = errorMessage(err);
@@ -168,7 +170,7 @@ export class ReconcileRunner {
       const delay = equalJitterDelay(this.state.consecutiveErrors - 1, this.backoff, this.random);
       this.schedule(delay);
       log.warn({ err: message, retryInMs: delay, consecutiveErrors: this.state.consecutiveErrors }, 'reconcile failed');
-      this.opts.onResult?.({ generation, ok: false, report: this.state.report, error: message, changed });
+      this.opts.onResult?.({ generation, ok: false, report: this.state.report, error: message, changed, durationMs: this.now().getTime() - started.getTime() });
     } finally {
       if (this.current?.controller === controller) this.current = null;
       this.state.running = false;

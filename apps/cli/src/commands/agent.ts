@@ -1,7 +1,8 @@
 import path from 'node:path';
 import type { Command } from 'commander';
 import pino from 'pino';
-import { DEFAULT_STATE_DIR, EnrollError, enroll, hasCredentials, runAgent } from '../../../agent/src/index.js';
+import type { GpuDiscovery } from '../../../agent/src/health/index.js';
+import { DEFAULT_STATE_DIR, EnrollError, enroll, hasCredentials, readCredentials, runAgent } from '../../../agent/src/index.js';
 import { CliError, EXIT } from '../exit-codes.js';
 import { createRuntime, type RuntimeKind } from './runtimes.js';
 
@@ -55,15 +56,37 @@ export function registerAgent(program: Command): void {
     .option('--kubeconfig <file>', 'kubeconfig (kubernetes runtime; in-cluster config otherwise)')
     .option('--namespace <ns>', 'namespace for workloads (kubernetes runtime)', 'flotilla')
     .option('--mqtt-url <url>', 'broker URL, overriding the one given at enrolment')
+    .option('--metrics-port <port>', 'local Prometheus /metrics port (0: any free port; off: none)', '9464')
+    .option('--metrics-host <host>', 'address for /metrics', '127.0.0.1')
+    .option('--gpu <source>', 'GPU discovery: nvidia-smi | dcgm=URL | none', 'nvidia-smi')
     .option('--log-level <level>', 'log level', process.env.FLOTILLA_LOG_LEVEL ?? 'info')
-    .action(async (o: { stateDir: string; runtime: string; kubeconfig?: string; namespace: string; mqttUrl?: string; logLevel: string }) => {
+    .action(async (o: { stateDir: string; runtime: string; kubeconfig?: string; namespace: string; mqttUrl?: string; logLevel: string; metricsPort: string; metricsHost: string; gpu: string }) => {
       if (!['process', 'kubernetes', 'none'].includes(o.runtime)) throw new CliError(`--runtime must be process, kubernetes or none (got ${o.runtime})`, EXIT.usage);
       const stateDir = path.resolve(o.stateDir);
       if (!(await hasCredentials(stateDir))) {
         throw new CliError(`${stateDir} holds no credentials: run "flotilla agent enroll" first`, EXIT.invalid);
       }
+      const metricsPort = o.metricsPort === 'off' ? null : Number(o.metricsPort);
+      if (metricsPort !== null && (!Number.isInteger(metricsPort) || metricsPort < 0 || metricsPort > 65535)) {
+        throw new CliError(`--metrics-port must be a TCP port or "off" (got ${o.metricsPort})`, EXIT.usage);
+      }
+      const gpu: GpuDiscovery =
+        o.gpu === 'none' ? { kind: 'none' } : o.gpu === 'nvidia-smi' ? { kind: 'nvidia-smi' } : o.gpu.startsWith('dcgm=') ? { kind: 'dcgm', url: o.gpu.slice(5) } : (() => {
+          throw new CliError(`--gpu must be nvidia-smi, dcgm=URL or none (got ${o.gpu})`, EXIT.usage);
+        })();
       const log = pino({ level: o.logLevel, base: { service: 'flotilla-agent' }, timestamp: pino.stdTimeFunctions.isoTime });
-      const runtime = await createRuntime(o.runtime as RuntimeKind, { stateDir, log, ...(o.kubeconfig ? { kubeconfig: o.kubeconfig } : {}), namespace: o.namespace });
+      const creds = await readCredentials(stateDir);
+      const runtime = await createRuntime(o.runtime as RuntimeKind, {
+        spoke: creds.spoke,
+        stateDir,
+        log,
+        namespace: o.namespace,
+        metricsPort,
+        metricsHost: o.metricsHost,
+        gpu,
+        ...(o.kubeconfig ? { kubeconfig: o.kubeconfig } : {}),
+      });
+      if (runtime.metrics) log.info({ url: runtime.metrics.url }, 'agent metrics served');
       const controller = new AbortController();
       const handle = await runAgent({
         stateDir,
@@ -77,7 +100,7 @@ export function registerAgent(program: Command): void {
         const onSignal = () => {
           void handle
             .stop()
-            .then(() => runtime.runtime.close())
+            .then(() => runtime.close())
             .finally(resolve);
         };
         process.once('SIGINT', onSignal);

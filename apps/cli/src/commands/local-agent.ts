@@ -48,10 +48,11 @@ export async function startLocalAgent(hub: HubHandle, config: HubConfig, log: Lo
     }
     agentLog.info({ stateDir }, 'local agent enrolled');
   }
-  const runtime = await createRuntime('process', { stateDir, log: agentLog, namespace: 'flotilla' });
+  // No local /metrics: the hub's /metrics already carries this spoke's health.
+  const runtime = await createRuntime('process', { spoke: LOCAL_AGENT_NAME, stateDir, log: agentLog, namespace: 'flotilla', metricsPort: null });
   const handle = await runAgent({ stateDir, runtime: runtime.runtime, logger: agentLog, ...runtime.extras });
   return async () => {
     await handle.stop();
-    await runtime.runtime.close();
+    await runtime.close();
   };
 }

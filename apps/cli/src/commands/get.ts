@@ -1,0 +1,172 @@
+import type { Command } from 'commander';
+import { type ConnectionFlags, HubClient, resolveTarget } from '../client/hub-client.js';
+import type { DeploymentView, GitSourceView, JobView, ModelView, PlacementView, PolicyObjectView, SpokeView } from '../client/hub-types.js';
+import { type OutputFormat, age, labelsText, outputOption, shortCommit, structured, table } from '../client/output.js';
+import { CliError, EXIT } from '../exit-codes.js';
+import { withConnectionOptions } from './policy.js';
+
+interface GetFlags extends ConnectionFlags {
+  selector?: string;
+  output: OutputFormat;
+}
+
+interface Resource<T> {
+  /** Names people type: plural first, then singular and short forms. */
+  names: string[];
+  headers: string[];
+  /** Every item, filtered by the label selector where the resource has labels. */
+  all(client: HubClient, selector: string | undefined): Promise<T[]>;
+  one(client: HubClient, name: string): Promise<T>;
+  row(item: T, now: number): string[];
+}
+
+const count = (n: number | undefined) => String(n ?? 0);
+const seen = (iso: string | null, now: number) => (iso ? `${age(iso, now)} ago` : 'never');
+const byName = <T>(route: string) => ({
+  all: (c: HubClient, selector: string | undefined) => c.list<T>(route, { selector }),
+  one: (c: HubClient, name: string) => c.request<T>('GET', `${route}/${encodeURIComponent(name)}`),
+});
+
+const spokes: Resource<SpokeView> = {
+  names: ['spokes', 'spoke', 'sp'],
+  headers: ['NAME', 'CONNECTION', 'LAST-SEEN', 'GEN', 'READY', 'LABELS'],
+  ...byName<SpokeView>('/api/v1/spokes'),
+  row: (s, now) => [
+    s.name,
+    s.connection,
+    seen(s.lastSeenAt, now),
+    `${s.observedGeneration}/${s.desiredGeneration}`,
+    s.conditions.find((c) => c.type === 'Ready')?.status ?? '-',
+    labelsText(s.labels),
+  ],
+};
+
+const deployments: Resource<DeploymentView> = {
+  names: ['deployments', 'deployment', 'deploy', 'modeldeployments'],
+  headers: ['NAME', 'MODEL', 'RUNTIME', 'PLACEMENT', 'SPOKES', 'COMPLIANT', 'NONCOMPLIANT', 'PENDING', 'UNKNOWN', 'SOURCE'],
+  ...byName<DeploymentView>('/api/v1/deployments'),
+  row: (d) => [
+    d.name,
+    `${d.spec.model.name}@${d.spec.model.version}`,
+    d.spec.runtime,
+    d.placement.found ? d.placement.name : `${d.placement.name} (missing)`,
+    count(d.placement.selectedCount),
+    count(d.compliance.counts.Compliant),
+    count(d.compliance.counts.NonCompliant),
+    count(d.compliance.counts.Pending),
+    count(d.compliance.counts.Unknown),
+    d.source,
+  ],
+};
+
+const jobs: Resource<JobView> = {
+  names: ['jobs', 'job', 'finetune-jobs', 'finetunejobs'],
+  headers: ['NAME', 'BASE-MODEL', 'PLACEMENT', 'SPOKES', 'SUCCEEDED', 'RUNNING', 'PENDING', 'FAILED', 'UNKNOWN', 'SOURCE'],
+  ...byName<JobView>('/api/v1/finetune-jobs'),
+  row: (j) => [
+    j.name,
+    `${j.spec.baseModel.name}@${j.spec.baseModel.version}`,
+    j.placement.name,
+    count(j.placement.selectedCount),
+    count(j.runs.counts.Succeeded),
+    count(j.runs.counts.Running),
+    count(j.runs.counts.Pending),
+    count(j.runs.counts.Failed),
+    count(j.runs.counts.Unknown),
+    j.source,
+  ],
+};
+
+const placements: Resource<PlacementView> = {
+  names: ['placements', 'placement', 'pl'],
+  headers: ['NAME', 'SELECTED', 'EXCLUDED', 'MAX-SPOKES', 'SOURCE'],
+  ...byName<PlacementView>('/api/v1/placements'),
+  row: (p) => [p.name, count(p.decision.selectedCount), count(p.decision.excludedCount), p.spec.maxSpokes === undefined ? '-' : String(p.spec.maxSpokes), p.source],
+};
+
+const gitSources: Resource<GitSourceView> = {
+  names: ['git-sources', 'git-source', 'gitsources', 'gs'],
+  headers: ['NAME', 'URL', 'BRANCH', 'PATH', 'INTERVAL', 'COMMIT', 'SYNCED', 'OBJECTS', 'STATUS'],
+  all: (c, selector) => {
+    if (selector) throw new CliError('git sources have no labels to select on', EXIT.usage);
+    return c.list<GitSourceView>('/api/v1/git-sources');
+  },
+  one: (c, name) => c.request<GitSourceView>('GET', `/api/v1/git-sources/${encodeURIComponent(name)}`),
+  row: (g, now) => [
+    g.name,
+    g.url,
+    g.branch,
+    g.path,
+    `${g.intervalSeconds}s`,
+    shortCommit(g.lastCommit),
+    seen(g.lastSyncedAt, now),
+    String(g.objectCount),
+    g.lastError ? `Failed${g.lastError.commit ? ` at ${shortCommit(g.lastError.commit)}` : ''}: ${g.lastError.message.split('\n')[0]}` : 'OK',
+  ],
+};
+
+/** Model policy objects and registry models (POST /api/v1/models) together: both are models the fleet can run. */
+async function allModels(c: HubClient, selector: string | undefined): Promise<ModelView[]> {
+  const objects = await c.list<PolicyObjectView>('/api/v1/policy-objects', { kind: 'Model', selector });
+  const fromPolicy = objects.map((o) => {
+    const spec = o.spec as { task?: string; versions?: { version: string }[] };
+    return { name: o.name, task: spec.task ?? null, source: o.source, versions: (spec.versions ?? []).map((v) => v.version) };
+  });
+  // Registry models have no labels, so a selector leaves them out.
+  const registry = selector ? [] : await c.list<{ name: string; task: string | null; source: string }>('/api/v1/models');
+  const fromRegistry: ModelView[] = [];
+  for (const r of registry) {
+    const detail = await c.request<{ versions: { version: string }[] }>('GET', `/api/v1/models/${encodeURIComponent(r.name)}`);
+    fromRegistry.push({ name: r.name, task: r.task, source: `registry (${r.source})`, versions: detail.versions.map((v) => v.version).sort() });
+  }
+  return [...fromPolicy, ...fromRegistry].sort((a, b) => a.name.localeCompare(b.name) || a.source.localeCompare(b.source));
+}
+
+const models: Resource<ModelView> = {
+  names: ['models', 'model'],
+  headers: ['NAME', 'VERSIONS', 'TASK', 'SOURCE'],
+  all: allModels,
+  one: async (c, name) => {
+    const found = (await allModels(c, undefined)).filter((m) => m.name === name);
+    if (found.length === 0) throw new CliError(`model "${name}" not found`, EXIT.refused);
+    // A model both in policy and in the registry: one view with every version.
+    return { ...found[0]!, versions: [...new Set(found.flatMap((m) => m.versions))].sort(), source: found.map((m) => m.source).join(', ') };
+  },
+  row: (m) => [m.name, m.versions.join(',') || '-', m.task ?? '-', m.source],
+};
+
+// Methods are checked bivariantly, so each Resource<T> fits Resource<unknown>.
+const RESOURCES: Resource<unknown>[] = [spokes, deployments, models, jobs, placements, gitSources] as Resource<unknown>[];
+
+function findResource(name: string): Resource<unknown> {
+  const r = RESOURCES.find((x) => x.names.includes(name.toLowerCase()));
+  if (!r) throw new CliError(`unknown resource "${name}"; one of: ${RESOURCES.map((x) => x.names[0]).join(', ')}`, EXIT.usage);
+  return r;
+}
+
+export function registerGet(program: Command): void {
+  withConnectionOptions(
+    program
+      .command('get')
+      .description('list spokes, deployments, models, jobs, placements or git-sources (or one by name)')
+      .argument('<resource>', 'spokes | deployments | models | jobs | placements | git-sources')
+      .argument('[name]', 'just this one')
+      .option('-l, --selector <selector>', 'label selector, e.g. region=eu,gpu.product in (L40S,H100),!quarantined')
+      .addOption(outputOption()),
+  ).action(async (resourceName: string, name: string | undefined, o: GetFlags) => {
+    const resource = findResource(resourceName);
+    const client = new HubClient(resolveTarget(o));
+    if (name && o.selector) throw new CliError('give a name or --selector, not both', EXIT.usage);
+    const items = name ? [await resource.one(client, name)] : await resource.all(client, o.selector);
+    if (o.output !== 'table') {
+      process.stdout.write(structured(name ? items[0] : items, o.output));
+      return;
+    }
+    if (items.length === 0) {
+      process.stdout.write(`No ${resource.names[0]} found.\n`);
+      return;
+    }
+    const now = Date.now();
+    process.stdout.write(table(resource.headers, items.map((i) => resource.row(i, now))));
+  });
+}

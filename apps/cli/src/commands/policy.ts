@@ -1,0 +1,121 @@
+import type { Command } from 'commander';
+import { type PolicyError, checkReferences, parsePolicyDocuments } from '@flotilla/policy';
+import { type ConnectionFlags, HubClient, formatProblem, resolveTarget } from '../client/hub-client.js';
+import { type OutputFormat, outputOption, structured, table } from '../client/output.js';
+import { CliError, EXIT } from '../exit-codes.js';
+import { type PolicyFile, readPolicyFiles } from './policy-files.js';
+
+/** What POST /api/v1/apply answers. */
+interface ApplyResult {
+  dryRun: boolean;
+  objects: { kind: string; name: string; action: 'created' | 'updated' | 'unchanged' | 'deleted' }[];
+  spokes: { spoke: string; added: string[]; removed: string[]; changed: string[] }[];
+}
+
+const collect = (value: string, previous: string[]) => [...previous, value];
+
+const problemLine = (e: PolicyError) => formatProblem({ file: e.file, line: e.line, column: e.column, field: e.path, message: e.message });
+
+/** Schema and reference problems of the files, each pinned to file:line:column. */
+function problemsOf(files: PolicyFile[]) {
+  const parsed = parsePolicyDocuments(files);
+  return { parsed, problems: [...parsed.errors, ...checkReferences(parsed.objects, [], parsed.sourceMap)] };
+}
+
+/** Lists every problem on stderr, one a line, and fails with a count (exit 3). */
+function invalid(problems: PolicyError[], files: number): CliError {
+  process.stderr.write(problems.map((p) => `${problemLine(p)}\n`).join(''));
+  const inFiles = new Set(problems.map((p) => p.file)).size;
+  return new CliError(`${problems.length} problem${problems.length === 1 ? '' : 's'} in ${inFiles} of ${files} file${files === 1 ? '' : 's'}`, EXIT.invalid);
+}
+
+const SIGN: Record<ApplyResult['objects'][number]['action'], string> = { created: '+', updated: '~', deleted: '-', unchanged: '=' };
+
+function renderResult(r: ApplyResult, verb: 'would' | 'did'): string {
+  const out: string[] = [];
+  out.push(verb === 'would' ? 'Objects (dry run, nothing changed):' : 'Objects:');
+  out.push(...table(['', 'OBJECT', 'ACTION'], r.objects.map((o) => [SIGN[o.action], `${o.kind}/${o.name}`, o.action])).trimEnd().split('\n').map((l) => `  ${l}`));
+  if (r.spokes.length === 0) {
+    out.push(verb === 'would' ? 'No spoke would change.' : 'No spoke changed.');
+  } else {
+    out.push(`${r.spokes.length} spoke${r.spokes.length === 1 ? '' : 's'} ${verb === 'would' ? 'would change' : 'changed'}:`);
+    for (const s of r.spokes) {
+      out.push(`  ${s.spoke}`);
+      for (const a of s.added) out.push(`    + ${a}`);
+      for (const c of s.changed) out.push(`    ~ ${c}`);
+      for (const d of s.removed) out.push(`    - ${d}`);
+    }
+  }
+  return out.join('\n') + '\n';
+}
+
+interface SendFlags extends ConnectionFlags {
+  filename: string[];
+  prune?: boolean;
+  source?: string;
+  output: OutputFormat;
+}
+
+/** Checks locally (so schema errors need no hub), then posts the files to the hub, which checks references against its registry. */
+async function send(flags: SendFlags, dryRun: boolean): Promise<ApplyResult> {
+  if (flags.prune && !flags.source) throw new CliError('--prune needs --source NAME: prune deletes only the objects of that source that are not in the files', EXIT.usage);
+  const client = new HubClient(resolveTarget(flags));
+  const files = await readPolicyFiles(flags.filename);
+  const { parsed } = problemsOf(files);
+  // References are left to the hub: models may be registered there rather than in these files.
+  if (parsed.errors.length) throw invalid(parsed.errors, files.length);
+  return client.request<ApplyResult>('POST', '/api/v1/apply', {
+    query: { dryRun: dryRun ? 'true' : undefined, prune: flags.prune ? 'true' : undefined, source: flags.source },
+    json: { files },
+  });
+}
+
+const connection = (cmd: Command) =>
+  cmd.option('--url <url>', 'hub API URL (default: $FLOTILLA_URL)').option('--token <token>', 'API token (default: $FLOTILLA_TOKEN)');
+
+export function registerPolicy(program: Command): void {
+  program
+    .command('validate')
+    .description('check policy files offline: schema and references between them; every problem as file:line:column field: message')
+    .option('-f, --filename <path>', 'policy file or directory (searched recursively for *.yaml, *.yml, *.json); repeatable', collect, [])
+    .option('--no-references', 'skip the reference check (when models are registered on the hub rather than in these files)')
+    .action(async (o: { filename: string[]; references: boolean }) => {
+      const files = await readPolicyFiles(o.filename);
+      const { parsed, problems } = problemsOf(files);
+      const shown = o.references ? problems : parsed.errors;
+      if (shown.length) throw invalid(shown, files.length);
+      const kinds = new Map<string, number>();
+      for (const obj of parsed.objects) kinds.set(obj.kind, (kinds.get(obj.kind) ?? 0) + 1);
+      const summary = [...kinds].map(([k, n]) => `${n} ${k}`).join(', ');
+      process.stdout.write(`valid: ${files.length} file${files.length === 1 ? '' : 's'}, ${parsed.objects.length} object${parsed.objects.length === 1 ? '' : 's'}${summary ? ` (${summary})` : ''}\n`);
+    });
+
+  connection(
+    program
+      .command('diff')
+      .description('preview an apply against the hub: per-object actions and what each spoke would gain, lose or change; touches nothing')
+      .option('-f, --filename <path>', 'policy file or directory; repeatable', collect, [])
+      .option('--prune', 'also show what pruning objects of --source absent from the files would delete')
+      .option('--source <name>', 'source the objects are recorded under (needed with --prune)')
+      .addOption(outputOption()),
+  ).action(async (o: SendFlags) => {
+    const r = await send(o, true);
+    process.stdout.write(o.output === 'table' ? renderResult(r, 'would') : structured(r, o.output));
+  });
+
+  connection(
+    program
+      .command('apply')
+      .description('apply policy files to the hub, all or nothing')
+      .option('-f, --filename <path>', 'policy file or directory; repeatable', collect, [])
+      .option('--prune', 'delete objects of --source that are not in the files')
+      .option('--source <name>', 'source recorded on the objects (default: api:<token name>); needed with --prune')
+      .option('--dry-run', 'show what would change and change nothing (as flotilla diff)')
+      .addOption(outputOption()),
+  ).action(async (o: SendFlags & { dryRun?: boolean }) => {
+    const r = await send(o, o.dryRun === true);
+    process.stdout.write(o.output === 'table' ? renderResult(r, r.dryRun ? 'would' : 'did') : structured(r, o.output));
+  });
+}
+
+export { connection as withConnectionOptions };
