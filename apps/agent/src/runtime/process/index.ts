@@ -1,0 +1,7 @@
+export { ProcessRuntime, type ProcessRuntimeOptions } from './process-runtime.js';
+export { planProcesses, processKey, wantedNow, type Observed, type ObservedProcess, type Step, type StartFailure, type Wanted } from './plan.js';
+export { deploymentStatus, endpointUrl, type StatusInput } from './status.js';
+export { LocalPortAllocator, isPortFree, type PortAllocator } from './ports.js';
+export { readLedger, ledgerPath, LEDGER_FILE, type Ledger, type LedgerEntry } from './ledger.js';
+export { defaultBuiltinEntry, launchCommand, type LaunchInfo } from './launch.js';
+export { INSTANCE_ENV } from './os-process.js';
