@@ -41,10 +41,12 @@ export function endpointUrl(host: string, port: number, modelName: string): stri
   return `http://${h}:${port}/v2/models/${encodeURIComponent(modelName)}`;
 }
 
+const plural = (n: number, word: string): string => `${n} ${word}${n === 1 ? '' : 's'}`;
+
 function crashMessage(p: ProcessView, now: Date): string {
   const exit = p.lastExit?.description ?? 'exited';
   const next = p.nextRestartAt !== undefined ? `; next restart in ${Math.max(0, Math.ceil((p.nextRestartAt - now.getTime()) / 1000))} s` : '';
-  return `process ${exit}; restarted ${p.restarts} time${p.restarts === 1 ? '' : 's'}${next}`;
+  return `process ${exit}; restarted ${plural(p.restarts, 'time')}${next}`;
 }
 
 /**
@@ -66,7 +68,7 @@ export function deploymentStatus(input: StatusInput): DeploymentStatus {
     type: 'Degraded',
     status: 'False',
     reason: 'AsExpected',
-    message: active && active.restarts > 0 ? `restarted ${active.restarts} times; last: ${active.lastExit?.description ?? 'exited'}` : '',
+    message: active && active.restarts > 0 ? `restarted ${plural(active.restarts, 'time')}; last: ${active.lastExit?.description ?? 'exited'}` : '',
   };
 
   let phase: DeploymentStatus['phase'];
