@@ -20,7 +20,10 @@ export interface MosquittoBinaries {
 }
 
 export interface StartMosquittoOptions {
-  /** Load the dynamic security plugin with a freshly initialised config (admin client only). */
+  /**
+   * Load the dynamic security plugin with a freshly initialised config (admin
+   * client only) and refuse anonymous clients; without it the broker is open.
+   */
   dynsec?: boolean;
   /** `message_size_limit` in bytes; 0 leaves the broker's default (no limit but the protocol's). */
   messageSizeLimit?: number;
@@ -260,7 +263,7 @@ export async function startMosquitto(opts: StartMosquittoOptions = {}): Promise<
     const configFile = path.join(dir, 'mosquitto.conf');
     const lines = [
       `listener ${port} 127.0.0.1`,
-      'allow_anonymous false',
+      `allow_anonymous ${opts.dynsec ? 'false' : 'true'}`,
       'persistence true',
       `persistence_location ${dir}/`,
       'log_dest stderr',
