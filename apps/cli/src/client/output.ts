@@ -33,6 +33,7 @@ export function age(iso: string | null | undefined, now = Date.now()): string {
 
 export const labelsText = (labels: Record<string, string> | null | undefined) =>
   Object.entries(labels ?? {})
+    .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
     .map(([k, v]) => `${k}=${v}`)
     .join(',') || '<none>';
 
