@@ -12,6 +12,8 @@ import type { DataSource } from 'typeorm';
 import { HubModule } from './app.module.js';
 import { ensureBootstrapAdmin } from './auth/bootstrap-admin.js';
 import { BrokerAuthority } from './broker/broker-authority.js';
+import { type BrokerProvisioner, embeddedBrokerProvisioner } from './broker/broker-provisioner.js';
+import { MosquittoDynsecProvisioner } from './broker/mosquitto-dynsec.js';
 import { type EmbeddedBroker, startEmbeddedBroker } from './broker/embedded-broker.js';
 import { assertPortFree } from './common/ports.js';
 import type { HubConfig } from './config/config.js';
@@ -112,6 +114,15 @@ export async function startHub(config: HubConfig, log: Logger): Promise<HubHandl
       ? { url: config.mqttUrl, username: config.mqttUsername ?? hubUsername, password: hubPassword }
       : { url: `mqtt://127.0.0.1:${mqttPort}`, username: hubUsername, password: hubPassword };
 
+    let provisioner: BrokerProvisioner = embeddedBrokerProvisioner;
+    if (config.brokerAuth === 'mosquitto-dynsec' && config.mqttUrl) {
+      const dynsec = new MosquittoDynsecProvisioner({ url: config.mqttUrl, username: endpoint.username, password: endpoint.password, log: log.child({ component: 'dynsec' }) });
+      cleanups.push(() => dynsec.close());
+      // Before the publisher and ingest connect: granting a role ends that user's sessions.
+      await dynsec.ensureHubRole(endpoint.username);
+      provisioner = dynsec;
+    }
+
     const metrics = new HubMetrics();
     const publisher = new HubPublisher(endpoint, log.child({ component: 'publisher' }), metrics);
     cleanups.push(() => publisher.close());
@@ -135,8 +146,10 @@ export async function startHub(config: HubConfig, log: Logger): Promise<HubHandl
 
     const fleetEvents = new FleetEvents();
     fleetEvents.on(async (change) => {
+      if (change.type === 'spoke-enrolled') await provisioner.provisionSpoke(change.spoke, change.mqttUsername, change.mqttPassword);
       if (change.type === 'spokes-changed' || change.type === 'policy-changed') await refresh();
       if (change.type === 'spoke-revoked') {
+        await provisioner.revokeSpoke(change.spoke, change.mqttUsername);
         broker?.disconnect(change.spoke);
         await desired.clear(change.spoke);
         await publisher.publish(presenceTopic(change.spoke), '', { retain: true });

@@ -128,6 +128,12 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd: string = process.cwd()):
   if (brokerAuth !== 'embedded' && !e.MQTT_URL) {
     problems.push(`FLOTILLA_BROKER_AUTH=${brokerAuth} needs MQTT_URL (the external broker)`);
   }
+  if (brokerAuth === 'mosquitto-dynsec' && (!e.FLOTILLA_MQTT_USERNAME || !e.FLOTILLA_MQTT_PASSWORD)) {
+    problems.push('FLOTILLA_BROKER_AUTH=mosquitto-dynsec needs FLOTILLA_MQTT_USERNAME and FLOTILLA_MQTT_PASSWORD (the dynamic-security admin the hub provisions spokes with)');
+  }
+  if (brokerAuth === 'http') {
+    problems.push('FLOTILLA_BROKER_AUTH=http (EMQX/VerneMQ/HiveMQ auth hooks) is not implemented yet; use embedded or mosquitto-dynsec');
+  }
   if (problems.length > 0) throw new ConfigError(problems);
   return {
     home: path.resolve(cwd, e.FLOTILLA_HOME || '.flotilla'),

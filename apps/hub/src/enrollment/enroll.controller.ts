@@ -78,14 +78,15 @@ export class EnrollController {
           after: { name: body.name, labels },
           requestId: String(req.id ?? ''),
         });
+        // External brokers learn the credentials before the agent can try them; inside the
+        // transaction so a broker that refuses leaves no half-enrolled spoke (the token use comes back).
+        await this.fleet.emit({ type: 'spoke-enrolled', spoke: body.name, mqttUsername: username, mqttPassword: password });
         return { labels };
       });
     } catch (err) {
       if (err instanceof DomainError && err.status === 401) this.limiter.fail(client);
       throw err;
     }
-    // External brokers learn the credentials before the agent can try them.
-    await this.fleet.emit({ type: 'spoke-enrolled', spoke: body.name, mqttUsername: username, mqttPassword: password });
     await this.fleet.emit({ type: 'spokes-changed', spokes: [body.name] });
     return {
       spoke: { name: body.name, labels: result.labels },

@@ -1,0 +1,165 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import mqtt from 'mqtt';
+import pino from 'pino';
+import { type DesiredPayload, desiredTopic, statusTopic } from '@flotilla/contracts';
+import { NoneRuntime, readCredentials, runAgent, type AgentHandle } from '../../apps/agent/src/index.js';
+import { runCli } from '../support/cli.js';
+import { startTestHub, type TestHub } from '../support/hub.js';
+import { findMosquitto, startMosquitto, type RunningMosquitto } from '../support/mosquitto.js';
+import { waitFor } from '../support/wait.js';
+
+const DIGEST = 'sha256:' + 'ab'.repeat(32);
+const policy = (replicas: number) => `
+apiVersion: flotilla.dev/v1
+kind: Model
+metadata: { name: bridge-defects }
+spec:
+  task: image-classification
+  versions: [{ version: "1.0.0", uri: "file:///models/m.onnx", digest: "${DIGEST}", format: onnx }]
+---
+apiVersion: flotilla.dev/v1
+kind: Placement
+metadata: { name: eu-sites }
+spec: { selector: { matchLabels: { region: eu } } }
+---
+apiVersion: flotilla.dev/v1
+kind: ModelDeployment
+metadata: { name: bridge-defects-inference }
+spec:
+  model: { name: bridge-defects, version: "1.0.0" }
+  placement: eu-sites
+  runtime: builtin
+  replicas: { min: ${replicas}, max: ${replicas} }
+`;
+
+class RecordingRuntime extends NoneRuntime {
+  readonly seen: DesiredPayload[] = [];
+  override async reconcile(desired: DesiredPayload, signal: AbortSignal) {
+    this.seen.push(desired);
+    return super.reconcile(desired, signal);
+  }
+}
+
+const SITES = ['mq-a', 'mq-b', 'mq-c'];
+const timing = { statusIntervalMs: 500, reconcileIntervalMs: 2_000, reconnect: { initialMs: 100, maxMs: 500 }, stopTimeoutMs: 500 };
+const found = findMosquitto();
+const available = found.ok;
+const maybe = available ? describe : describe.skip;
+if (!found.ok) console.warn(`SKIPPED: ${found.reason} (.ci/run installs the Debian package mosquitto)`);
+
+maybe('hub and three agents over a real Mosquitto with dynamic security', () => {
+  let broker: RunningMosquitto;
+  let t: TestHub;
+  let dir: string;
+  const agents = new Map<string, { handle: AgentHandle; runtime: RecordingRuntime }>();
+  const log = pino({ level: 'silent' });
+  const startAgent = async (name: string) => {
+    const runtime = new RecordingRuntime();
+    const handle = await runAgent({ stateDir: path.join(dir, name), runtime, logger: log, timing });
+    agents.set(name, { handle, runtime });
+  };
+  const converged = async () => {
+    const r = await t.api('GET', '/api/v1/spokes?selector=region%3Deu');
+    const items = r.body.items as { connection: string; desiredGeneration: number; observedGeneration: number }[];
+    return items.length === SITES.length && items.every((s) => s.connection === 'online' && s.desiredGeneration > 0 && s.observedGeneration === s.desiredGeneration) && items;
+  };
+
+  beforeAll(async () => {
+    broker = await startMosquitto({ dynsec: true, messageSizeLimit: 256 * 1024 });
+    t = await startTestHub({
+      MQTT_URL: broker.url,
+      FLOTILLA_BROKER_AUTH: 'mosquitto-dynsec',
+      FLOTILLA_MQTT_USERNAME: broker.adminUsername,
+      FLOTILLA_MQTT_PASSWORD: broker.adminPassword,
+    });
+    dir = await mkdtemp(path.join(os.tmpdir(), 'flotilla-mq-'));
+    const tok = await t.api('POST', '/api/v1/enrollment-tokens', { uses: 3, labels: { region: 'eu' } });
+    for (const name of SITES) {
+      const r = await runCli(['agent', 'enroll', '--hub', t.hub.apiUrl, '--token', tok.body.token, '--name', name, '--state-dir', path.join(dir, name)]);
+      expect({ name, code: r.code, stderr: r.stderr }).toEqual({ name, code: 0, stderr: '' });
+    }
+    for (const name of SITES) await startAgent(name);
+  }, 90_000);
+
+  afterAll(async () => {
+    for (const a of agents.values()) await a.handle.stop();
+    await t?.stop();
+    await broker?.stop();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  test('all three come online through Mosquitto and a change reaches them', async () => {
+    await waitFor('online and in sync', converged);
+    const before = (await t.api('GET', '/api/v1/spokes/mq-a')).body.desiredGeneration;
+    expect((await t.api('POST', '/api/v1/apply', policy(1))).status).toBe(200);
+    await waitFor('change acknowledged', async () => {
+      const items = await converged();
+      return items && items.every((s) => s.desiredGeneration === before + 1);
+    });
+    for (const n of SITES) expect(agents.get(n)!.runtime.seen.at(-1)!.deployments).toHaveLength(1);
+  });
+
+  test('Mosquitto killed and restarted: agents and hub reconnect and converge, nothing applied twice', async () => {
+    const applied = new Map(SITES.map((n) => [n, agents.get(n)!.handle.snapshot().envelopes.applied]));
+    await broker.kill();
+    await waitFor('agents see the broker gone', () => SITES.every((n) => !agents.get(n)!.handle.snapshot().connection.connected));
+    await broker.restart();
+    await waitFor('agents back', () => SITES.every((n) => agents.get(n)!.handle.snapshot().connection.connected), 30_000);
+    await waitFor('converged', converged, 30_000);
+    for (const n of SITES) expect(agents.get(n)!.handle.snapshot().envelopes.applied).toBe(applied.get(n));
+    // The hub still publishes: a new change gets through.
+    expect((await t.api('POST', '/api/v1/apply', policy(2))).status).toBe(200);
+    await waitFor('new change everywhere', () => SITES.every((n) => agents.get(n)!.runtime.seen.at(-1)?.deployments[0]?.replicas.min === 2), 30_000);
+  });
+
+  test('an agent restarted while Mosquitto is down keeps its last state', async () => {
+    await broker.kill();
+    await agents.get('mq-c')!.handle.stop();
+    await startAgent('mq-c');
+    const rt = agents.get('mq-c')!.runtime;
+    await waitFor('reconciled from disk', () => rt.seen.length > 0);
+    expect(rt.seen[0]!.deployments[0]!.replicas.min).toBe(2);
+    await broker.restart();
+    await waitFor('converged', converged, 30_000);
+  });
+
+  test('spoke A cannot subscribe to B’s topics nor publish to them', async () => {
+    const a = await readCredentials(path.join(dir, 'mq-a'));
+    const before = (await t.api('GET', '/api/v1/spokes/mq-b')).body.observedGeneration;
+    const c = await mqtt.connectAsync(broker.url, { clientId: 'mq-a', username: a.mqtt.username, password: a.mqtt.password, reconnectPeriod: 0 });
+    try {
+      const refused = await c.subscribeAsync([desiredTopic('mq-b'), 'flotilla/v1/spokes/+/desired', '#'], { qos: 1 }).then(
+        () => null,
+        (err: { packet?: { granted?: number[] } }) => err.packet?.granted,
+      );
+      expect(refused).toEqual([128, 128, 128]);
+      await c.publishAsync(statusTopic('mq-b'), JSON.stringify({ v: 1, spoke: 'mq-b', sentAt: new Date().toISOString(), observedGeneration: 999, conditions: [], deployments: [], jobs: [] }), { qos: 1 });
+    } finally {
+      await c.endAsync(true);
+    }
+    await new Promise((r) => setTimeout(r, 300));
+    await t.hub.flushIngest();
+    expect((await t.api('GET', '/api/v1/spokes/mq-b')).body.observedGeneration).toBe(before);
+    await waitFor('mq-a back online', () => agents.get('mq-a')!.handle.snapshot().connection.connected, 30_000);
+  });
+
+  test('a second client with a spoke’s client id but wrong credentials cannot take its session', async () => {
+    const b = agents.get('mq-b')!;
+    const disconnects = b.handle.snapshot().connection.disconnects;
+    await expect(mqtt.connectAsync(broker.url, { clientId: 'mq-b', username: 'mq-b.00000000', password: 'guess', reconnectPeriod: 0, connectTimeout: 3000 })).rejects.toThrow();
+    await new Promise((r) => setTimeout(r, 200));
+    expect(b.handle.snapshot().connection.connected).toBe(true);
+    expect(b.handle.snapshot().connection.disconnects).toBe(disconnects);
+  });
+
+  test('a deleted spoke is removed from Mosquitto: its session ends and it cannot reconnect', async () => {
+    const creds = await readCredentials(path.join(dir, 'mq-c'));
+    expect((await t.api('DELETE', '/api/v1/spokes/mq-c')).status).toBe(204);
+    await waitFor('mq-c disconnected', () => !agents.get('mq-c')!.handle.snapshot().connection.connected);
+    await expect(
+      mqtt.connectAsync(broker.url, { clientId: 'mq-c', username: creds.mqtt.username, password: creds.mqtt.password, reconnectPeriod: 0, connectTimeout: 3000 }),
+    ).rejects.toThrow();
+  });
+});
