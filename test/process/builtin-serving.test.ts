@@ -68,6 +68,11 @@ describe('process runtime serving the builtin server', () => {
     expect(ledger.processes).toEqual([expect.objectContaining({ deployment: 'classifier', digest: v1.digest, role: 'active' })]);
     const log = await readFile(path.join(stateDir, 'logs', 'classifier.log'), 'utf8');
     expect(log).toContain('inference server ready');
+
+    // The builtin server's Triton-style metrics sit beside its endpoint.
+    const [metrics] = runtime.metricsEndpoints();
+    expect(metrics?.url).toBe(`${new URL(status?.endpoint as string).origin}/metrics`);
+    expect(await (await fetch(metrics?.url as string)).text()).toContain('nv_inference_request_success{model="classifier",version="1.0.0"} 1');
   });
 
   it('replaces a version with zero failed requests while a client keeps calling the reported endpoint', async () => {

@@ -159,5 +159,6 @@ child.on('exit', (code) => process.exit(code ?? 1));
       `--metrics-port=${entryInLedger?.metricsPort}`,
     ]);
     expect(entryInLedger?.metricsPort).not.toBe(entryInLedger?.port);
+    expect(runtime.metricsEndpoints()).toEqual([{ deployment: 'classifier', url: `http://127.0.0.1:${entryInLedger?.metricsPort}/metrics` }]);
   });
 });

@@ -17,13 +17,15 @@ export type ExecutionProviderChoice = 'auto' | 'cpu' | 'cuda';
 export type ExecutionProvider = 'cuda' | 'cpu';
 
 const NAME_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$/;
+/** Versions may carry semver build metadata ("1.0.0+site17"). */
+const VERSION_PATTERN = /^[A-Za-z0-9][A-Za-z0-9._+-]{0,127}$/;
 
 export function checkModelSource(source: ModelSource): void {
   if (!NAME_PATTERN.test(source.name)) {
     throw new Error(`model name ${JSON.stringify(source.name)} must be 1-128 letters, digits, ".", "_" or "-"`);
   }
-  if (!NAME_PATTERN.test(source.version)) {
-    throw new Error(`model version ${JSON.stringify(source.version)} must be 1-128 letters, digits, ".", "_" or "-"`);
+  if (!VERSION_PATTERN.test(source.version)) {
+    throw new Error(`model version ${JSON.stringify(source.version)} must be 1-128 letters, digits, ".", "_", "+" or "-"`);
   }
 }
 

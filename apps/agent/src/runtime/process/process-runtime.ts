@@ -175,6 +175,20 @@ export class ProcessRuntime implements WorkloadRuntime {
     });
   }
 
+  /**
+   * Where each serving workload exposes Prometheus metrics, for the health
+   * collector: the builtin server on its HTTP port, Triton on its own
+   * metrics port (which the endpoint URL does not reveal).
+   */
+  metricsEndpoints(): { deployment: string; url: string }[] {
+    return [...this.slots.values()].flatMap((s) => {
+      const p = s.active;
+      if (!p || p.state !== 'ready') return [];
+      const port = p.identity.launch.runtime === 'triton' ? p.metricsPort : p.port;
+      return port === undefined ? [] : [{ deployment: p.identity.deployment, url: `http://${formatHost(this.probeHost)}:${port}/metrics` }];
+    });
+  }
+
   async close(opts: { stopWorkloads?: boolean } = {}): Promise<void> {
     if (this.closed) return;
     this.closed = true;
