@@ -36,7 +36,7 @@ describe('process runtime serving the builtin server', () => {
 
   beforeEach(async () => {
     stateDir = await tempStateDir();
-    runtime = new ProcessRuntime({ stateDir, artifacts, builtinEntry: entry, stopGraceMs: 10_000, drainMs: 1500 });
+    runtime = new ProcessRuntime({ stateDir, artifacts, builtinEntry: entry, stopGraceMs: 10_000, drainMs: 3000 });
   });
   afterEach(async () => {
     await runtime.close({ stopWorkloads: true });

@@ -49,9 +49,10 @@ describe('process runtime supervision', () => {
     const endpoint = first.deployments[0]?.endpoint as string;
     const pid = (await readLedger(stateDir)).ledger.processes[0]?.pid as number;
 
+    changed.length = 0;
     process.kill(pid, 'SIGKILL');
-    await waitUntil('the runtime to notice the exit', () => changed.length > 0);
-    const degraded = await runtime.reconcile(desired, AbortSignal.timeout(60_000));
+    await waitUntil('the runtime to report the exit by itself', () => changed.length > 0);
+    const degraded = await reconcileUntil(runtime, desired, 'the crash to be reported', (r) => r.deployments[0]?.phase === 'Degraded');
     expect(degraded.deployments[0]).toMatchObject({ phase: 'Degraded', readyReplicas: 0, endpoint: null });
     const condition = degraded.deployments[0]?.conditions.find((c) => c.type === 'Degraded');
     expect(condition).toMatchObject({ status: 'True', reason: 'ProcessCrashed' });
