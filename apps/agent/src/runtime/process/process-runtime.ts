@@ -116,6 +116,8 @@ export class ProcessRuntime implements WorkloadRuntime {
   private ports: Record<string, number> = {};
   private readonly listeners = new Set<() => void>();
   private readonly timers = new Set<NodeJS.Timeout>();
+  /** Wakes the core at the next schedule boundary; one at a time, re-armed by every reconcile. */
+  private transitionTimer: NodeJS.Timeout | undefined;
   private readonly closing = new AbortController();
   private initialized = false;
   private closed = false;
@@ -164,9 +166,13 @@ export class ProcessRuntime implements WorkloadRuntime {
       for (const name of this.slots.keys()) await capLogFile(this.logFile(name), this.logLimits).catch(() => false);
       const planNow = this.now();
       const steps = planProcesses(this.observe(), desired.deployments, planNow);
-      const switched = await this.execute(steps, combined);
-      // The drain clock starts when the new endpoint is reported, not when it came up.
-      for (const old of switched) this.startDrain(old);
+      const switched: SupervisedProcess[] = [];
+      try {
+        await this.execute(steps, combined, switched);
+      } finally {
+        // The drain clock starts when the new endpoint is reported, not when it came up.
+        for (const old of switched) this.startDrain(old);
+      }
       this.forgetRemoved(desired.deployments);
       await this.persistLedger();
       await this.retainArtifacts(desired.deployments);
@@ -227,13 +233,14 @@ export class ProcessRuntime implements WorkloadRuntime {
     }
   }
 
-  private timer(ms: number, fn: () => void): void {
+  private timer(ms: number, fn: () => void): NodeJS.Timeout {
     const t = setTimeout(() => {
       this.timers.delete(t);
       fn();
     }, Math.min(Math.max(0, ms), MAX_TIMER_MS));
     t.unref();
     this.timers.add(t);
+    return t;
   }
 
   private logFile(deployment: string): string {
@@ -331,11 +338,10 @@ export class ProcessRuntime implements WorkloadRuntime {
 
   /* ------------------------------------------------------------- execute */
 
-  /** Runs the plan, deployments side by side; returns the processes replaced by a new version. */
-  private async execute(steps: Step[], signal: AbortSignal): Promise<SupervisedProcess[]> {
+  /** Runs the plan, deployments side by side; collects in `switched` the processes a new version replaced. */
+  private async execute(steps: Step[], signal: AbortSignal, switched: SupervisedProcess[]): Promise<void> {
     const byDeployment = new Map<string, Step[]>();
     for (const step of steps) byDeployment.set(step.deployment, [...(byDeployment.get(step.deployment) ?? []), step]);
-    const switched: SupervisedProcess[] = [];
     const results = await Promise.allSettled(
       [...byDeployment.values()].map(async (group) => {
         for (const step of group) {
@@ -347,7 +353,6 @@ export class ProcessRuntime implements WorkloadRuntime {
     if (signal.aborted) throw signal.reason;
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;
-    return switched;
   }
 
   private async executeStep(step: Step, signal: AbortSignal): Promise<SupervisedProcess | undefined> {
@@ -375,7 +380,8 @@ export class ProcessRuntime implements WorkloadRuntime {
   private async start(spec: DesiredDeployment, key: string, signal: AbortSignal): Promise<void> {
     const launch = await this.prepare(spec, key, signal);
     if (!launch) return;
-    const p = await this.spawn(spec, key, launch, this.ports[spec.name]);
+    const p = await this.spawnOrRecord(spec, key, launch, this.ports[spec.name]);
+    if (!p) return;
     this.slot(spec.name).active = p;
     this.ports[spec.name] = p.port;
     this.failures.delete(spec.name);
@@ -389,7 +395,8 @@ export class ProcessRuntime implements WorkloadRuntime {
     const launch = await this.prepare(spec, key, signal);
     if (!launch) return undefined;
     const slot = this.slot(spec.name);
-    const candidate = await this.spawn(spec, key, launch, undefined);
+    const candidate = await this.spawnOrRecord(spec, key, launch, undefined);
+    if (!candidate) return undefined;
     slot.candidate = candidate;
     await this.persistLedger();
     let outcome: 'ready' | 'failed';
@@ -425,6 +432,8 @@ export class ProcessRuntime implements WorkloadRuntime {
       return undefined;
     }
     old.role = 'draining';
+    // Provisional: reset when the reconcile reports the new endpoint; stands if that never happens.
+    old.drainUntil = this.now().getTime() + this.drainMs;
     slot.draining.push(old);
     return old;
   }
@@ -447,6 +456,16 @@ export class ProcessRuntime implements WorkloadRuntime {
         (err: unknown) => this.logger.error({ err }, 'stopping a drained process failed'),
       );
     });
+  }
+
+  /** A port or the log file can be unavailable for a while (range full, disk full): report it and retry at the next reconcile. */
+  private async spawnOrRecord(spec: DesiredDeployment, key: string, launch: LaunchInfo, preferredPort: number | undefined): Promise<SupervisedProcess | null> {
+    try {
+      return await this.spawn(spec, key, launch, preferredPort);
+    } catch (err) {
+      this.recordFailure(spec, key, 'StartFailed', `cannot start a process: ${(err as Error).message}`, true);
+      return null;
+    }
   }
 
   private async spawn(spec: DesiredDeployment, key: string, launch: LaunchInfo, preferredPort: number | undefined): Promise<SupervisedProcess> {
@@ -669,7 +688,12 @@ export class ProcessRuntime implements WorkloadRuntime {
         // Reported as InvalidSchedule in the status.
       }
     }
-    if (earliest !== undefined) this.timer(earliest - now.getTime() + 250, () => this.emitChange());
+    if (this.transitionTimer) {
+      clearTimeout(this.transitionTimer);
+      this.timers.delete(this.transitionTimer);
+      this.transitionTimer = undefined;
+    }
+    if (earliest !== undefined) this.transitionTimer = this.timer(earliest - now.getTime() + 250, () => this.emitChange());
   }
 
   private report(desired: DesiredPayload, steps: Step[], planNow: Date): RuntimeReport {

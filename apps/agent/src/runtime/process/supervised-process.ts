@@ -164,6 +164,11 @@ export class SupervisedProcess {
       await log.close();
     }
     const spawnError = await spawned;
+    if (!spawnError && this.stopRequested) {
+      // Stopped while this (re)start was under way: the new process must not outlive the stop.
+      signalGroup(child.pid as number, 'SIGTERM');
+      return;
+    }
     if (spawnError) {
       this.handleExit(null, null, `could not start ${command}: ${spawnError.message}`);
       return;
@@ -254,6 +259,8 @@ export class SupervisedProcess {
       this.handleExit(null, null, `no port to restart on: ${(err as Error).message}`);
       return;
     }
+    // A stop or detach may have come while the port was being found.
+    if (this.background.signal.aborted) return;
     this.nextRestartAt = undefined;
     await this.launch();
   }
