@@ -132,6 +132,25 @@ describe('process runtime serving the builtin server', () => {
     expect((await readLedger(stateDir)).ledger).toEqual({ version: 1, processes: [], ports: {} });
   });
 
+  it('asks to be reconciled when the next schedule window opens, with no hub to tell it', async () => {
+    // 06:59:58 in Paris on a Monday: the window opens in two seconds.
+    const clock = new Date('2025-01-20T05:59:58Z');
+    await runtime.close();
+    runtime = new ProcessRuntime({ stateDir, artifacts, builtinEntry: entry, now: () => clock });
+    const woken = new Promise<void>((resolve) => runtime.onChange(resolve));
+    const scheduled = builtinDeployment('classifier', v1, {
+      schedule: {
+        timezone: 'Europe/Paris',
+        windows: [{ days: ['mon'], start: '07:00', end: '19:00', replicas: { min: 1, max: 1 } }],
+        outside: { min: 0, max: 0 },
+      },
+    });
+
+    const report = await runtime.reconcile(payload([scheduled]), AbortSignal.timeout(60_000));
+    expect(report.deployments[0]?.phase).toBe('ScaledToZero');
+    await expect(woken).resolves.toBeUndefined();
+  });
+
   it('runs no process while the schedule says zero replicas and starts one when its window opens', async () => {
     let clock = new Date('2025-01-18T10:00:00Z'); // Saturday, outside the weekday window
     await runtime.close();

@@ -1,6 +1,14 @@
-import type { DesiredDeployment } from '@flotilla/contracts';
+import { DeploymentStatusSchema, type DesiredDeployment } from '@flotilla/contracts';
 import { processKey, wantedNow } from './plan.js';
-import { deploymentStatus, endpointUrl, type ProcessView, type StatusInput } from './status.js';
+import { deploymentStatus as buildStatus, endpointUrl, type ProcessView, type StatusInput } from './status.js';
+
+const built: ReturnType<typeof buildStatus>[] = [];
+/** Builds a status and remembers it, so that every one is checked against the wire schema. */
+function deploymentStatus(i: StatusInput) {
+  const s = buildStatus(i);
+  built.push(s);
+  return s;
+}
 
 const now = new Date('2025-01-15T12:00:00Z');
 const spec: DesiredDeployment = {
@@ -12,7 +20,7 @@ const spec: DesiredDeployment = {
   remediation: 'enforce',
 };
 const key = processKey(spec);
-const process = (over: Partial<ProcessView> = {}): ProcessView => ({
+const serving = (over: Partial<ProcessView> = {}): ProcessView => ({
   state: 'ready',
   key,
   port: 8100,
@@ -36,9 +44,14 @@ const input = (over: Partial<StatusInput> = {}): StatusInput => ({
 });
 const condition = (s: ReturnType<typeof deploymentStatus>, type: string) => s.conditions.find((c) => c.type === type);
 
+afterEach(() => {
+  // Whatever a test built must be a valid wire status: the core drops reports that are not.
+  for (const status of built.splice(0)) expect(DeploymentStatusSchema.safeParse(status).error).toBeUndefined();
+});
+
 describe('deploymentStatus', () => {
   it('is Ready and Compliant with the endpoint when the desired process serves', () => {
-    const s = deploymentStatus(input({ active: process() }));
+    const s = deploymentStatus(input({ active: serving() }));
     expect(s).toMatchObject({
       phase: 'Ready',
       readyReplicas: 1,
@@ -54,7 +67,7 @@ describe('deploymentStatus', () => {
   it('is Degraded with the exit, restart count and next restart while a crashed process waits', () => {
     const s = deploymentStatus(
       input({
-        active: process({ state: 'backoff', restarts: 3, lastExit: { code: 1, signal: null, at: 0, description: 'exited with code 1' }, nextRestartAt: now.getTime() + 4000 }),
+        active: serving({ state: 'backoff', restarts: 3, lastExit: { code: 1, signal: null, at: 0, description: 'exited with code 1' }, nextRestartAt: now.getTime() + 4000 }),
       }),
     );
     expect(s).toMatchObject({ phase: 'Degraded', readyReplicas: 0, endpoint: null, servingVersion: null });
@@ -71,7 +84,7 @@ describe('deploymentStatus', () => {
   });
 
   it('keeps reporting the old version as serving, Degraded, when the new one cannot start', () => {
-    const old = process({ key: 'web/old/1', modelVersion: '1.0.0' });
+    const old = serving({ key: 'web/old/1', modelVersion: '1.0.0' });
     const s = deploymentStatus(input({ active: old, failure: { key, reason: 'StartupFailed', message: 'exited with code 1', retryable: false } }));
     expect(s).toMatchObject({ phase: 'Degraded', servingVersion: '1.0.0', compliance: 'NonCompliant', endpoint: 'http://site-17.local:8100/v2/models/classifier' });
     expect(condition(s, 'Degraded')).toMatchObject({ reason: 'StartupFailed', message: 'cannot start 2.0.0: exited with code 1' });
@@ -88,16 +101,16 @@ describe('deploymentStatus', () => {
 
   it('reports drift under inform as NonCompliant without calling the workload unhealthy', () => {
     const s = deploymentStatus(
-      input({ active: process({ key: 'web/old/1', modelVersion: '1.0.0' }), holds: [{ reason: 'DriftNotCorrected', message: 'remediation is inform' }] }),
+      input({ active: serving({ key: 'web/old/1', modelVersion: '1.0.0' }), holds: [{ reason: 'DriftNotCorrected', message: 'remediation is inform' }] }),
     );
     expect(s).toMatchObject({ phase: 'Ready', compliance: 'NonCompliant', servingVersion: '1.0.0' });
     expect(s.message).toContain('remediation is inform');
   });
 
   it('keeps the transition time of a condition whose status did not change', () => {
-    const first = deploymentStatus(input({ active: process() }));
+    const first = deploymentStatus(input({ active: serving() }));
     const later = new Date(now.getTime() + 60_000);
-    const second = deploymentStatus(input({ active: process(), previous: first.conditions, now: later }));
+    const second = deploymentStatus(input({ active: serving(), previous: first.conditions, now: later }));
     expect(condition(second, 'Ready')?.lastTransitionTime).toBe(now.toISOString());
   });
 
