@@ -1,10 +1,6 @@
 import type { Command } from 'commander';
 import { ConfigError, loadConfig } from '../../../hub/src/config/config.js';
-import { createDataSource, runMigrations } from '../../../hub/src/database/data-source.js';
-import { startEmbeddedPostgres } from '../../../hub/src/database/embedded-postgres.js';
-import { startHub } from '../../../hub/src/hub.js';
 import { createLogger } from '../../../hub/src/logger.js';
-import { PortInUseError } from '../../../hub/src/common/ports.js';
 import { CliError, EXIT } from '../exit-codes.js';
 
 /** Stop within this long after SIGINT/SIGTERM, even if something hangs. */
@@ -28,6 +24,9 @@ export function registerHub(program: Command): void {
     .action(async (opts: { localAgent?: boolean }) => {
       const config = configOrExit();
       const log = createLogger(config.logLevel);
+      // Loaded here so that client commands never pull in NestJS, TypeORM or embedded Postgres.
+      const { startHub } = await import('../../../hub/src/hub.js');
+      const { PortInUseError } = await import('../../../hub/src/common/ports.js');
       let handle;
       try {
         handle = await startHub(config, log);
@@ -84,6 +83,8 @@ export function registerHub(program: Command): void {
     .action(async () => {
       const config = configOrExit();
       const log = createLogger(config.logLevel);
+      const { createDataSource, runMigrations } = await import('../../../hub/src/database/data-source.js');
+      const { startEmbeddedPostgres } = await import('../../../hub/src/database/embedded-postgres.js');
       let stopDb: (() => Promise<void>) | null = null;
       let url = config.databaseUrl;
       if (!url) {

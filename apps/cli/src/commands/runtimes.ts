@@ -73,10 +73,12 @@ export async function createRuntime(kind: RuntimeKind, o: RuntimeOptions): Promi
       break;
     }
   }
-  // The latest report names each workload's endpoint; its server serves Prometheus metrics beside it.
+  // The latest report names each workload's endpoint; the builtin server serves Prometheus
+  // metrics beside it, while the process runtime knows where Triton's metrics port is.
   let lastReport: Awaited<ReturnType<WorkloadRuntime['reconcile']>> | null = null;
+  const fromRuntime = runtime instanceof ProcessRuntime ? runtime : null;
   const workloadEndpoints = (): WorkloadEndpoint[] =>
-    (lastReport?.deployments ?? []).flatMap((d) => {
+    fromRuntime ? fromRuntime.metricsEndpoints() : (lastReport?.deployments ?? []).flatMap((d) => {
       if (!d.endpoint) return [];
       const u = new URL(d.endpoint);
       return [{ deployment: d.name, url: `${u.protocol}//${u.host}/metrics` }];
