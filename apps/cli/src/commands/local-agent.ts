@@ -49,7 +49,7 @@ export async function startLocalAgent(hub: HubHandle, config: HubConfig, log: Lo
     agentLog.info({ stateDir }, 'local agent enrolled');
   }
   // No local /metrics: the hub's /metrics already carries this spoke's health.
-  const runtime = await createRuntime('process', { spoke: LOCAL_AGENT_NAME, stateDir, log: agentLog, namespace: 'flotilla', metricsPort: null });
+  const runtime = await createRuntime('process', { spoke: LOCAL_AGENT_NAME, stateDir, log: agentLog, namespace: 'flotilla', metricsPort: null, cacheBytes: config.localAgentCacheBytes });
   const handle = await runAgent({ stateDir, runtime: runtime.runtime, logger: agentLog, ...runtime.extras });
   return async () => {
     await handle.stop();

@@ -20,6 +20,8 @@ export interface HubConfig {
   mqttUsername: string | null;
   mqttPassword: string | null;
   telemetryIntervalSeconds: number;
+  /** Byte budget of the local agent's model cache; unused versions beyond it are collected. */
+  localAgentCacheBytes: number;
   publicUrl: string | null;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 }
@@ -100,6 +102,18 @@ const EnvSchema = z.object({
       return n;
     }),
   FLOTILLA_PUBLIC_URL: url('FLOTILLA_PUBLIC_URL', ['http:', 'https:']),
+  FLOTILLA_LOCAL_AGENT_CACHE_BYTES: z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v === '') return 10 * 1024 ** 3;
+      const n = Number(v);
+      if (!Number.isSafeInteger(n) || n < 0) {
+        ctx.addIssue({ code: 'custom', message: `FLOTILLA_LOCAL_AGENT_CACHE_BYTES=${JSON.stringify(v)} must be a whole number of bytes` });
+        return z.NEVER;
+      }
+      return n;
+    }),
   FLOTILLA_LOG_LEVEL: z
     .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], {
       message: 'FLOTILLA_LOG_LEVEL must be one of fatal, error, warn, info, debug, trace, silent',
@@ -149,6 +163,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd: string = process.cwd()):
     mqttUsername: e.FLOTILLA_MQTT_USERNAME || null,
     mqttPassword: e.FLOTILLA_MQTT_PASSWORD || null,
     telemetryIntervalSeconds: e.FLOTILLA_TELEMETRY_INTERVAL,
+    localAgentCacheBytes: e.FLOTILLA_LOCAL_AGENT_CACHE_BYTES,
     publicUrl: e.FLOTILLA_PUBLIC_URL,
     logLevel: e.FLOTILLA_LOG_LEVEL,
   };

