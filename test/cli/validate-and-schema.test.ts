@@ -19,7 +19,7 @@ describe('flotilla validate (offline)', () => {
   test('the example repository is valid: exit 0 and a one-line summary', async () => {
     const r = await validate('-f', 'examples/policies');
     expect({ code: r.code, stderr: r.stderr }).toEqual({ code: 0, stderr: '' });
-    expect(r.stdout).toBe('valid: 9 files, 9 objects (3 ModelDeployment, 2 FineTuneJob, 1 Model, 3 Placement)\n');
+    expect(r.stdout).toBe('valid: 9 files, 9 objects (2 FineTuneJob, 1 Model, 3 ModelDeployment, 3 Placement)\n');
   });
 
   test('wrong indentation: exit 3, the file, line and column of the mis-indented key', async () => {
@@ -73,7 +73,7 @@ describe('flotilla validate (offline)', () => {
     await writeFile(path.join(dir, 'notes.md'), '# notes');
     await writeFile(path.join(dir, 'placement.json'), JSON.stringify({ apiVersion: 'flotilla.dev/v1', kind: 'Placement', metadata: { name: 'p' }, spec: { selector: {} } }));
     const r = await validate('-f', dir, '-f', 'examples/policies/models');
-    expect({ code: r.code, out: r.stdout }).toEqual({ code: 0, out: 'valid: 2 files, 2 objects (1 Placement, 1 Model)\n' });
+    expect({ code: r.code, out: r.stdout }).toEqual({ code: 0, out: 'valid: 2 files, 2 objects (1 Model, 1 Placement)\n' });
   });
 
   test('usage mistakes exit 2, a directory without policy files exits 3', async () => {

@@ -5,52 +5,16 @@ import mqtt from 'mqtt';
 import pino from 'pino';
 import {
   PROTOCOL_VERSION,
-  type DesiredPayload,
   desiredTopic,
   generateSigningKeyPair,
   signEnvelope,
   statusTopic,
 } from '@flotilla/contracts';
-import { NoneRuntime, readCredentials, runAgent, type AgentHandle } from '../../apps/agent/src/index.js';
+import { readCredentials, runAgent, type AgentHandle } from '../../apps/agent/src/index.js';
+import { RecordingRuntime, basePolicy } from '../support/fleet-kit.js';
 import { runCli } from '../support/cli.js';
 import { startTestHub, type TestHub } from '../support/hub.js';
 import { waitFor } from '../support/wait.js';
-
-const DIGEST = 'sha256:' + 'ab'.repeat(32);
-const policy = (version: string, replicas: number) => `
-apiVersion: flotilla.dev/v1
-kind: Model
-metadata: { name: bridge-defects }
-spec:
-  task: image-classification
-  versions:
-    - { version: "1.0.0", uri: "file:///models/bridge-defects/1.0.0/model.onnx", digest: "${DIGEST}", format: onnx }
-    - { version: "1.1.0", uri: "file:///models/bridge-defects/1.1.0/model.onnx", digest: "${'cd'.repeat(32).replace(/^/, 'sha256:')}", format: onnx }
----
-apiVersion: flotilla.dev/v1
-kind: Placement
-metadata: { name: eu-sites }
-spec:
-  selector: { matchLabels: { region: eu } }
----
-apiVersion: flotilla.dev/v1
-kind: ModelDeployment
-metadata: { name: bridge-defects-inference }
-spec:
-  model: { name: bridge-defects, version: "${version}" }
-  placement: eu-sites
-  runtime: builtin
-  replicas: { min: ${replicas}, max: ${replicas} }
-`;
-
-/** NoneRuntime that also remembers every payload it was asked to reconcile. */
-class RecordingRuntime extends NoneRuntime {
-  readonly seen: DesiredPayload[] = [];
-  override async reconcile(desired: DesiredPayload, signal: AbortSignal) {
-    this.seen.push(desired);
-    return super.reconcile(desired, signal);
-  }
-}
 
 const timing = { statusIntervalMs: 500, reconcileIntervalMs: 2_000, reconnect: { initialMs: 100, maxMs: 500 }, stopTimeoutMs: 500 };
 const SITES = ['site-a', 'site-b', 'site-c'];
@@ -104,7 +68,7 @@ describe('hub and three agents over the embedded broker', () => {
 
   test('a policy change reaches all three: observed == desired, each agent got the deployment', async () => {
     const before = (await spoke('site-a')).desiredGeneration;
-    const applied = await t.api('POST', '/api/v1/apply', policy('1.0.0', 1));
+    const applied = await t.api('POST', '/api/v1/apply', basePolicy({ version: '1.0.0' }));
     expect(applied.status).toBe(200);
     expect(applied.body.spokes.map((s: { spoke: string }) => s.spoke)).toEqual(SITES);
     await waitFor('the change acknowledged everywhere', async () => {
@@ -113,10 +77,10 @@ describe('hub and three agents over the embedded broker', () => {
     });
     for (const name of SITES) {
       const last = agents.get(name)!.runtime.seen.at(-1)!;
-      expect(last.deployments.map((d) => `${d.name}@${d.model.version}`)).toEqual(['bridge-defects-inference@1.0.0']);
+      expect(last.deployments.map((d) => `${d.name}@${d.model.version}`)).toEqual(['bridge-defects-eu@1.0.0']);
     }
     // Applying the same thing again changes no generation.
-    const again = await t.api('POST', '/api/v1/apply', policy('1.0.0', 1));
+    const again = await t.api('POST', '/api/v1/apply', basePolicy({ version: '1.0.0' }));
     expect(again.body.objects.every((o: { action: string }) => o.action === 'unchanged')).toBe(true);
     expect(again.body.spokes).toEqual([]);
     expect((await spoke('site-b')).desiredGeneration).toBe(before + 1);
@@ -142,7 +106,7 @@ describe('hub and three agents over the embedded broker', () => {
     expect(rt.seen[0]!.deployments.map((d) => d.model.version)).toEqual(['1.0.0']);
     expect(restarted.snapshot().connection.connected).toBe(false);
     await t.startHub();
-    await t.api('POST', '/api/v1/apply', policy('1.1.0', 1));
+    await t.api('POST', '/api/v1/apply', basePolicy({ version: '1.1.0' }));
     await waitFor('site-c runs 1.1.0', () => rt.seen.at(-1)?.deployments[0]?.model.version === '1.1.0');
     await waitFor('converged', converged);
   });

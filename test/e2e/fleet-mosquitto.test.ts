@@ -3,44 +3,13 @@ import os from 'node:os';
 import path from 'node:path';
 import mqtt from 'mqtt';
 import pino from 'pino';
-import { type DesiredPayload, desiredTopic, statusTopic } from '@flotilla/contracts';
-import { NoneRuntime, readCredentials, runAgent, type AgentHandle } from '../../apps/agent/src/index.js';
+import { desiredTopic, statusTopic } from '@flotilla/contracts';
+import { readCredentials, runAgent, type AgentHandle } from '../../apps/agent/src/index.js';
+import { RecordingRuntime, basePolicy } from '../support/fleet-kit.js';
 import { runCli } from '../support/cli.js';
 import { startTestHub, type TestHub } from '../support/hub.js';
 import { findMosquitto, startMosquitto, type RunningMosquitto } from '../support/mosquitto.js';
 import { waitFor } from '../support/wait.js';
-
-const DIGEST = 'sha256:' + 'ab'.repeat(32);
-const policy = (replicas: number) => `
-apiVersion: flotilla.dev/v1
-kind: Model
-metadata: { name: bridge-defects }
-spec:
-  task: image-classification
-  versions: [{ version: "1.0.0", uri: "file:///models/m.onnx", digest: "${DIGEST}", format: onnx }]
----
-apiVersion: flotilla.dev/v1
-kind: Placement
-metadata: { name: eu-sites }
-spec: { selector: { matchLabels: { region: eu } } }
----
-apiVersion: flotilla.dev/v1
-kind: ModelDeployment
-metadata: { name: bridge-defects-inference }
-spec:
-  model: { name: bridge-defects, version: "1.0.0" }
-  placement: eu-sites
-  runtime: builtin
-  replicas: { min: ${replicas}, max: ${replicas} }
-`;
-
-class RecordingRuntime extends NoneRuntime {
-  readonly seen: DesiredPayload[] = [];
-  override async reconcile(desired: DesiredPayload, signal: AbortSignal) {
-    this.seen.push(desired);
-    return super.reconcile(desired, signal);
-  }
-}
 
 const SITES = ['mq-a', 'mq-b', 'mq-c'];
 const timing = { statusIntervalMs: 500, reconcileIntervalMs: 2_000, reconnect: { initialMs: 100, maxMs: 500 }, stopTimeoutMs: 500 };
@@ -93,7 +62,7 @@ maybe('hub and three agents over a real Mosquitto with dynamic security', () => 
   test('all three come online through Mosquitto and a change reaches them', async () => {
     await waitFor('online and in sync', converged);
     const before = (await t.api('GET', '/api/v1/spokes/mq-a')).body.desiredGeneration;
-    expect((await t.api('POST', '/api/v1/apply', policy(1))).status).toBe(200);
+    expect((await t.api('POST', '/api/v1/apply', basePolicy({ replicas: 1 }))).status).toBe(200);
     await waitFor('change acknowledged', async () => {
       const items = await converged();
       return items && items.every((s) => s.desiredGeneration === before + 1);
@@ -110,7 +79,7 @@ maybe('hub and three agents over a real Mosquitto with dynamic security', () => 
     await waitFor('converged', converged, 30_000);
     for (const n of SITES) expect(agents.get(n)!.handle.snapshot().envelopes.applied).toBe(applied.get(n));
     // The hub still publishes: a new change gets through.
-    expect((await t.api('POST', '/api/v1/apply', policy(2))).status).toBe(200);
+    expect((await t.api('POST', '/api/v1/apply', basePolicy({ replicas: 2 }))).status).toBe(200);
     await waitFor('new change everywhere', () => SITES.every((n) => agents.get(n)!.runtime.seen.at(-1)?.deployments[0]?.replicas.min === 2), 30_000);
   });
 

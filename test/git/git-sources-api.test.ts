@@ -4,7 +4,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { startTestHub, type TestHub } from '../support/hub.js';
 import { waitFor } from '../support/wait.js';
-import { DIGEST_1 } from '../policy/fleet-kit.js';
+import { DIGEST_1 } from '../support/fleet-kit.js';
 import { createRepo, hasGitBinary, startGitHttpServer, type TestRepo } from './repo-kit.js';
 
 const placement = (name: string) => `apiVersion: flotilla.dev/v1

@@ -1,6 +1,6 @@
 import { startTestHub, type TestHub } from '../support/hub.js';
 import { waitFor } from '../support/wait.js';
-import { DIGEST_1, DIGEST_2, startFleet, type Fleet } from '../policy/fleet-kit.js';
+import { DIGEST_1, DIGEST_2, startFleet, type Fleet } from '../support/fleet-kit.js';
 import { createRepo, type TestRepo } from './repo-kit.js';
 
 const files = {

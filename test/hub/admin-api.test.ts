@@ -68,7 +68,7 @@ describe('admin API', () => {
       body: '{"name": ',
     });
     expect(res.status).toBe(400);
-    expect((await res.json()).error.code).toBe('invalid_json');
+    expect(((await res.json()) as any).error.code).toBe('invalid_json');
   });
 
   test('model versions: malformed digest is a 400 naming the field, the same version twice is a 409, versions are listed', async () => {

@@ -31,7 +31,7 @@ describe('embedded start', () => {
         headers: { authorization: `Bearer ${admin}`, 'content-type': 'application/json' },
         body: body === undefined ? undefined : JSON.stringify(body),
       });
-      return { status: r.status, body: await r.json() };
+      return { status: r.status, body: (await r.json()) as any };
     };
     expect((await call(first.apiUrl, 'POST', '/api/v1/models', { name: 'kept-model' })).status).toBe(201);
     const tok = await call(first.apiUrl, 'POST', '/api/v1/api-tokens', { name: 'kept-token', role: 'viewer' });

@@ -1,6 +1,6 @@
 import { startTestHub, type TestHub } from '../support/hub.js';
 import { waitFor } from '../support/wait.js';
-import { basePolicy, startFleet, type Fleet } from './fleet-kit.js';
+import { basePolicy, startFleet, type Fleet } from '../support/fleet-kit.js';
 
 /** Everything an apply could touch, read straight from the database. */
 async function databaseState(t: TestHub) {

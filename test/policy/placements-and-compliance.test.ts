@@ -1,6 +1,6 @@
 import type { DeploymentStatus } from '@flotilla/contracts';
 import { startTestHub, type TestHub } from '../support/hub.js';
-import { DIGEST_1 } from './fleet-kit.js';
+import { DIGEST_1 } from '../support/fleet-kit.js';
 
 /**
  * Spokes are written straight into the table (as the ingest would after

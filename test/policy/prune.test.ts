@@ -1,5 +1,5 @@
 import { startTestHub, type TestHub } from '../support/hub.js';
-import { DIGEST_1 } from './fleet-kit.js';
+import { DIGEST_1 } from '../support/fleet-kit.js';
 
 const model = (name: string) => `
 apiVersion: flotilla.dev/v1

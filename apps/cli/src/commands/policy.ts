@@ -86,7 +86,7 @@ export function registerPolicy(program: Command): void {
       if (shown.length) throw invalid(shown, files.length);
       const kinds = new Map<string, number>();
       for (const obj of parsed.objects) kinds.set(obj.kind, (kinds.get(obj.kind) ?? 0) + 1);
-      const summary = [...kinds].map(([k, n]) => `${n} ${k}`).join(', ');
+      const summary = [...kinds].sort(([a], [b]) => a.localeCompare(b)).map(([k, n]) => `${n} ${k}`).join(', ');
       process.stdout.write(`valid: ${files.length} file${files.length === 1 ? '' : 's'}, ${parsed.objects.length} object${parsed.objects.length === 1 ? '' : 's'}${summary ? ` (${summary})` : ''}\n`);
     });
 
