@@ -1,7 +1,5 @@
 import { type DynamicModule, Module } from '@nestjs/common';
 import { APP_GUARD } from '@nestjs/core';
-import { TypeOrmModule } from '@nestjs/typeorm';
-import type { DataSource } from 'typeorm';
 import { AuditEventsController } from './audit/audit-events.controller.js';
 import { AuditService } from './audit/audit.service.js';
 import { AuthGuard } from './auth/auth.guard.js';
@@ -25,7 +23,7 @@ import { ApiTokensController } from './tokens/api-tokens.controller.js';
 
 export interface HubModuleOptions {
   config: HubConfig;
-  dataSource: DataSource;
+  dataSource: TypeOrmDataSource;
   signingKey: HubSigningKey;
   agentMqttUrl: AgentMqttUrl;
   readiness: ReadinessCheck[];
@@ -40,12 +38,6 @@ export class HubModule {
   static forRoot(o: HubModuleOptions): DynamicModule {
     return {
       module: HubModule,
-      imports: [
-        TypeOrmModule.forRootAsync({
-          useFactory: () => o.dataSource.options,
-          dataSourceFactory: async () => o.dataSource,
-        }),
-      ],
       controllers: [
         HealthController,
         ApiTokensController,
@@ -63,6 +55,8 @@ export class HubModule {
         ...(o.extraControllers ?? []),
       ],
       providers: [
+        // The bootstrap owns the DataSource (it must outlive the HTTP app to flush ingest at shutdown).
+        { provide: TypeOrmDataSource, useValue: o.dataSource },
         { provide: HUB_CONFIG, useValue: o.config },
         { provide: SIGNING_KEY, useValue: o.signingKey },
         { provide: AGENT_MQTT_URL, useValue: o.agentMqttUrl },

