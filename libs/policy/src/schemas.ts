@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import {
+  DesiredFineTuneJobSchema,
   ArtifactUriSchema,
   DigestSchema,
   ModelRefSchema,
@@ -244,15 +245,10 @@ const FineTuneJobSpecSchema = z
       })
       .strict(),
     trainer: TrainerSpecSchema,
-    evaluation: z
-      .object({
-        metric: z.enum(['accuracy', 'f1', 'loss']),
-        holdoutFraction: z.number().gt(0).lt(1),
-        threshold: z.number(),
-      })
-      .strict(),
-    output: z.object({ model: ObjectNameSchema, artifact: z.enum(['keep-local', 'upload']) }).strict(),
-    promote: z.enum(['auto', 'manual']).default('manual'),
+    // The same shapes the spoke receives (contracts), so the two cannot drift apart.
+    evaluation: DesiredFineTuneJobSchema.shape.evaluation,
+    output: DesiredFineTuneJobSchema.shape.output,
+    promote: DesiredFineTuneJobSchema.shape.promote.default('manual'),
     resources: WorkloadResourcesSchema.optional(),
   })
   .strict();

@@ -1,13 +1,13 @@
 import type { Capacity, DeploymentStatus, JobRunStatus } from '@flotilla/contracts';
-import { type Decision, type Placement, type PolicyKind, SelectorError, type SpokeView, evaluatePlacement, parseSelector } from '@flotilla/policy';
+import { type Decision, type Placement, type PolicyKind, type SpokeView, evaluatePlacement } from '@flotilla/policy';
 import type { DataSource } from 'typeorm';
 import { decodeCursor } from '../common/pagination.js';
 import { PolicyObjectEntity } from '../database/entities/policy-object.entity.js';
 import type { PresenceState } from '../database/entities/spoke.entity.js';
 import { toPolicyObject } from '../desired/fleet-snapshot.js';
-import { notFound, validationFailed } from '../errors/domain-error.js';
+import { notFound } from '../errors/domain-error.js';
 import { connectionOf } from '../spokes/spoke.dto.js';
-import { selectorToSql } from '../spokes/selector-sql.js';
+import { selectorQueryToSql } from '../spokes/selector-sql.js';
 import type { SpokeWorkloadView } from './compliance.js';
 
 export interface ObjectListQuery {
@@ -64,14 +64,7 @@ export class PolicyQueries {
     if (kind) qb.andWhere('o.kind = :kind', { kind });
     if (q.source) qb.andWhere('o.source = :source', { source: q.source });
     if (q.selector) {
-      let selector;
-      try {
-        selector = parseSelector(q.selector);
-      } catch (err) {
-        if (err instanceof SelectorError) throw validationFailed([{ field: 'selector', message: err.message }], 'query string');
-        throw err;
-      }
-      const frag = selectorToSql(selector, 'o.labels');
+      const frag = selectorQueryToSql(q.selector, 'o.labels');
       qb.andWhere(frag.sql, frag.params);
     }
     const after = decodeCursor(q.cursor);

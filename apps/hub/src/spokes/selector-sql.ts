@@ -1,4 +1,5 @@
-import type { Selector } from '@flotilla/policy';
+import { SelectorError, parseSelector, type Selector } from '@flotilla/policy';
+import { validationFailed } from '../errors/domain-error.js';
 
 export interface SqlFragment {
   sql: string;
@@ -48,4 +49,16 @@ export function selectorToSql(selector: Selector, column = 'spoke.labels', prefi
     }
   });
   return { sql: clauses.length ? clauses.join(' AND ') : 'TRUE', params };
+}
+
+/** Parses a `?selector=` query value into a WHERE fragment; a bad selector is a 400 naming the field. */
+export function selectorQueryToSql(text: string, column?: string): SqlFragment {
+  let selector: Selector;
+  try {
+    selector = parseSelector(text);
+  } catch (err) {
+    if (err instanceof SelectorError) throw validationFailed([{ field: 'selector', message: err.message }], 'query string');
+    throw err;
+  }
+  return selectorToSql(selector, column);
 }

@@ -1,6 +1,5 @@
 import { Controller, Delete, Get, HttpCode, Inject, Param, Patch } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
-import { SelectorError, parseSelector } from '@flotilla/policy';
 import { DataSource, IsNull } from 'typeorm';
 import { z } from 'zod';
 import { AuditService } from '../audit/audit.service.js';
@@ -12,7 +11,7 @@ import { HUB_CONFIG, type HubConfig } from '../config/config.js';
 import { SpokeEntity } from '../database/entities/spoke.entity.js';
 import { DomainError, notFound, validationFailed } from '../errors/domain-error.js';
 import { FleetEvents } from './fleet-events.js';
-import { selectorToSql } from './selector-sql.js';
+import { selectorQueryToSql } from './selector-sql.js';
 import { toSpokeDetailDto, toSpokeDto } from './spoke.dto.js';
 
 const ListSpokesQuery = PageQuerySchema.extend({
@@ -42,14 +41,7 @@ export class SpokesController {
   async list(@ZodQuery(ListSpokesQuery) q: z.infer<typeof ListSpokesQuery>) {
     const qb = this.ds.getRepository(SpokeEntity).createQueryBuilder('spoke').where('spoke.revoked_at IS NULL');
     if (q.selector) {
-      let selector;
-      try {
-        selector = parseSelector(q.selector);
-      } catch (err) {
-        if (err instanceof SelectorError) throw validationFailed([{ field: 'selector', message: err.message }], 'query string');
-        throw err;
-      }
-      const frag = selectorToSql(selector);
+      const frag = selectorQueryToSql(q.selector);
       qb.andWhere(frag.sql, frag.params);
     }
     const after = decodeCursor(q.cursor);
