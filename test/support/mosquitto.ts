@@ -29,6 +29,8 @@ export interface StartMosquittoOptions {
   messageSizeLimit?: number;
   /** Gives up waiting for the broker to listen. */
   signal?: AbortSignal;
+  /** More `mosquitto.conf` lines (e.g. queue limits), appended as given. */
+  extraConfig?: string[];
 }
 
 export interface RunningMosquitto {
@@ -37,6 +39,8 @@ export interface RunningMosquitto {
   adminUsername: string;
   adminPassword: string;
   dir: string;
+  /** Process id of the running broker, null while stopped. */
+  pid(): number | null;
   /** What the broker wrote to stderr so far (its log), for failure messages. */
   log(): string;
   /** SIGTERM and wait for exit; removes the temp dir. */
@@ -198,6 +202,10 @@ class MosquittoProcess implements RunningMosquitto {
     return this.stderr;
   }
 
+  pid(): number | null {
+    return this.child?.pid ?? null;
+  }
+
   /** Spawns the broker and resolves once its listener accepts TCP connections. */
   async spawn(signal?: AbortSignal): Promise<void> {
     const child = spawn(this.binary, ['-c', this.configFile], { stdio: ['ignore', 'ignore', 'pipe'] });
@@ -276,6 +284,7 @@ export async function startMosquitto(opts: StartMosquittoOptions = {}): Promise<
     // As root, mosquitto would drop to the `mosquitto` user, which cannot write this private temp dir.
     if (process.getuid?.() === 0) lines.push('user root');
     if (opts.messageSizeLimit) lines.push(`message_size_limit ${opts.messageSizeLimit}`);
+    if (opts.extraConfig) lines.push(...opts.extraConfig);
     if (opts.dynsec) lines.push(`plugin ${dynsecPlugin}`, `plugin_opt_config_file ${dynsecFile}`);
     await writeFile(configFile, `${lines.join('\n')}\n`);
     const broker = new MosquittoProcess(binary, configFile, dir, port, adminUsername, adminPassword);

@@ -1,5 +1,6 @@
 import net from 'node:net';
-import { Aedes, type Client } from 'aedes';
+import { Aedes, type AedesOptions, type Client } from 'aedes';
+import { indexedRetainedPersistence } from './retained-index.js';
 import { mayPublish, maySubscribe } from '@flotilla/contracts';
 import type { Logger } from 'pino';
 import { PortInUseError } from '../common/ports.js';
@@ -35,6 +36,7 @@ export async function startEmbeddedBroker(opts: {
   const { authority, log } = opts;
   const broker = await Aedes.createBroker({
     id: 'flotilla-embedded',
+    persistence: indexedRetainedPersistence() as AedesOptions['persistence'],
     authenticate: (client, username, password, done) => {
       authority
         .authenticate(client.id, username, password)

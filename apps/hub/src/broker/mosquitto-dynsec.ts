@@ -16,14 +16,27 @@ import type { BrokerProvisioner } from './broker-provisioner.js';
 
 /**
  * Provisions Mosquitto 2.0's dynamic security plugin over its MQTT control
- * API: one role and one client per spoke, and a role for the hub's own user.
+ * API: one client and one role of grants per spoke, one role of catch-all
+ * denies shared by every spoke, and a role for the hub's own user.
  * Commands go to `$CONTROL/dynamic-security/v1` one at a time, each with a
  * correlationData that the plugin echoes on the response topic.
+ *
+ * The plugin (2.0.11) rewrites its whole JSON config file on every command,
+ * so enrolling a spoke costs time in proportion to the size of the whole
+ * config and enrolling N spokes costs N squared: every byte kept per spoke
+ * counts. Hence the denies live once in the shared role rather than in each
+ * spoke's role, and spoke roles and clients carry no textname. The grants
+ * stay literal per spoke: 2.0.11 has no %c/%u substitution in dynsec ACLs.
  */
 
 export const DYNSEC_CONTROL_TOPIC = '$CONTROL/dynamic-security/v1';
 export const DYNSEC_RESPONSE_TOPIC = `${DYNSEC_CONTROL_TOPIC}/response`;
 export const HUB_ROLE = 'flotilla-hub';
+/**
+ * The role every spoke client holds beside its own: the catch-all denies.
+ * No spoke's role can take this name, as `spokeRole` adds a hyphen before the spoke name.
+ */
+export const SPOKE_BASE_ROLE = 'flotilla-spokes';
 
 export function spokeRole(spoke: string): string {
   return `flotilla-spoke-${spoke}`;
@@ -44,8 +57,13 @@ export interface DynsecAcl {
   allow: boolean;
 }
 
-// The plugin tries a role's ACLs from the highest priority down and the first
-// whose topic matches decides; grants therefore rank above the catch-all denies.
+// The plugin tries a client's roles from the highest role priority down, and
+// within a role its ACLs from the highest priority down; the first ACL whose
+// topic matches decides (checked against Mosquitto 2.0.11 in
+// test/broker/mosquitto-dynsec.test.ts). A spoke's own role, of grants only,
+// therefore ranks above the shared role of denies.
+const SPOKE_ROLE_PRIORITY = 1;
+const SPOKE_BASE_ROLE_PRIORITY = 0;
 const GRANT_PRIORITY = 10;
 const CATCH_ALL_PRIORITY = 0;
 // `#` does not match topics starting with `$`, so those trees are denied by name.
@@ -55,27 +73,44 @@ const grant = (acltype: DynsecAclType, topic: string): DynsecAcl => ({ acltype, 
 const deny = (acltype: DynsecAclType, topic: string): DynsecAcl => ({ acltype, topic, priority: CATCH_ALL_PRIORITY, allow: false });
 
 /**
- * The spoke's ACL (DESIGN.md section 6, `mayPublish`/`maySubscribe` in
+ * The spoke's own role (DESIGN.md section 6, `mayPublish`/`maySubscribe` in
  * contracts): publish to its own status, telemetry, events and presence;
- * subscribe to exactly its own desired and commands filters (literals, so no
- * wildcard or shared subscription can reach another spoke's topics). The
- * plugin's default ACL access is broker-wide and other clients may rely on
- * it (receive and unsubscribe default to allow), so the role carries its own
- * catch-all denies instead of changing the defaults.
+ * subscribe to, and receive on, exactly its own desired and commands topics
+ * (literals, so no wildcard or shared subscription can reach another spoke's
+ * topics). Grants only: whatever they do not match falls through to the
+ * denies of `SPOKE_BASE_ROLE`, which the spoke's client holds at a lower
+ * priority.
+ * No unsubscribe grant: the agent never unsubscribes (its clean session ends
+ * its subscriptions), and an unsubscribe cannot open access to anything, so
+ * neither a grant here nor a deny in the shared role would protect anything.
  * Throws on a name that is not a spoke name.
  */
 export function spokeRoleAcls(spoke: string): DynsecAcl[] {
   const own = (channels: readonly SpokeChannel[]) => channels.map((c) => spokeTopic(spoke, c));
   return [
     ...own(SPOKE_PUBLISH_CHANNELS).map((t) => grant('publishClientSend', t)),
-    ...own(SPOKE_SUBSCRIBE_CHANNELS).flatMap((t) => [
-      grant('subscribeLiteral', t),
-      grant('publishClientReceive', t),
-      grant('unsubscribeLiteral', t),
-    ]),
-    ...(['publishClientSend', 'publishClientReceive', 'subscribePattern', 'unsubscribePattern'] as const).flatMap((type) =>
-      CATCH_ALL_TOPICS.map((t) => deny(type, t)),
-    ),
+    ...own(SPOKE_SUBSCRIBE_CHANNELS).flatMap((t) => [grant('subscribeLiteral', t), grant('publishClientReceive', t)]),
+  ];
+}
+
+/**
+ * The shared role's catch-all denies, for every kind of check a spoke's grants
+ * answer. The plugin's default ACL access is broker-wide and other clients may
+ * rely on it (receive defaults to allow), so spokes carry their own denies
+ * instead of changing the defaults. Unsubscribing is left to the defaults:
+ * see `spokeRoleAcls`.
+ */
+export function spokeBaseRoleAcls(): DynsecAcl[] {
+  return (['publishClientSend', 'publishClientReceive', 'subscribePattern'] as const).flatMap((type) =>
+    CATCH_ALL_TOPICS.map((t) => deny(type, t)),
+  );
+}
+
+/** The roles of a spoke's client: its own grants, above the shared denies. */
+export function spokeClientRoles(spoke: string): Array<{ rolename: string; priority: number }> {
+  return [
+    { rolename: spokeRole(spoke), priority: SPOKE_ROLE_PRIORITY },
+    { rolename: SPOKE_BASE_ROLE, priority: SPOKE_BASE_ROLE_PRIORITY },
   ];
 }
 
@@ -187,6 +222,7 @@ export class MosquittoDynsecProvisioner implements BrokerProvisioner {
   private readonly pending = new Map<string, Pending>();
   private readonly readyWaiters = new Set<ReadyWaiter>();
   private readonly timeoutMs: number;
+  private baseRole: Promise<void> | null = null;
 
   constructor(private readonly opts: MosquittoDynsecOptions) {
     const missing = (['url', 'username', 'password'] as const).filter((k) => !opts[k]);
@@ -196,15 +232,38 @@ export class MosquittoDynsecProvisioner implements BrokerProvisioner {
 
   /**
    * Creates or updates the spoke's role and client: username and password,
-   * client id pinned to the spoke's name, the spoke's ACL. Updating a client
-   * ends the sessions that used its old credentials.
+   * client id pinned to the spoke's name, the spoke's own role and the shared
+   * `SPOKE_BASE_ROLE` (made once per provisioner). Updating a client ends the
+   * sessions that used its old credentials.
    */
   async provisionSpoke(spoke: string, username: string, password: string, signal?: AbortSignal): Promise<void> {
     this.checkSpokeUser(spoke, username);
     if (typeof password !== 'string' || password.length === 0) throw new TypeError(`spoke ${spoke}: the MQTT password is empty`);
+    try {
+      await this.provisionSpokeOnce(spoke, username, password, signal);
+    } catch (err) {
+      if (!isBrokerError(err, ROLE_NOT_FOUND)) throw err;
+      // The shared role went since this provisioner made it (a broker whose
+      // config was reset, an operator): make it again and try once more.
+      this.baseRole = null;
+      await this.provisionSpokeOnce(spoke, username, password, signal);
+    }
+    this.opts.log?.info({ spoke, username }, 'spoke provisioned on mosquitto dynsec');
+  }
+
+  private async provisionSpokeOnce(spoke: string, username: string, password: string, signal?: AbortSignal): Promise<void> {
+    await this.ensureSpokeBaseRole(signal);
     const rolename = spokeRole(spoke);
-    await this.upsertRole(rolename, spokeRoleAcls(spoke), `Flotilla spoke ${spoke}`, signal);
-    const client = { username, password, clientid: spoke, textname: `Flotilla spoke ${spoke}`, roles: [{ rolename, priority: 0 }] };
+    const acls = spokeRoleAcls(spoke);
+    let roleExisted = false;
+    try {
+      await this.command('createRole', { rolename, acls }, signal);
+    } catch (err) {
+      if (!isBrokerError(err, ROLE_EXISTS)) throw err;
+      roleExisted = true;
+    }
+    // No textname: it would be rewritten with the whole file on every later command.
+    const client = { username, password, clientid: spoke, roles: spokeClientRoles(spoke) };
     try {
       await this.command('createClient', client, signal);
     } catch (err) {
@@ -213,14 +272,39 @@ export class MosquittoDynsecProvisioner implements BrokerProvisioner {
       await this.command('modifyClient', client, signal);
       await this.command('enableClient', { username }, signal);
     }
-    this.opts.log?.info({ spoke, username }, 'spoke provisioned on mosquitto dynsec');
+    // Only now that the client holds the shared denies: a spoke provisioned
+    // before the shared role existed has its denies in its own role, and
+    // slimming that role first would leave it a moment with the broker's
+    // defaults. Replaces the whole ACL list without disconnecting anyone.
+    if (roleExisted) await this.command('modifyRole', { rolename, acls }, signal);
+  }
+
+  /**
+   * Creates or updates the shared role once per provisioner; every caller
+   * waits on the same attempt, and a failed attempt is forgotten so the next
+   * call tries again. The attempt is bounded by the command timeout, not by
+   * the first caller's signal; each caller stops waiting on its own signal.
+   */
+  private ensureSpokeBaseRole(signal?: AbortSignal): Promise<void> {
+    let attempt = this.baseRole;
+    if (!attempt) {
+      attempt = this.upsertRole(SPOKE_BASE_ROLE, spokeBaseRoleAcls(), 'Flotilla spokes: catch-all denies');
+      this.baseRole = attempt;
+      const made = attempt;
+      made.catch(() => {
+        if (this.baseRole === made) this.baseRole = null;
+      });
+    }
+    return untilAborted(attempt, signal);
   }
 
   /**
    * Deletes the spoke's client, which disconnects its live sessions, and its
-   * role. Every other client still holding the role (credentials of an earlier
-   * enrolment) goes too, and goes first: Mosquitto 2.0 crashes later when a
-   * role is deleted while a client still holds it (eclipse/mosquitto#2660).
+   * own role. Every other client still holding the role (credentials of an
+   * earlier enrolment) goes too, and goes first: Mosquitto 2.0 crashes later
+   * when a role is deleted while a client still holds it
+   * (eclipse/mosquitto#2660). The shared `SPOKE_BASE_ROLE` stays: every other
+   * spoke holds it.
    */
   async revokeSpoke(spoke: string, username: string, signal?: AbortSignal): Promise<void> {
     this.checkSpokeUser(spoke, username);
@@ -459,6 +543,26 @@ async function ignoring(text: string, command: Promise<unknown>): Promise<void> 
   } catch (err) {
     if (!isBrokerError(err, text)) throw err;
   }
+}
+
+/** The promise, or the signal's reason once the signal aborts first. */
+function untilAborted<T>(promise: Promise<T>, signal?: AbortSignal): Promise<T> {
+  if (!signal) return promise;
+  if (signal.aborted) return Promise.reject(signal.reason as Error);
+  return new Promise((resolve, reject) => {
+    const onAbort = () => reject(signal.reason as Error);
+    signal.addEventListener('abort', onAbort, { once: true });
+    promise.then(
+      (value) => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(value);
+      },
+      (err: unknown) => {
+        signal.removeEventListener('abort', onAbort);
+        reject(err as Error);
+      },
+    );
+  });
 }
 
 function parseData<T>(command: string, schema: z.ZodType<T>, data: unknown): T {

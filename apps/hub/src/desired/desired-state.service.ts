@@ -11,6 +11,9 @@ import { loadPolicyObjects, loadRegistry, loadSpokes } from './fleet-snapshot.js
 /** Serialises renders across hub replicas: a transaction-scoped advisory lock. */
 export const RENDER_LOCK = 0x666c6f74; // "flot"
 
+/** Envelopes signed and handed to the broker connection per event-loop turn. */
+const PUBLISH_CHUNK = 200;
+
 export interface RefreshResult {
   /** Spokes whose payload changed (their generation rose). */
   changed: string[];
@@ -61,10 +64,10 @@ export class DesiredStateService {
   }
 
   /** Renders the payloads the fleet would get from `objects` overrides, without writing (dry runs). */
-  async renderAll(em: EntityManager): Promise<Map<string, DesiredPayload>> {
+  async renderAll(em: EntityManager, loaded?: Awaited<ReturnType<typeof loadSpokes>>): Promise<Map<string, DesiredPayload>> {
     const objects = await loadPolicyObjects(em);
     const registry = await loadRegistry(em);
-    const spokes = await loadSpokes(em, this.telemetryIntervalSeconds);
+    const spokes = loaded ?? (await loadSpokes(em, this.telemetryIntervalSeconds));
     return renderDesired(
       objects,
       spokes.map((s) => s.view),
@@ -74,12 +77,13 @@ export class DesiredStateService {
 
   private async refreshOnce(): Promise<RefreshResult> {
     const end = this.metrics.renderSeconds.startTimer();
+    const now = new Date();
     const changed = await this.ds.transaction(async (em) => {
       await em.query('SELECT pg_advisory_xact_lock($1)', [RENDER_LOCK]);
       const spokes = await loadSpokes(em, this.telemetryIntervalSeconds);
       let rendered: Map<string, DesiredPayload>;
       try {
-        rendered = await this.renderAll(em);
+        rendered = await this.renderAll(em, spokes);
       } catch (err) {
         // Apply checks references, so this means the registry lost a version in use: keep the last good states.
         if (err instanceof RenderError) {
@@ -91,7 +95,6 @@ export class DesiredStateService {
       const existing = new Map(
         (await em.find(DesiredStateEntity, { select: { spokeId: true, generation: true, hash: true } })).map((d) => [d.spokeId, d]),
       );
-      const now = new Date();
       const updates: { spokeId: string; name: string; generation: number; hash: string; payload: DesiredPayload }[] = [];
       for (const s of spokes) {
         const payload = rendered.get(s.view.name);
@@ -118,10 +121,16 @@ export class DesiredStateService {
           [JSON.stringify(chunk.map((u) => ({ spoke_id: u.spokeId, generation: u.generation })))],
         );
       }
-      return updates.map((u) => ({ name: u.name, envelope: this.sign(u.name, u.generation, now, u.payload) }));
+      return updates;
     });
     end();
-    await this.publishEnvelopes(changed, 'changed');
+    // Signed after the commit, in chunks that are published as they are
+    // signed: the first spokes get their envelope while the rest are still
+    // being signed, and nothing is published that Postgres does not hold.
+    await this.publishEnvelopes(
+      changed.map((u) => ({ name: u.name, envelope: () => this.sign(u.name, u.generation, now, u.payload) })),
+      'changed',
+    );
     return { changed: changed.map((c) => c.name), spokes: changed.length };
   }
 
@@ -139,7 +148,7 @@ export class DesiredStateService {
     );
     const row = rows[0];
     if (!row) return false;
-    await this.publishEnvelopes([{ name: spoke, envelope: this.sign(spoke, row.generation, row.issued_at, row.payload) }], cause);
+    await this.publishEnvelopes([{ name: spoke, envelope: () => this.sign(spoke, row.generation, row.issued_at, row.payload) }], cause);
     return true;
   }
 
@@ -153,21 +162,36 @@ export class DesiredStateService {
     return signEnvelope({ v: PROTOCOL_VERSION, spoke, generation, issuedAt: issuedAt.toISOString(), payload }, this.key.privateKey);
   }
 
-  private async publishEnvelopes(items: { name: string; envelope: Envelope }[], cause: 'changed' | 'online' | 'behind' | 'resync'): Promise<void> {
+  private async publishEnvelopes(
+    items: { name: string; envelope: () => Envelope }[],
+    cause: 'changed' | 'online' | 'behind' | 'resync',
+  ): Promise<void> {
     if (items.length === 0) return;
     const published: string[] = [];
-    await Promise.all(
-      items.map(async ({ name, envelope }) => {
+    const sends: Promise<void>[] = [];
+    for (let i = 0; i < items.length; i += PUBLISH_CHUNK) {
+      if (i > 0) await new Promise<void>((resolve) => setImmediate(resolve)); // let the socket drain the chunk before signing the next
+      for (const { name, envelope } of items.slice(i, i + PUBLISH_CHUNK)) {
+        let text: string;
         try {
-          await this.publisher.publish(desiredTopic(name), JSON.stringify(envelope), { retain: true });
-          this.lastPublish.set(name, Date.now());
-          this.metrics.desiredPublished.inc({ cause });
-          published.push(name);
+          text = JSON.stringify(envelope());
         } catch (err) {
-          this.log.warn({ spoke: name, err: (err as Error).message }, 'desired state not published; it will be when the spoke reports');
+          this.log.error({ spoke: name, err: (err as Error).message }, 'desired state not signed');
+          continue;
         }
-      }),
-    );
+        sends.push(
+          this.publisher.publish(desiredTopic(name), text, { retain: true }).then(
+            () => {
+              this.lastPublish.set(name, Date.now());
+              this.metrics.desiredPublished.inc({ cause });
+              published.push(name);
+            },
+            (err: Error) => this.log.warn({ spoke: name, err: err.message }, 'desired state not published; it will be when the spoke reports'),
+          ),
+        );
+      }
+    }
+    await Promise.all(sends);
     if (published.length) {
       await this.ds.query(
         `UPDATE desired_states d SET published_at = now() FROM spokes s WHERE s.id = d.spoke_id AND s.name = ANY($1)`,

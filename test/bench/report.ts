@@ -1,0 +1,155 @@
+/** Figures of one `npm run bench` run: the JSON written to --out, and its markdown table. */
+
+export interface Summary {
+  n: number;
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  meanMs: number;
+}
+
+/** Nearest-rank percentiles. */
+export function summarize(xs: number[]): Summary {
+  const s = [...xs].sort((a, b) => a - b);
+  const rank = (p: number) => s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))] ?? NaN;
+  return { n: s.length, p50Ms: rank(50), p99Ms: rank(99), maxMs: s[s.length - 1] ?? NaN, meanMs: s.reduce((a, b) => a + b, 0) / Math.max(1, s.length) };
+}
+
+export interface Phase {
+  name: string;
+  seconds: number;
+  hubCpuSeconds: number;
+  postgresCpuSeconds: number | null;
+  brokerCpuSeconds: number | null;
+  /** The simulated agents' process (all N agents). */
+  simCpuSeconds: number | null;
+}
+
+export interface BenchResult {
+  spokes: number;
+  broker: 'embedded' | 'mosquitto';
+  startedAt: string;
+  durationSeconds: number;
+  machine: { cpus: number; cpuModel: string; memoryBytes: number; node: string; os: string; broker: string; postgres: string; simProcesses: number };
+  /** Apply sent -> each spoke's acknowledgement recorded in Postgres. */
+  convergence: Summary;
+  /** First floor message sent -> each echo received. */
+  floor: Summary;
+  /** convergence p99 / floor p99. */
+  ratio: number;
+  convergenceDetail: {
+    applyAnsweredSpokes: number | null;
+    allSeenByPollingMs: number;
+    hubRenderSeconds: number;
+    /** Apply sent -> each spoke's envelope arrived at its agent. */
+    envelopeDelivery: Summary;
+    envelopeBytesMean: number;
+    statusBytesMean: number;
+  };
+  enrolment: { spokes: number; seconds: number; perSecond: number; latency: Summary; concurrency: number };
+  hub: {
+    cpuSeconds: number;
+    cpuSecondsPer1000Spokes: number;
+    peakRssBytes: number | null;
+    peakRssBytesPer1000Spokes: number | null;
+    rssAtEndBytes: number | null;
+    warnings: number;
+  };
+  selector: Summary & { queries: number; limit: number; selectors: string[] };
+  placement: Summary & { spokes: number; labelLoopP50Ms: number };
+  telemetry: {
+    spokes: number;
+    intervalSeconds: number;
+    reportsSent: number;
+    meanReportBytes: number;
+    hubCpuSecondsPerRound: number;
+    hubCoreFraction: number;
+    hubCpuSecondsPerRoundPer1000Spokes: number;
+    postgresCpuSecondsPerRound: number | null;
+  };
+  simAgents: {
+    connected: number;
+    connectSeconds: number;
+    rssPerSpokeBytes: number;
+    heapPerSpokeBytes: number;
+    envelopes: { received: number; applied: number; duplicate: number; rejected: number; rejectReasons: Record<string, number> };
+    floorEchoes: number;
+    publishErrors: number;
+    disconnects: number;
+    cpuSeconds: number;
+  };
+  phases: Phase[];
+  /** The hub's fan-out window profile (--profile): file and top self time. */
+  profile: string | null;
+  profileTop: Array<{ fn: string; selfMs: number; share: number }> | null;
+}
+
+const ms = (x: number) => (x >= 1000 ? `${(x / 1000).toFixed(2)} s` : `${x.toFixed(x < 10 ? 1 : 0)} ms`);
+const mib = (b: number | null) => (b === null ? 'n/a' : `${(b / 1024 / 1024).toFixed(0)} MiB`);
+const kib = (b: number) => `${(b / 1024).toFixed(0)} KiB`;
+const sec = (x: number | null) => (x === null ? 'n/a' : `${x.toFixed(2)} s`);
+
+/** The targets of the scale issue; they are set for 10,000 spokes on Mosquitto, and shown for any run. */
+export function targets(r: BenchResult): Array<{ figure: string; target: string; value: string; met: boolean | null }> {
+  const GiB = 1024 ** 3;
+  return [
+    { figure: 'convergence p99', target: '<= 10 s', value: ms(r.convergence.p99Ms), met: r.convergence.p99Ms <= 10_000 },
+    { figure: 'convergence p99 / floor p99', target: '<= 3x', value: `${r.ratio.toFixed(2)}x`, met: r.ratio <= 3 },
+    { figure: 'hub peak RSS', target: '<= 1 GiB', value: mib(r.hub.peakRssBytes), met: r.hub.peakRssBytes === null ? null : r.hub.peakRssBytes <= GiB },
+    { figure: 'GET /spokes?selector= p99', target: '<= 100 ms', value: ms(r.selector.p99Ms), met: r.selector.p99Ms <= 100 },
+    { figure: `placement over ${r.spokes} spokes p99`, target: '<= 200 ms', value: ms(r.placement.p99Ms), met: r.placement.p99Ms <= 200 },
+  ];
+}
+
+export function renderMarkdown(r: BenchResult): string {
+  const m = r.machine;
+  const lines: string[] = [];
+  lines.push(`# Fleet benchmark: ${r.spokes} spokes, ${r.broker} broker`);
+  lines.push('');
+  lines.push(`${r.startedAt}, ${r.durationSeconds.toFixed(0)} s. Machine: ${m.cpus} cores (${m.cpuModel}), ${(m.memoryBytes / 1024 ** 3).toFixed(0)} GiB, Node ${m.node}, ${m.os}.`);
+  lines.push(`Broker: ${m.broker}. Postgres: ${m.postgres}. Simulated agents: ${r.spokes} in ${m.simProcesses} process(es), apart from the hub.`);
+  lines.push('');
+  lines.push('| figure | p50 | p99 | max |');
+  lines.push('|---|---|---|---|');
+  lines.push(`| fan-out convergence (apply -> every ack in Postgres) | ${ms(r.convergence.p50Ms)} | ${ms(r.convergence.p99Ms)} | ${ms(r.convergence.maxMs)} |`);
+  lines.push(`| of which: apply -> envelope at the agent | ${ms(r.convergenceDetail.envelopeDelivery.p50Ms)} | ${ms(r.convergenceDetail.envelopeDelivery.p99Ms)} | ${ms(r.convergenceDetail.envelopeDelivery.maxMs)} |`);
+  lines.push(`| floor (same N messages + N echoes, same broker) | ${ms(r.floor.p50Ms)} | ${ms(r.floor.p99Ms)} | ${ms(r.floor.maxMs)} |`);
+  lines.push(`| **ratio** (convergence p99 / floor p99) | | **${r.ratio.toFixed(2)}x** | |`);
+  lines.push(`| GET /api/v1/spokes?selector= (limit ${r.selector.limit}, ${r.selector.queries} queries) | ${ms(r.selector.p50Ms)} | ${ms(r.selector.p99Ms)} | ${ms(r.selector.maxMs)} |`);
+  lines.push(`| placement evaluation over ${r.placement.spokes} spokes (in process) | ${ms(r.placement.p50Ms)} | ${ms(r.placement.p99Ms)} | ${ms(r.placement.maxMs)} |`);
+  lines.push(`| enrolment request (${r.enrolment.concurrency} concurrent) | ${ms(r.enrolment.latency.p50Ms)} | ${ms(r.enrolment.latency.p99Ms)} | ${ms(r.enrolment.latency.maxMs)} |`);
+  lines.push('');
+  lines.push('| figure | value |');
+  lines.push('|---|---|');
+  lines.push(`| enrolment rate | ${r.enrolment.perSecond.toFixed(0)} spokes/s (${r.enrolment.spokes} in ${r.enrolment.seconds.toFixed(1)} s) |`);
+  lines.push(`| hub CPU, whole run | ${sec(r.hub.cpuSeconds)} (${sec(r.hub.cpuSecondsPer1000Spokes)} per 1,000 spokes) |`);
+  lines.push(`| hub peak RSS | ${mib(r.hub.peakRssBytes)} (${mib(r.hub.peakRssBytesPer1000Spokes)} per 1,000 spokes) |`);
+  lines.push(`| hub render + persist transaction during the fan-out | ${sec(r.convergenceDetail.hubRenderSeconds)} |`);
+  lines.push(`| telemetry ingest, ${r.telemetry.spokes} spokes every ${r.telemetry.intervalSeconds} s | hub ${sec(r.telemetry.hubCpuSecondsPerRound)} CPU per round = ${(r.telemetry.hubCoreFraction * 100).toFixed(1)}% of a core (${sec(r.telemetry.hubCpuSecondsPerRoundPer1000Spokes)} per 1,000 spokes); Postgres ${sec(r.telemetry.postgresCpuSecondsPerRound)} |`);
+  lines.push(`| simulated agent RSS | ${kib(r.simAgents.rssPerSpokeBytes)} per spoke (heap ${kib(r.simAgents.heapPerSpokeBytes)}) |`);
+  lines.push(`| envelopes verified by the agents | ${r.simAgents.envelopes.applied} applied, ${r.simAgents.envelopes.duplicate} redeliveries, ${r.simAgents.envelopes.rejected} rejected |`);
+  lines.push(`| mean envelope / status ack size | ${r.convergenceDetail.envelopeBytesMean.toFixed(0)} B / ${r.convergenceDetail.statusBytesMean.toFixed(0)} B |`);
+  lines.push(`| agent disconnects, publish errors, hub warnings | ${r.simAgents.disconnects}, ${r.simAgents.publishErrors}, ${r.hub.warnings} |`);
+  lines.push('');
+  lines.push('| phase | wall | hub CPU | Postgres CPU | broker CPU | simulated agents CPU |');
+  lines.push('|---|---|---|---|---|---|');
+  for (const p of r.phases) {
+    lines.push(`| ${p.name} | ${sec(p.seconds)} | ${sec(p.hubCpuSeconds)} | ${sec(p.postgresCpuSeconds)} | ${p.brokerCpuSeconds === null ? (r.broker === 'embedded' ? 'in hub' : 'n/a') : sec(p.brokerCpuSeconds)} | ${sec(p.simCpuSeconds)} |`);
+  }
+  lines.push('');
+  lines.push(`Targets (set for 10,000 spokes with Mosquitto on a 2-core machine${r.spokes === 10_000 && r.broker === 'mosquitto' ? '' : '; this run is not that configuration'}):`);
+  lines.push('');
+  lines.push('| target | value | |');
+  lines.push('|---|---|---|');
+  for (const t of targets(r)) lines.push(`| ${t.figure} ${t.target} | ${t.value} | ${t.met === null ? 'n/a' : t.met ? 'met' : 'MISSED'} |`);
+  lines.push('');
+  if (r.profileTop) {
+    lines.push(`Hub CPU profile of the fan-out window (${r.profile}), self time:`);
+    lines.push('');
+    lines.push('| function | self | share |');
+    lines.push('|---|---|---|');
+    for (const t of r.profileTop) lines.push(`| \`${t.fn.replace(/\|/g, '\\|')}\` | ${t.selfMs.toFixed(0)} ms | ${(t.share * 100).toFixed(1)}% |`);
+    lines.push('');
+  }
+  return lines.join('\n');
+}
