@@ -1,21 +1,35 @@
-import { readFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
-import { MAX_MESSAGE_BYTES, desiredTopic, hubSharedFilter, statusTopic } from '@flotilla/contracts';
+import {
+  MAX_MESSAGE_BYTES,
+  SPOKE_PUBLISH_CHANNELS,
+  SPOKE_SUBSCRIBE_CHANNELS,
+  desiredTopic,
+  hubSharedFilter,
+  spokeTopic,
+  statusTopic,
+} from '@flotilla/contracts';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import {
   DynsecCommandError,
   DynsecUnavailableError,
   HUB_ROLE,
   MosquittoDynsecProvisioner,
+  SPOKE_BASE_ROLE,
+  spokeBaseRoleAcls,
+  spokeClientRoles,
   spokeRole,
+  spokeRoleAcls,
 } from '../../apps/hub/src/broker/mosquitto-dynsec.js';
 import { findMosquitto, type RunningMosquitto, startMosquitto } from '../support/mosquitto.js';
 
 /**
  * The Mosquitto half of per-spoke credentials, against a real mosquitto with
  * the dynamic security plugin: what a provisioned spoke may and may not do,
- * revocation, the hub's role and the 256 KiB message limit. All clients speak
- * MQTT 3.1.1, as the agent and the hub do.
+ * revocation, the hub's role, the size of the plugin's config per spoke and
+ * the 256 KiB message limit. All clients speak MQTT 3.1.1, as the agent and
+ * the hub do.
  */
 
 const available = findMosquitto();
@@ -115,11 +129,13 @@ describeWithMosquitto('Mosquitto dynamic security provisioning', () => {
       () => null,
       (err: Error & { code?: number }) => err.code ?? err.message,
     );
+  const dynsecPath = () => path.join(broker.dir, 'dynamic-security.json');
   const dynsecFile = async () =>
-    JSON.parse(await readFile(path.join(broker.dir, 'dynamic-security.json'), 'utf8')) as {
-      clients: Array<{ username: string; clientid?: string; roles?: Array<{ rolename: string }> }>;
-      roles: Array<{ rolename: string }>;
+    JSON.parse(await readFile(dynsecPath(), 'utf8')) as {
+      clients: Array<{ username: string; clientid?: string; roles?: Array<{ rolename: string; priority?: number }> }>;
+      roles: Array<{ rolename: string; acls?: Array<{ acltype: string; topic: string; priority?: number; allow: boolean }> }>;
     };
+  const roleIn = async (rolename: string) => (await dynsecFile()).roles.find((r) => r.rolename === rolename);
 
   beforeAll(async () => {
     broker = await startMosquitto({ dynsec: true, messageSizeLimit: MAX_MESSAGE_BYTES });
@@ -165,6 +181,27 @@ describeWithMosquitto('Mosquitto dynamic security provisioning', () => {
     const message = nextMessage(a);
     expect(await grantedCode(a, desiredTopic('desired-a'))).toBe(1);
     expect(await message).toEqual({ topic: desiredTopic('desired-a'), payload: Buffer.from('{"generation":1}'), retain: true });
+  });
+
+  test('every grant of its own role wins over the shared denies: a spoke subscribes to and receives on desired and commands, and publishes on each of its channels', async () => {
+    await provisioner.provisionSpoke('grant-a', 'grant-a.1', 'pw');
+    const watcher = await connect({ clientId: 'flotilla-hub-watch-grants', username: broker.adminUsername, password: broker.adminPassword });
+    await watcher.subscribeAsync('flotilla/v1/spokes/grant-a/#', { qos: 1 });
+    const a = await connectSpoke('grant-a', 'grant-a.1', 'pw');
+
+    for (const channel of SPOKE_SUBSCRIBE_CHANNELS) {
+      const topic = spokeTopic('grant-a', channel);
+      expect({ topic, code: await grantedCode(a, topic) }).toEqual({ topic, code: 1 });
+      const received = nextMessage(a, topic);
+      await hub.publishAsync(topic, `to-${channel}`, { qos: 1 });
+      expect((await received).payload.toString()).toBe(`to-${channel}`);
+    }
+    for (const channel of SPOKE_PUBLISH_CHANNELS) {
+      const topic = spokeTopic('grant-a', channel);
+      const received = nextMessage(watcher, topic);
+      await a.publishAsync(topic, `from-${channel}`, { qos: 1 });
+      expect((await received).payload.toString()).toBe(`from-${channel}`);
+    }
   });
 
   test("a spoke's subscription to another spoke's desired topic, a wildcard or a shared filter is refused with SUBACK 0x80", async () => {
@@ -227,6 +264,34 @@ describeWithMosquitto('Mosquitto dynamic security provisioning', () => {
     const file = await dynsecFile();
     expect(file.clients.map((c) => c.username)).not.toContain('revoke-a.1');
     expect(file.roles.map((r) => r.rolename)).not.toContain(spokeRole('revoke-a'));
+    expect(file.roles.map((r) => r.rolename)).toContain(SPOKE_BASE_ROLE);
+  });
+
+  test('revoking a spoke leaves the shared role, and the other spokes, connected or not, still connect, subscribe and publish', async () => {
+    await provisioner.provisionSpoke('keep-a', 'keep-a.1', 'pw');
+    await provisioner.provisionSpoke('keep-b', 'keep-b.1', 'pw');
+    await provisioner.provisionSpoke('keep-c', 'keep-c.1', 'pw');
+    const watcher = await connect({ clientId: 'flotilla-hub-watch-keep', username: broker.adminUsername, password: broker.adminPassword });
+    await watcher.subscribeAsync('flotilla/v1/spokes/+/status', { qos: 1 });
+    const b = await connectSpoke('keep-b', 'keep-b.1', 'pw');
+
+    await provisioner.revokeSpoke('keep-a', 'keep-a.1');
+    expect((await roleIn(SPOKE_BASE_ROLE))?.acls).toHaveLength(spokeBaseRoleAcls().length);
+    const c = await connectSpoke('keep-c', 'keep-c.1', 'pw');
+    for (const [spoke, client] of [['keep-b', b], ['keep-c', c]] as const) {
+      expect(client.connected).toBe(true);
+      expect(await grantedCode(client, desiredTopic(spoke))).toBe(1);
+      // Still denied by the shared role.
+      expect(await grantedCode(client, '#')).toBe(SUBACK_FAILURE);
+      const status = nextMessage(watcher, statusTopic(spoke));
+      await client.publishAsync(statusTopic(spoke), `alive-${spoke}`, { qos: 1 });
+      expect((await status).payload.toString()).toBe(`alive-${spoke}`);
+    }
+    // And a spoke provisioned afterwards gets the shared role as it is.
+    await provisioner.provisionSpoke('keep-d', 'keep-d.1', 'pw');
+    const d = await connectSpoke('keep-d', 'keep-d.1', 'pw');
+    expect(await grantedCode(d, desiredTopic('keep-d'))).toBe(1);
+    expect(await grantedCode(d, desiredTopic('keep-b'))).toBe(SUBACK_FAILURE);
   });
 
   test('revoking a spoke that was never provisioned, or twice, succeeds', async () => {
@@ -248,8 +313,66 @@ describeWithMosquitto('Mosquitto dynamic security provisioning', () => {
     expect(await grantedCode(b, desiredTopic('again-a'))).toBe(1);
     const file = await dynsecFile();
     expect(file.clients.filter((c) => c.username === 'again-a.1')).toEqual([
-      expect.objectContaining({ clientid: 'again-a', roles: [expect.objectContaining({ rolename: spokeRole('again-a') })] }),
+      expect.objectContaining({ clientid: 'again-a', roles: spokeClientRoles('again-a') }),
     ]);
+  });
+
+  test('provisioning again a spoke made before the shared role gives its client both roles and slims its own role, and it stays fenced in', async () => {
+    // The layout of earlier releases: one role holding the grants and the catch-all denies, with unsubscribe ACLs and textnames.
+    const fat = [
+      ...spokeRoleAcls('old-a'),
+      ...['desired', 'commands'].map((c) => ({ acltype: 'unsubscribeLiteral', topic: `flotilla/v1/spokes/old-a/${c}`, priority: 10, allow: true })),
+      ...spokeBaseRoleAcls(),
+      ...['#', '$SYS/#', '$CONTROL/#', '$share/#'].map((topic) => ({ acltype: 'unsubscribePattern', topic, priority: 0, allow: false })),
+    ];
+    await adminCommand(hub, { command: 'createRole', rolename: spokeRole('old-a'), textname: 'Flotilla spoke old-a', acls: fat });
+    await adminCommand(hub, {
+      command: 'createClient',
+      username: 'old-a.1',
+      password: 'old-pw',
+      clientid: 'old-a',
+      textname: 'Flotilla spoke old-a',
+      roles: [{ rolename: spokeRole('old-a'), priority: 0 }],
+    });
+    await provisioner.provisionSpoke('old-b', 'old-b.1', 'pw');
+    const old = await connectSpoke('old-a', 'old-a.1', 'old-pw');
+    expect(await grantedCode(old, desiredTopic('old-a'))).toBe(1);
+    const ended = closed(old);
+
+    await provisioner.provisionSpoke('old-a', 'old-a.1', 'new-pw');
+    await ended;
+    const file = await dynsecFile();
+    expect(file.clients.find((c) => c.username === 'old-a.1')).toMatchObject({ clientid: 'old-a', roles: spokeClientRoles('old-a') });
+    expect((await roleIn(spokeRole('old-a')))?.acls).toEqual(expect.arrayContaining(spokeRoleAcls('old-a')));
+    expect((await roleIn(spokeRole('old-a')))?.acls).toHaveLength(spokeRoleAcls('old-a').length);
+
+    const watcher = await connect({ clientId: 'flotilla-hub-watch-old', username: broker.adminUsername, password: broker.adminPassword });
+    await watcher.subscribeAsync('flotilla/v1/spokes/+/status', { qos: 1 });
+    const a = await connectSpoke('old-a', 'old-a.1', 'new-pw');
+    expect(await grantedCode(a, desiredTopic('old-a'))).toBe(1);
+    for (const filter of [desiredTopic('old-b'), '#', '$SYS/#', `$share/g/${desiredTopic('old-a')}`]) {
+      expect({ filter, code: await grantedCode(a, filter) }).toEqual({ filter, code: SUBACK_FAILURE });
+    }
+    const first = nextMessage(watcher);
+    await a.publishAsync(statusTopic('old-b'), 'forged', { qos: 1 });
+    await a.publishAsync(statusTopic('old-a'), 'own', { qos: 1 });
+    expect(await first).toMatchObject({ topic: statusTopic('old-a'), payload: Buffer.from('own') });
+  });
+
+  test('each spoke adds less than 1.6 KB to the config the plugin rewrites on every command', async () => {
+    // The shared role exists by now; what follows is what each enrolment adds.
+    await provisioner.provisionSpoke('grow-warm', 'grow-warm.1', 'pw');
+    const before = (await stat(dynsecPath())).size;
+    const spokes = Array.from({ length: 20 }, (_, i) => `grow-${String(i).padStart(4, '0')}`);
+    // Usernames shaped as enrolment makes them: `<spoke>.<8 hex>`.
+    for (const spoke of spokes) await provisioner.provisionSpoke(spoke, `${spoke}.${randomBytes(4).toString('hex')}`, randomBytes(24).toString('base64url'));
+    const bytesPerSpoke = ((await stat(dynsecPath())).size - before) / spokes.length;
+
+    // The layout with 28 ACLs in every spoke's role took about 4 KB per spoke.
+    expect(bytesPerSpoke).toBeLessThan(1600);
+    const file = await dynsecFile();
+    expect(file.roles.filter((r) => r.rolename === SPOKE_BASE_ROLE)).toHaveLength(1);
+    for (const spoke of spokes) expect((await roleIn(spokeRole(spoke)))?.acls).toHaveLength(spokeRoleAcls(spoke).length);
   });
 
   test("revoking a spoke also removes an earlier enrolment's credentials, and the broker lives on", async () => {
@@ -364,6 +487,38 @@ describeWithMosquitto('Mosquitto dynamic security state across a broker crash', 
       await ended;
     } finally {
       await a.endAsync(true);
+    }
+  });
+});
+
+describeWithMosquitto('Mosquitto dynamic security after the shared spoke role went missing', () => {
+  let broker: RunningMosquitto;
+  let provisioner: MosquittoDynsecProvisioner;
+  let admin: MqttClient;
+  beforeAll(async () => {
+    broker = await startMosquitto({ dynsec: true });
+    provisioner = new MosquittoDynsecProvisioner({ url: broker.url, username: broker.adminUsername, password: broker.adminPassword });
+    admin = await mqtt.connectAsync(broker.url, { protocolVersion: 4, username: broker.adminUsername, password: broker.adminPassword, reconnectPeriod: 0 });
+  });
+  afterAll(async () => {
+    await admin?.endAsync(true);
+    await provisioner?.close();
+    await broker?.stop();
+  });
+
+  test('the provisioner that made the shared role makes it again and the spoke is provisioned', async () => {
+    await provisioner.provisionSpoke('lost-a', 'lost-a.1', 'pw');
+    await provisioner.revokeSpoke('lost-a', 'lost-a.1');
+    // No client holds it any more, so deleting it is safe (eclipse/mosquitto#2660).
+    await adminCommand(admin, { command: 'deleteRole', rolename: SPOKE_BASE_ROLE });
+
+    await provisioner.provisionSpoke('lost-b', 'lost-b.1', 'pw');
+    const b = await mqtt.connectAsync(broker.url, { protocolVersion: 4, clientId: 'lost-b', username: 'lost-b.1', password: 'pw', reconnectPeriod: 0 });
+    try {
+      expect(await grantedCode(b, desiredTopic('lost-b'))).toBe(1);
+      expect(await grantedCode(b, '#')).toBe(SUBACK_FAILURE);
+    } finally {
+      await b.endAsync(true);
     }
   });
 });
