@@ -49,6 +49,7 @@ const { values: args } = parseArgs({
     'enroll-concurrency': { type: 'string', default: '16' },
     'connect-concurrency': { type: 'string', default: '100' },
     'sim-processes': { type: 'string', default: '2' },
+    'idle-seconds': { type: 'string', default: '10' },
     help: { type: 'boolean', default: false },
   },
   strict: true,
@@ -57,7 +58,7 @@ const { values: args } = parseArgs({
 if (args.help) {
   console.log(`usage: npm run bench -- [--spokes N] [--broker embedded|mosquitto] [--out DIR] [--database-url URL]
                         [--profile] [--telemetry-seconds S] [--enroll-concurrency C] [--connect-concurrency C]
-                        [--sim-processes K]`);
+                        [--sim-processes K] [--idle-seconds S]`);
   process.exit(0);
 }
 
@@ -79,6 +80,7 @@ const TELEMETRY_SECONDS = intArg('telemetry-seconds', args['telemetry-seconds'],
 const ENROLL_CONCURRENCY = intArg('enroll-concurrency', args['enroll-concurrency'], 1);
 const CONNECT_CONCURRENCY = intArg('connect-concurrency', args['connect-concurrency'], 1);
 const SIM_PROCESSES = intArg('sim-processes', args['sim-processes'], 1);
+const IDLE_SECONDS = intArg('idle-seconds', args['idle-seconds'], 1);
 if (!procAvailable) console.warn('note: /proc is not readable here, so hub, Postgres and broker CPU/RSS are left out');
 
 const log = (msg: string) => console.log(`[${new Date().toISOString().slice(11, 19)}] ${msg}`);
@@ -529,7 +531,7 @@ async function main(): Promise<void> {
 
     /* ---- idle baseline */
     await sleep(3000); // let the connect storm's refreshes settle
-    await phase('idle (baseline)', () => sleep(10_000));
+    await phase('idle (baseline)', () => sleep(IDLE_SECONDS * 1000));
     const idlePhase = phases[phases.length - 1]!;
     const idleHubRate = idlePhase.hubCpuSeconds / idlePhase.seconds;
 
@@ -634,9 +636,10 @@ spec: { model: { name: detector, version: "1.0.0" }, placement: bench-fleet, run
     const hubSample = procAvailable ? sampleProcess(h.pid) : null;
     const hubOutput = h.output();
     await sim.stop();
+    profiler?.close(); // a hub with an inspector client attached waits for it before exiting
     const code = await h.stop();
     hub = null;
-    if (code !== 0) log(`note: the hub exited with ${code}`);
+    if (code !== 0) log(`note: the hub exited with ${code}; its last output:\n${hubOutput.slice(-3000)}`);
 
     const pgVersion = await db.query('SHOW server_version').then((r) => `PostgreSQL ${r.rows[0].server_version}`, () => 'PostgreSQL');
     const machine: Machine = {
@@ -661,7 +664,7 @@ spec: { model: { name: detector, version: "1.0.0" }, placement: bench-fleet, run
       floor: floorSummary,
       ratio: convergence.p99Ms / floorSummary.p99Ms,
       convergenceDetail: {
-        applyAnsweredSpokes: applied.spokes ?? null,
+        applyAnsweredSpokes: Array.isArray(applied.spokes) ? applied.spokes.length : (applied.spokes ?? null),
         allSeenByPollingMs: detectedAllMs,
         hubRenderSeconds: renderSeconds,
         envelopeDelivery: delivery,

@@ -271,6 +271,10 @@ class SimFleet {
       const t = performance.now();
       await a.enroll(hubUrl);
       latencies.push(performance.now() - t);
+      // Progress for long runs: enrolment through some brokers slows as the fleet grows.
+      if (latencies.length % 1000 === 0) {
+        process.stderr.write(`  sim pid ${process.pid}: ${latencies.length}/${this.agents.length} enrolled after ${((performance.now() - t0) / 1000).toFixed(0)} s\n`);
+      }
     });
     return { enrolled: this.agents.length, seconds: (performance.now() - t0) / 1000, latenciesMs: latencies };
   }

@@ -121,7 +121,7 @@ export async function startHub(config: HubConfig, log: Logger): Promise<HubHandl
     }
 
     const metrics = new HubMetrics();
-    const publisher = new HubPublisher(endpoint, log.child({ component: 'publisher' }), metrics);
+    const publisher = new HubPublisher(endpoint, log.child({ component: 'publisher' }), metrics, broker ? broker.publish : undefined);
     cleanups.push(() => publisher.close());
     await publisher.waitConnected();
     const desired = new DesiredStateService(ds, publisher, signingKey, metrics, log.child({ component: 'desired' }), config.telemetryIntervalSeconds);

@@ -29,5 +29,10 @@ export function canonicalJson(value: unknown): string {
 
 /** `sha256:` + hex digest of the canonical JSON of `payload`. */
 export function payloadHash(payload: unknown): string {
-  return `sha256:${createHash('sha256').update(canonicalJson(payload), 'utf8').digest('hex')}`;
+  return canonicalHash(canonicalJson(payload));
+}
+
+/** `payloadHash` of a payload whose canonical JSON is already at hand. */
+export function canonicalHash(canonical: string): string {
+  return `sha256:${createHash('sha256').update(canonical, 'utf8').digest('hex')}`;
 }

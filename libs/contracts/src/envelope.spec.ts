@@ -11,6 +11,7 @@ import {
   verifyEnvelope,
 } from './envelope.js';
 import type { UnsignedEnvelope } from './messages.js';
+import { canonicalJson } from './canonical-json.js';
 
 const hub = generateSigningKeyPair();
 const expect17 = { spoke: 'site-17', lastAppliedGeneration: 0 };
@@ -187,6 +188,24 @@ function mutate(root: Json, path: (string | number)[], salt: number): Json {
 }
 
 describe('envelope signature properties', () => {
+  it('signing with the payload canonical JSON given produces the very signature of the plain path', () => {
+    fc.assert(
+      fc.property(unsignedArb, (unsigned) => {
+        const plain = signEnvelope(unsigned, hub.privateKey);
+        const spliced = signEnvelope(unsigned, hub.privateKey, canonicalJson(unsigned.payload));
+        expect(spliced.sig).toBe(plain.sig); // Ed25519 is deterministic: equal signatures mean equal signed bytes
+        expect(verifyEnvelope(wire(spliced), hub.publicKey, { spoke: unsigned.spoke, lastAppliedGeneration: 0 }).ok).toBe(true);
+      }),
+    );
+  });
+
+  it('a canonical payload that differs from the payload yields an envelope agents reject', () => {
+    const unsigned = sampleUnsigned();
+    const other = canonicalJson({ ...unsigned.payload, deployments: [] });
+    const env = signEnvelope(unsigned, hub.privateKey, other);
+    expect(verifyEnvelope(wire(env), hub.publicKey, { spoke: unsigned.spoke, lastAppliedGeneration: 0 })).toMatchObject({ ok: false, reason: 'BadSignature' });
+  });
+
   it('a signed envelope verifies whatever the key order of the received JSON', () => {
     fc.assert(
       fc.property(unsignedArb, (unsigned) => {

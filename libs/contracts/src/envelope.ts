@@ -89,9 +89,18 @@ export function privateKeyPem(key: KeyObject | string): string {
   return toPrivateKey(key).export({ type: 'pkcs8', format: 'pem' }).toString();
 }
 
-function signingInput(fields: { v: unknown; spoke: unknown; generation: unknown; issuedAt: unknown; payload: unknown }): Buffer {
+function signingInput(
+  fields: { v: unknown; spoke: unknown; generation: unknown; issuedAt: unknown; payload: unknown },
+  canonicalPayload?: string,
+): Buffer {
   const { v, spoke, generation, issuedAt, payload } = fields;
-  return Buffer.from(canonicalJson({ v, spoke, generation, issuedAt, payload }), 'utf8');
+  if (canonicalPayload === undefined) return Buffer.from(canonicalJson({ v, spoke, generation, issuedAt, payload }), 'utf8');
+  // RFC 8785 orders the keys generation, issuedAt, payload, spoke, v (UTF-16 order) and
+  // serialises integers and strings as JSON.stringify does; the payload is spliced in as given.
+  return Buffer.from(
+    `{"generation":${canonicalJson(generation)},"issuedAt":${canonicalJson(issuedAt)},"payload":${canonicalPayload},"spoke":${canonicalJson(spoke)},"v":${canonicalJson(v)}}`,
+    'utf8',
+  );
 }
 
 /**
@@ -99,7 +108,12 @@ function signingInput(fields: { v: unknown; spoke: unknown; generation: unknown;
  * (throws naming the offending paths), so the hub can never publish something
  * its agents must reject as malformed. The fields are signed as given.
  */
-export function signEnvelope(unsigned: UnsignedEnvelope, privateKey: KeyObject | string): Envelope {
+export function signEnvelope(
+  unsigned: UnsignedEnvelope,
+  privateKey: KeyObject | string,
+  /** `canonicalJson(unsigned.payload)` when the caller already has it (the hub hashes every payload first). */
+  canonicalPayload?: string,
+): Envelope {
   const key = toPrivateKey(privateKey);
   const { v, spoke, generation, issuedAt, payload } = unsigned;
   const fields = { v, spoke, generation, issuedAt, payload };
@@ -108,7 +122,7 @@ export function signEnvelope(unsigned: UnsignedEnvelope, privateKey: KeyObject |
   if (!checked.success) {
     throw new Error(`signEnvelope: envelope violates the schema: ${formatIssues(checked.error.issues)}`);
   }
-  const sig = sign(null, signingInput(fields), key).toString('base64');
+  const sig = sign(null, signingInput(fields, canonicalPayload), key).toString('base64');
   return { ...fields, sig };
 }
 

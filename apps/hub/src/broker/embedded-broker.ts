@@ -11,6 +11,12 @@ export interface EmbeddedBroker {
   /** Ends the live session of a spoke (after revocation). */
   disconnect(clientId: string): boolean;
   connectedClients(): number;
+  /**
+   * Publishes as the broker itself, in process: the same retained store,
+   * offline queues and routing as a client's PUBLISH, without the loopback
+   * MQTT hop (serialising, parsing and a second socket write per message).
+   */
+  publish(topic: string, payload: string, opts: { qos: 0 | 1; retain: boolean }): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -89,6 +95,11 @@ export async function startEmbeddedBroker(opts: {
       return true;
     },
     connectedClients: () => broker.connectedClients,
+    publish: (topic, payload, o) =>
+      new Promise<void>((resolve, reject) => {
+        const packet = { cmd: 'publish' as const, topic, payload: Buffer.from(payload), qos: o.qos, retain: o.retain, dup: false };
+        broker.publish(packet, (err?: Error | null) => (err ? reject(err) : resolve()));
+      }),
     close: async () => {
       await new Promise<void>((resolve) => broker.close(() => resolve()));
       for (const c of Object.values(clients)) c.close();

@@ -1,4 +1,4 @@
-import { type DesiredPayload, type Envelope, PROTOCOL_VERSION, desiredTopic, payloadHash, signEnvelope } from '@flotilla/contracts';
+import { type DesiredPayload, type Envelope, PROTOCOL_VERSION, canonicalHash, canonicalJson, desiredTopic, signEnvelope } from '@flotilla/contracts';
 import { RenderError, renderDesired } from '@flotilla/policy';
 import type { Logger } from 'pino';
 import type { DataSource, EntityManager } from 'typeorm';
@@ -11,7 +11,7 @@ import { loadPolicyObjects, loadRegistry, loadSpokes } from './fleet-snapshot.js
 /** Serialises renders across hub replicas: a transaction-scoped advisory lock. */
 export const RENDER_LOCK = 0x666c6f74; // "flot"
 
-/** Envelopes signed and handed to the broker connection per event-loop turn. */
+/** Envelopes signed, or handed to the broker connection, per event-loop turn. */
 const PUBLISH_CHUNK = 200;
 
 export interface RefreshResult {
@@ -95,40 +95,48 @@ export class DesiredStateService {
       const existing = new Map(
         (await em.find(DesiredStateEntity, { select: { spokeId: true, generation: true, hash: true } })).map((d) => [d.spokeId, d]),
       );
-      const updates: { spokeId: string; name: string; generation: number; hash: string; payload: DesiredPayload }[] = [];
+      const updates: { spokeId: string; name: string; generation: number; hash: string; payload: DesiredPayload; canonical: string; text: string }[] = [];
       for (const s of spokes) {
         const payload = rendered.get(s.view.name);
         if (!payload) continue;
-        const hash = payloadHash(payload);
+        const canonical = canonicalJson(payload);
+        const hash = canonicalHash(canonical);
         const old = existing.get(s.id);
         if (old?.hash === hash) continue;
-        updates.push({ spokeId: s.id, name: s.view.name, generation: (old?.generation ?? 0) + 1, hash, payload });
+        updates.push({ spokeId: s.id, name: s.view.name, generation: (old?.generation ?? 0) + 1, hash, payload, canonical, text: '' });
       }
-      // One statement per chunk keeps a fleet-wide change cheap.
-      for (let i = 0; i < updates.length; i += 1000) {
-        const chunk = updates.slice(i, i + 1000);
-        await em.query(
-          `INSERT INTO desired_states (spoke_id, generation, payload, hash, issued_at, published_at, updated_at)
-           SELECT v.spoke_id, v.generation, v.payload, v.hash, $2, NULL, now()
-           FROM jsonb_to_recordset($1::jsonb) AS v(spoke_id uuid, generation int, payload jsonb, hash text)
-           ON CONFLICT (spoke_id) DO UPDATE SET generation = EXCLUDED.generation, payload = EXCLUDED.payload,
-             hash = EXCLUDED.hash, issued_at = EXCLUDED.issued_at, published_at = NULL, updated_at = now()`,
-          [JSON.stringify(chunk.map((u) => ({ spoke_id: u.spokeId, generation: u.generation, payload: u.payload, hash: u.hash }))), now],
-        );
-        await em.query(
-          `UPDATE spokes s SET desired_generation = v.generation
-           FROM jsonb_to_recordset($1::jsonb) AS v(spoke_id uuid, generation int) WHERE s.id = v.spoke_id`,
-          [JSON.stringify(chunk.map((u) => ({ spoke_id: u.spokeId, generation: u.generation })))],
-        );
+      // One statement per chunk keeps a fleet-wide change cheap. While Postgres
+      // writes, this process signs (the two run on different cores); nothing is
+      // published before the commit, so no spoke sees a generation Postgres lacks.
+      const writing = (async () => {
+        for (let i = 0; i < updates.length; i += 1000) {
+          const chunk = updates.slice(i, i + 1000);
+          await em.query(
+            `INSERT INTO desired_states (spoke_id, generation, payload, hash, issued_at, published_at, updated_at)
+             SELECT v.spoke_id, v.generation, v.payload, v.hash, $2, NULL, now()
+             FROM jsonb_to_recordset($1::jsonb) AS v(spoke_id uuid, generation int, payload jsonb, hash text)
+             ON CONFLICT (spoke_id) DO UPDATE SET generation = EXCLUDED.generation, payload = EXCLUDED.payload,
+               hash = EXCLUDED.hash, issued_at = EXCLUDED.issued_at, published_at = NULL, updated_at = now()`,
+            [JSON.stringify(chunk.map((u) => ({ spoke_id: u.spokeId, generation: u.generation, payload: u.payload, hash: u.hash }))), now],
+          );
+          await em.query(
+            `UPDATE spokes s SET desired_generation = v.generation
+             FROM jsonb_to_recordset($1::jsonb) AS v(spoke_id uuid, generation int) WHERE s.id = v.spoke_id`,
+            [JSON.stringify(chunk.map((u) => ({ spoke_id: u.spokeId, generation: u.generation })))],
+          );
+        }
+      })();
+      writing.catch(() => undefined); // awaited below; signing must not leave it unobserved
+      for (let i = 0; i < updates.length; i += PUBLISH_CHUNK) {
+        if (i > 0) await new Promise<void>((resolve) => setImmediate(resolve)); // let the database client's I/O run
+        for (const u of updates.slice(i, i + PUBLISH_CHUNK)) u.text = JSON.stringify(this.sign(u.name, u.generation, now, u.payload, u.canonical));
       }
+      await writing;
       return updates;
     });
     end();
-    // Signed after the commit, in chunks that are published as they are
-    // signed: the first spokes get their envelope while the rest are still
-    // being signed, and nothing is published that Postgres does not hold.
     await this.publishEnvelopes(
-      changed.map((u) => ({ name: u.name, envelope: () => this.sign(u.name, u.generation, now, u.payload) })),
+      changed.map((u) => ({ name: u.name, text: () => u.text })),
       'changed',
     );
     return { changed: changed.map((c) => c.name), spokes: changed.length };
@@ -148,7 +156,7 @@ export class DesiredStateService {
     );
     const row = rows[0];
     if (!row) return false;
-    await this.publishEnvelopes([{ name: spoke, envelope: () => this.sign(spoke, row.generation, row.issued_at, row.payload) }], cause);
+    await this.publishEnvelopes([{ name: spoke, text: () => JSON.stringify(this.sign(spoke, row.generation, row.issued_at, row.payload)) }], cause);
     return true;
   }
 
@@ -158,12 +166,12 @@ export class DesiredStateService {
     this.lastPublish.delete(spoke);
   }
 
-  private sign(spoke: string, generation: number, issuedAt: Date, payload: DesiredPayload): Envelope {
-    return signEnvelope({ v: PROTOCOL_VERSION, spoke, generation, issuedAt: issuedAt.toISOString(), payload }, this.key.privateKey);
+  private sign(spoke: string, generation: number, issuedAt: Date, payload: DesiredPayload, canonicalPayload?: string): Envelope {
+    return signEnvelope({ v: PROTOCOL_VERSION, spoke, generation, issuedAt: issuedAt.toISOString(), payload }, this.key.privateKey, canonicalPayload);
   }
 
   private async publishEnvelopes(
-    items: { name: string; envelope: () => Envelope }[],
+    items: { name: string; text: () => string }[],
     cause: 'changed' | 'online' | 'behind' | 'resync',
   ): Promise<void> {
     if (items.length === 0) return;
@@ -171,10 +179,10 @@ export class DesiredStateService {
     const sends: Promise<void>[] = [];
     for (let i = 0; i < items.length; i += PUBLISH_CHUNK) {
       if (i > 0) await new Promise<void>((resolve) => setImmediate(resolve)); // let the socket drain the chunk before signing the next
-      for (const { name, envelope } of items.slice(i, i + PUBLISH_CHUNK)) {
+      for (const { name, text: render } of items.slice(i, i + PUBLISH_CHUNK)) {
         let text: string;
         try {
-          text = JSON.stringify(envelope());
+          text = render();
         } catch (err) {
           this.log.error({ spoke: name, err: (err as Error).message }, 'desired state not signed');
           continue;

@@ -9,6 +9,9 @@ export interface MqttEndpoint {
   password: string;
 }
 
+/** Publishing without a client connection: the embedded broker's in-process publish. */
+export type DirectPublish = (topic: string, payload: string, opts: { qos: 0 | 1; retain: boolean }) => Promise<void>;
+
 /**
  * The hub's publishing connection. Publishes are QoS 1; mqtt.js queues them
  * while disconnected, and Postgres stays the source of truth, so anything
@@ -21,6 +24,8 @@ export class HubPublisher {
     endpoint: MqttEndpoint,
     private readonly log: Logger,
     metrics: HubMetrics,
+    /** With the embedded broker: publish in process (the connection still tells readiness). */
+    private readonly direct?: DirectPublish,
   ) {
     this.client = mqtt.connect(endpoint.url, {
       clientId: `flotilla-hub-pub-${randomBytes(4).toString('hex')}`,
@@ -55,6 +60,7 @@ export class HubPublisher {
   }
 
   publish(topic: string, payload: string, opts: { retain?: boolean; qos?: 0 | 1 } = {}): Promise<void> {
+    if (this.direct) return this.direct(topic, payload, { qos: opts.qos ?? 1, retain: opts.retain ?? false });
     return new Promise((resolve, reject) => {
       this.client.publish(topic, payload, { qos: opts.qos ?? 1, retain: opts.retain ?? false }, (err) => (err ? reject(err) : resolve()));
     });
