@@ -636,10 +636,13 @@ spec: { model: { name: detector, version: "1.0.0" }, placement: bench-fleet, run
     const hubSample = procAvailable ? sampleProcess(h.pid) : null;
     const hubOutput = h.output();
     await sim.stop();
+    // The whole fleet dropped at once: the hub must take every will and stay up.
+    await sleep(3000);
+    if (h.exitCode() !== undefined) throw new Error(`the hub exited (${h.exitCode()}) when the simulated fleet disconnected:\n${h.output().slice(-3000)}`);
     profiler?.close(); // a hub with an inspector client attached waits for it before exiting
     const code = await h.stop();
     hub = null;
-    if (code !== 0) log(`note: the hub exited with ${code}; its last output:\n${hubOutput.slice(-3000)}`);
+    if (code !== 0) log(`note: the hub exited with ${code}; its last output:\n${h.output().slice(-3000)}`);
 
     const pgVersion = await db.query('SHOW server_version').then((r) => `PostgreSQL ${r.rows[0].server_version}`, () => 'PostgreSQL');
     const machine: Machine = {

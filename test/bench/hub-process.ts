@@ -13,6 +13,8 @@ export interface HubProcess {
   apiUrl: string;
   /** What the hub wrote to stderr/stdout (warnings and errors: it runs at FLOTILLA_LOG_LEVEL=warn). */
   output(): string;
+  /** Exit code, or undefined while it runs. */
+  exitCode(): number | null | undefined;
   stop(): Promise<number | null>;
 }
 
@@ -48,6 +50,7 @@ export async function startHubProcess(env: Record<string, string>, apiPort: numb
     pid: child.pid!,
     apiUrl,
     output: () => out,
+    exitCode: () => (child.exitCode === null && child.signalCode === null ? undefined : child.exitCode),
     stop: async () => {
       if (child.exitCode === null) child.kill('SIGINT');
       const t = setTimeout(() => child.kill('SIGKILL'), 20_000);
