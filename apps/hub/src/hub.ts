@@ -221,6 +221,14 @@ export async function startHub(config: HubConfig, log: Logger): Promise<HubHandl
     const gitSyncer = app.get(GitSyncer);
     gitSyncer.start(log.child({ component: 'git' }));
     cleanups.push(() => gitSyncer.stop());
+    // First of all at stop: let the embedded broker deliver what it queued (see drain()).
+    if (broker) {
+      const b = broker;
+      const brokerLog = log.child({ component: 'broker' });
+      cleanups.push(async () => {
+        if (!(await b.drain(3_000))) brokerLog.warn('the broker still had messages queued after 3 s; stopping anyway');
+      });
+    }
     const port = (server.address() as AddressInfo).port;
     const shownHost = config.apiHost === '0.0.0.0' || config.apiHost === '::' ? '127.0.0.1' : config.apiHost;
     const apiUrl = config.publicUrl ?? `http://${shownHost}:${port}`;

@@ -17,6 +17,14 @@ export interface EmbeddedBroker {
    * MQTT hop (serialising, parsing and a second socket write per message).
    */
   publish(topic: string, payload: string, opts: { qos: 0 | 1; retain: boolean }): Promise<void>;
+  /**
+   * Waits, at most `timeoutMs`, until the broker has delivered what it has
+   * queued. Run before the hub closes its own sessions: when a whole fleet
+   * has just dropped, aedes still holds thousands of wills, and delivering
+   * them to closed sessions completes synchronously, so mqemitter recursed
+   * through its queue until the stack overflowed.
+   */
+  drain(timeoutMs: number): Promise<boolean>;
   close(): Promise<void>;
 }
 
@@ -100,6 +108,15 @@ export async function startEmbeddedBroker(opts: {
         const packet = { cmd: 'publish' as const, topic, payload: Buffer.from(payload), qos: o.qos, retain: o.retain, dup: false };
         broker.publish(packet, (err?: Error | null) => (err ? reject(err) : resolve()));
       }),
+    drain: async (timeoutMs) => {
+      const mq = (broker as unknown as { mq: { length: number; current: number } }).mq;
+      const end = Date.now() + timeoutMs;
+      while (mq.length > 0 || mq.current > 0) {
+        if (Date.now() > end) return false;
+        await new Promise((r) => setTimeout(r, 10));
+      }
+      return true;
+    },
     close: async () => {
       await new Promise<void>((resolve) => broker.close(() => resolve()));
       for (const c of Object.values(clients)) c.close();
