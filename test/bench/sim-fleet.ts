@@ -165,8 +165,10 @@ class SimAgent {
       v: PROTOCOL_VERSION,
       spoke: this.spec.name,
       sentAt: now,
+      // A simulated agent has nothing to reconcile: it accepts and finishes a generation in one report.
+      acceptedGeneration: this.lastApplied,
       observedGeneration: this.lastApplied,
-      conditions: [{ type: 'Ready', status: 'True', reason: 'Reconciled', message: '', lastTransitionTime: now }],
+      conditions: [{ type: 'Ready', status: 'True', reason: 'Reconciled', message: '', lastTransitionTime: now, observedGeneration: this.lastApplied }],
       capacity: this.capacity,
       deployments: (this.payload?.deployments ?? []).map((d) => ({
         name: d.name,
@@ -176,6 +178,7 @@ class SimAgent {
         servingVersion: d.model.version,
         endpoint: `http://${this.spec.name}.sim:8000/v2/models/${d.name}`,
         compliance: 'Compliant',
+        observedGeneration: this.lastApplied,
         conditions: [],
         message: '',
       })),

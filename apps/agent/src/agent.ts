@@ -78,6 +78,9 @@ export interface RunAgentOptions {
 export interface AgentSnapshot {
   spoke: string;
   sessionId: string;
+  /** Generation of the envelope verified and stored. */
+  acceptedGeneration: number;
+  /** Generation whose reconcile has finished. */
   observedGeneration: number;
   conditions: Condition[];
   connection: ConnectionFacts;
@@ -136,6 +139,8 @@ class Agent {
   private conditions: Condition[] = [];
   private capacity: Capacity | null = null;
   private statusPending = false;
+  /** observedGeneration of the last status sent (-1 before any). */
+  private reportedObservedGeneration = -1;
   private desiredChain: Promise<void> = Promise.resolve();
   private readonly counters = { applied: 0, duplicates: 0, rejected: 0 };
   private readonly recentCommands: string[] = [];
@@ -218,7 +223,8 @@ class Agent {
     return {
       spoke: this.spoke,
       sessionId: this.sessionId,
-      observedGeneration: this.applied?.generation ?? 0,
+      acceptedGeneration: this.applied?.generation ?? 0,
+      observedGeneration: this.observedGeneration(),
       conditions: this.conditions.map((c) => ({ ...c })),
       connection: this.session.connection(),
       reconcile: this.runner.snapshot(),
@@ -385,7 +391,9 @@ class Agent {
     const before = JSON.stringify(this.conditions.map(({ type, status, reason }) => [type, status, reason]));
     this.refreshWorkloadConditions();
     const after = JSON.stringify(this.conditions.map(({ type, status, reason }) => [type, status, reason]));
-    if (result.changed || before !== after) void this.publishStatus();
+    // A finished generation is always reported, even when nothing else changed: the hub waits for it.
+    const finished = this.observedGeneration() !== this.reportedObservedGeneration;
+    if (result.changed || before !== after || finished) void this.publishStatus();
   }
 
   private refreshWorkloadConditions(): void {
@@ -402,6 +410,14 @@ class Agent {
 
   private setCondition(next: Omit<Condition, 'lastTransitionTime'>): void {
     this.conditions = setCondition(this.conditions, next, this.now());
+  }
+
+  /**
+   * The generation whose reconcile has finished. The runner may have finished a
+   * generation older than the accepted one (a new envelope arrived since), never a newer one.
+   */
+  private observedGeneration(state: ReconcileState = this.runner.snapshot()): number {
+    return Math.min(state.reconciledGeneration, this.applied?.generation ?? 0);
   }
 
   /** Level-based: while offline only "a status is due" is remembered; it is built when sent. */
@@ -421,12 +437,15 @@ class Agent {
         this.log.warn({ err: errorMessage(err) }, 'capacity probe failed; reporting the last known capacity');
       }
     }
+    const reconcile = this.runner.snapshot();
     const input = {
       spoke: this.spoke,
       now: this.now(),
-      observedGeneration: this.applied?.generation ?? 0,
+      acceptedGeneration: this.applied?.generation ?? 0,
+      // The report below was computed by the reconcile of this generation, never a later one.
+      observedGeneration: this.observedGeneration(reconcile),
       conditions: this.conditions,
-      report: this.runner.snapshot().report,
+      report: reconcile.report,
       capacity: this.capacity,
       agent: { version: AGENT_VERSION, runtime: this.opts.runtime.kind },
     };
@@ -442,6 +461,7 @@ class Agent {
       });
       if (!built.ok) return;
     }
+    this.reportedObservedGeneration = built.report.observedGeneration;
     await this.send('status', JSON.stringify(built.report), 1).catch(() => {
       this.statusPending = true;
     });

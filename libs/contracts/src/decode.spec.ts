@@ -6,8 +6,9 @@ const status = {
   v: 1,
   spoke: 'site-17',
   sentAt: '2025-01-02T03:04:05.000Z',
+  acceptedGeneration: 2,
   observedGeneration: 2,
-  conditions: [{ type: 'Ready', status: 'True', reason: 'AllReady', message: '', lastTransitionTime: '2025-01-02T03:04:05.000Z' }],
+  conditions: [{ type: 'Ready', status: 'True', reason: 'AllReady', message: '', lastTransitionTime: '2025-01-02T03:04:05.000Z', observedGeneration: 2 }],
   deployments: [],
   jobs: [],
 };
@@ -65,7 +66,7 @@ describe('decodeMessage', () => {
   });
 
   it('rejects a schema violation as SchemaViolation naming every offending path', () => {
-    const bad = { ...status, observedGeneration: -1, deployments: [{ name: 'x' }], extra: true };
+    const bad = { ...status, observedGeneration: -1, deployments: [{ name: 'x', observedGeneration: 2 }], extra: true };
     const result = decodeMessage('status', JSON.stringify(bad));
     expect(result).toMatchObject({ ok: false, code: 'SchemaViolation' });
     const message = !result.ok ? result.message : '';

@@ -170,9 +170,15 @@ export const ConditionSchema = z
     reason: z.string().max(128).regex(/^[A-Za-z][A-Za-z0-9]*$/, 'must be CamelCase'),
     message: z.string().max(2048).default(''),
     lastTransitionTime: isoTime,
+    /** Generation of the desired state this condition was computed from (as Kubernetes' `condition.observedGeneration`). */
+    observedGeneration: z.number().int().min(0).optional(),
   })
   .strict();
 export type Condition = z.infer<typeof ConditionSchema>;
+
+/** On the wire every condition says which generation it describes. */
+export const ReportedConditionSchema = ConditionSchema.extend({ observedGeneration: z.number().int().min(0) }).strict();
+export type ReportedCondition = z.infer<typeof ReportedConditionSchema>;
 
 export const GpuDeviceSchema = z
   .object({
@@ -210,7 +216,15 @@ export const DeploymentStatusSchema = z
     message: z.string().max(2048).default(''),
   })
   .strict();
+/** A deployment's status as a runtime computes it; the agent stamps the generation when it reports it. */
 export type DeploymentStatus = z.infer<typeof DeploymentStatusSchema>;
+
+/** A deployment's status on the wire: computed by the reconcile of `observedGeneration`. */
+export const ReportedDeploymentStatusSchema = DeploymentStatusSchema.extend({
+  observedGeneration: z.number().int().min(0),
+  conditions: z.array(ReportedConditionSchema).max(32),
+}).strict();
+export type ReportedDeploymentStatus = z.infer<typeof ReportedDeploymentStatusSchema>;
 
 export const JobRunStatusSchema = z
   .object({
@@ -224,24 +238,34 @@ export const JobRunStatusSchema = z
   .strict();
 export type JobRunStatus = z.infer<typeof JobRunStatusSchema>;
 
+/** A job run's status on the wire, with the generation whose reconcile computed it. */
+export const ReportedJobRunStatusSchema = JobRunStatusSchema.extend({ observedGeneration: z.number().int().min(0) }).strict();
+export type ReportedJobRunStatus = z.infer<typeof ReportedJobRunStatusSchema>;
+
 /** Sent on flotilla/v1/spokes/S/status. */
 export const StatusReportSchema = z
   .object({
     v: z.literal(PROTOCOL_VERSION),
     spoke: SpokeNameSchema,
     sentAt: isoTime,
-    /** Generation of the last envelope the agent applied (0 before any). */
+    /** Generation of the last envelope the agent verified and stored (0 before any). */
+    acceptedGeneration: z.number().int().min(0),
+    /** Generation whose reconcile has finished (0 before any); never above acceptedGeneration. */
     observedGeneration: z.number().int().min(0),
-    conditions: z.array(ConditionSchema).max(32),
+    conditions: z.array(ReportedConditionSchema).max(32),
     capacity: CapacitySchema.optional(),
-    deployments: z.array(DeploymentStatusSchema).max(256),
-    jobs: z.array(JobRunStatusSchema).max(256),
+    deployments: z.array(ReportedDeploymentStatusSchema).max(256),
+    jobs: z.array(ReportedJobRunStatusSchema).max(256),
     agent: z
       .object({ version: z.string().max(64), runtime: z.enum(['process', 'kubernetes', 'none']) })
       .strict()
       .optional(),
   })
-  .strict();
+  .strict()
+  .refine((r) => r.observedGeneration <= r.acceptedGeneration, {
+    message: 'observedGeneration cannot be above acceptedGeneration',
+    path: ['observedGeneration'],
+  });
 export type StatusReport = z.infer<typeof StatusReportSchema>;
 
 /** Sent retained on flotilla/v1/spokes/S/presence (also the MQTT will). */

@@ -4,6 +4,7 @@ import { buildStatusReport, type StatusInput } from './status-report.js';
 const input = (overrides: Partial<StatusInput> = {}): StatusInput => ({
   spoke: 'site-17',
   now: new Date('2025-01-01T00:00:00.000Z'),
+  acceptedGeneration: 5,
   observedGeneration: 4,
   conditions: [{ type: 'Ready', status: 'True', reason: 'AllWorkloadsReady', message: '', lastTransitionTime: '2025-01-01T00:00:00.000Z' }],
   report: {
@@ -18,12 +19,29 @@ const input = (overrides: Partial<StatusInput> = {}): StatusInput => ({
 });
 
 describe('buildStatusReport', () => {
+  it('stamps every workload status and its conditions with the generation whose reconcile computed them', () => {
+    const result = buildStatusReport(input({ report: { deployments: [{ name: 'd', phase: 'Ready', readyReplicas: 1, desiredReplicas: 1, servingVersion: '1.0.0', endpoint: null, compliance: 'Compliant', conditions: [{ type: 'Ready', status: 'True', reason: 'Serving', message: '', lastTransitionTime: '2025-01-01T00:00:00.000Z' }], message: '' }], jobs: [{ name: 'j', phase: 'Running', progress: 0.5, metrics: {}, producedVersion: null, message: '' }] } }));
+    const report = result.ok ? result.report : null;
+    expect(report?.deployments[0]?.observedGeneration).toBe(4);
+    expect(report?.deployments[0]?.conditions[0]?.observedGeneration).toBe(4);
+    expect(report?.jobs[0]?.observedGeneration).toBe(4);
+    // Spoke-level conditions are computed knowing the accepted generation.
+    expect(report?.conditions[0]?.observedGeneration).toBe(5);
+  });
+
+  it('refuses a report that claims to have reconciled more than it accepted', () => {
+    const result = buildStatusReport(input({ acceptedGeneration: 3, observedGeneration: 4 }));
+    expect(result.ok).toBe(false);
+    expect(result.ok ? '' : result.message).toContain('observedGeneration');
+  });
+
   it('builds a schema-valid report carrying generation, conditions, workloads and agent facts', () => {
     const result = buildStatusReport(input());
     expect(result.ok).toBe(true);
     const report = result.ok ? result.report : null;
     expect(StatusReportSchema.parse(report)).toEqual(report);
     expect(report).toMatchObject({ v: 1, spoke: 'site-17', observedGeneration: 4, sentAt: '2025-01-01T00:00:00.000Z', agent: { runtime: 'none' } });
+    expect(report?.acceptedGeneration).toBe(5);
     expect(report?.deployments[0]?.name).toBe('d');
     expect(report?.jobs[0]?.progress).toBe(0.5);
     expect(report).not.toHaveProperty('capacity');

@@ -5,6 +5,9 @@ import { truncate } from './conditions.js';
 export interface StatusInput {
   spoke: string;
   now: Date;
+  /** Generation of the envelope the agent verified and stored. */
+  acceptedGeneration: number;
+  /** Generation whose reconcile finished; `report` was computed by that reconcile. */
   observedGeneration: number;
   conditions: readonly Condition[];
   report: RuntimeReport | null;
@@ -27,15 +30,23 @@ export function buildStatusReport(input: StatusInput): { ok: true; report: Statu
     v: PROTOCOL_VERSION,
     spoke: input.spoke,
     sentAt: input.now.toISOString(),
+    acceptedGeneration: input.acceptedGeneration,
     observedGeneration: input.observedGeneration,
-    conditions: input.conditions.slice(0, MAX_CONDITIONS).map((c) => ({ ...c, message: truncate(c.message) })),
+    // Spoke-level conditions are derived from everything the agent knows, the accepted generation included.
+    conditions: input.conditions
+      .slice(0, MAX_CONDITIONS)
+      .map((c) => ({ ...c, message: truncate(c.message), observedGeneration: c.observedGeneration ?? input.acceptedGeneration })),
     ...(input.capacity !== null ? { capacity: input.capacity } : {}),
+    // Workload statuses describe the world as the reconcile of observedGeneration left it.
     deployments: report.deployments.slice(0, MAX_WORKLOADS).map((d) => ({
       ...d,
+      observedGeneration: input.observedGeneration,
       message: truncate(d.message ?? ''),
-      conditions: d.conditions.slice(0, MAX_CONDITIONS).map((c) => ({ ...c, message: truncate(c.message) })),
+      conditions: d.conditions
+        .slice(0, MAX_CONDITIONS)
+        .map((c) => ({ ...c, message: truncate(c.message), observedGeneration: input.observedGeneration })),
     })),
-    jobs: report.jobs.slice(0, MAX_WORKLOADS).map((j) => ({ ...j, message: truncate(j.message ?? '') })),
+    jobs: report.jobs.slice(0, MAX_WORKLOADS).map((j) => ({ ...j, observedGeneration: input.observedGeneration, message: truncate(j.message ?? '') })),
     agent: input.agent,
   };
   const checked = StatusReportSchema.safeParse(candidate);

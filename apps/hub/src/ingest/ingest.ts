@@ -106,6 +106,7 @@ function handle(o: IngestOptions, channel: HubInboundChannel, ctx: MqttContext):
       o.writer.add({
         name: s.spoke,
         lastSeenAt: now,
+        acceptedGeneration: s.acceptedGeneration,
         observedGeneration: s.observedGeneration,
         conditions: s.conditions,
         deployments: s.deployments,

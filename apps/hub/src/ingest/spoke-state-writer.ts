@@ -8,6 +8,7 @@ export interface SpokeStatePatch {
   lastSeenAt: string;
   presence?: 'online' | 'offline';
   sessionId?: string;
+  acceptedGeneration?: number;
   observedGeneration?: number;
   conditions?: unknown;
   capacity?: unknown;
@@ -20,6 +21,7 @@ export interface SpokeStatePatch {
 export interface FlushedSpoke {
   name: string;
   desiredGeneration: number;
+  acceptedGeneration: number;
   observedGeneration: number;
   cameOnline: boolean;
   reportedStatus: boolean;
@@ -84,19 +86,25 @@ export class SpokeStateWriter {
 
   private async write(batch: Array<SpokeStatePatch & { sawStatus: boolean }>): Promise<void> {
     const end = this.metrics.stateFlushes.startTimer();
-    const rows: Array<{
-      name: string;
-      desired_generation: number;
-      observed_generation: number;
-      came_online: boolean;
-      capacity_changed: boolean;
-    }> = await this.ds.query(
+    // For UPDATE ... RETURNING, TypeORM's postgres driver resolves to [rows, affected count].
+    const [rows]: [
+      Array<{
+        name: string;
+        desired_generation: number;
+        accepted_generation: number;
+        observed_generation: number;
+        came_online: boolean;
+        capacity_changed: boolean;
+      }>,
+      number,
+    ] = await this.ds.query(
       `UPDATE spokes s SET
          presence = CASE
            WHEN v.presence = 'offline' AND v."sessionId" IS DISTINCT FROM o.session_id THEN o.presence
            ELSE COALESCE(v.presence, o.presence) END,
          session_id = CASE WHEN v.presence = 'online' THEN v."sessionId" ELSE o.session_id END,
          last_seen_at = GREATEST(o.last_seen_at, v."lastSeenAt"),
+         accepted_generation = COALESCE(v."acceptedGeneration", o.accepted_generation),
          observed_generation = COALESCE(v."observedGeneration", o.observed_generation),
          conditions = COALESCE(v.conditions, o.conditions),
          capacity = COALESCE(v.capacity, o.capacity),
@@ -106,10 +114,10 @@ export class SpokeStateWriter {
          telemetry_at = COALESCE(v."telemetryAt", o.telemetry_at),
          updated_at = now()
        FROM spokes o, jsonb_to_recordset($1::jsonb) AS v(
-         name text, "lastSeenAt" timestamptz, presence text, "sessionId" text, "observedGeneration" int,
+         name text, "lastSeenAt" timestamptz, presence text, "sessionId" text, "acceptedGeneration" int, "observedGeneration" int,
          conditions jsonb, capacity jsonb, deployments jsonb, jobs jsonb, telemetry jsonb, "telemetryAt" timestamptz)
        WHERE s.id = o.id AND o.name = v.name AND o.revoked_at IS NULL
-       RETURNING s.name, s.desired_generation, s.observed_generation,
+       RETURNING s.name, s.desired_generation, s.accepted_generation, s.observed_generation,
          (v.presence = 'online' AND (o.presence <> 'online' OR o.session_id IS DISTINCT FROM v."sessionId")) AS came_online,
          (v.capacity IS NOT NULL AND v.capacity IS DISTINCT FROM o.capacity) AS capacity_changed`,
       [JSON.stringify(batch)],
@@ -121,6 +129,7 @@ export class SpokeStateWriter {
       rows.map((r) => ({
         name: r.name,
         desiredGeneration: r.desired_generation,
+        acceptedGeneration: r.accepted_generation,
         observedGeneration: r.observed_generation,
         cameOnline: r.came_online === true,
         reportedStatus: sawStatus.has(r.name),

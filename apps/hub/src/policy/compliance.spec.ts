@@ -1,10 +1,11 @@
-import type { DeploymentStatus } from '@flotilla/contracts';
+import type { ReportedDeploymentStatus } from '@flotilla/contracts';
 import { COMPLIANCE_STATES, type SpokeWorkloadView, countStates, deploymentCompliance, jobRun } from './compliance.js';
 
 const NOW = Date.parse('2026-01-01T12:00:00Z');
 
-const status = (over: Partial<DeploymentStatus> = {}): DeploymentStatus => ({
+const status = (over: Partial<ReportedDeploymentStatus> = {}): ReportedDeploymentStatus => ({
   name: 'web',
+  observedGeneration: 3,
   phase: 'Ready',
   readyReplicas: 1,
   desiredReplicas: 1,
@@ -21,6 +22,7 @@ const spoke = (over: Partial<SpokeWorkloadView> = {}): SpokeWorkloadView => ({
   connection: 'online',
   lastSeenAt: new Date(NOW - 5_000),
   desiredGeneration: 3,
+  acceptedGeneration: 3,
   observedGeneration: 3,
   deploymentStatuses: [status()],
   jobStatuses: [],
@@ -49,9 +51,22 @@ describe('deploymentCompliance', () => {
     expect(judge({ desiredDeployments: null })).toBe('Pending/NotRendered');
     expect(judge({ desiredDeployments: new Set(['other']) })).toBe('Pending/NotRendered');
     // A report from an older generation says nothing about the current one, even a failure.
-    expect(judge({ observedGeneration: 2, deploymentStatuses: [status({ phase: 'Failed', compliance: 'NonCompliant' })] })).toBe('Pending/GenerationBehind');
+    expect(judge({ acceptedGeneration: 2, observedGeneration: 2, deploymentStatuses: [status({ phase: 'Failed', compliance: 'NonCompliant' })] })).toBe('Pending/GenerationBehind');
     expect(judge({ deploymentStatuses: [] })).toBe('Pending/NotReported');
     expect(judge({ deploymentStatuses: [status({ phase: 'Progressing', compliance: 'Pending' })] })).toBe('Pending/Progressing');
+  });
+
+  it('is Pending/Reconciling while the spoke has accepted the generation but not finished reconciling it', () => {
+    // The old version still serves and says Compliant: that answers nothing about generation 3.
+    expect(judge({ observedGeneration: 2, deploymentStatuses: [status({ observedGeneration: 2 })] })).toBe('Pending/Reconciling');
+    const c = deploymentCompliance('web', spoke({ observedGeneration: 2, deploymentStatuses: [status({ observedGeneration: 2 })] }), NOW);
+    expect(c.message).toContain('reconciling');
+  });
+
+  it('never trusts a workload status computed at another generation than the desired one', () => {
+    expect(judge({ deploymentStatuses: [status({ observedGeneration: 2 })] })).toBe('Pending/Reconciling');
+    expect(judge({ deploymentStatuses: [status({ observedGeneration: 2, phase: 'Failed', compliance: 'NonCompliant' })] })).toBe('Pending/Reconciling');
+    expect(deploymentCompliance('web', spoke({ deploymentStatuses: [status({ observedGeneration: 1 })] }), NOW).message).toContain('generation 1, not 3');
   });
 
   it('is NonCompliant when reported so, or Failed or Degraded whatever the agent concluded, with the message', () => {
@@ -61,7 +76,7 @@ describe('deploymentCompliance', () => {
     expect(failed).toEqual(expect.objectContaining({ state: 'NonCompliant', reason: 'Failed', message: 'digest mismatch' }));
     const byCondition = deploymentCompliance(
       'web',
-      spoke({ deploymentStatuses: [status({ phase: 'Degraded', conditions: [{ type: 'Ready', status: 'False', reason: 'CrashLoop', message: 'exit 1', lastTransitionTime: new Date(NOW).toISOString() }] })] }),
+      spoke({ deploymentStatuses: [status({ phase: 'Degraded', conditions: [{ type: 'Ready', status: 'False', reason: 'CrashLoop', message: 'exit 1', lastTransitionTime: new Date(NOW).toISOString(), observedGeneration: 3 }] })] }),
       NOW,
     );
     expect(byCondition.message).toBe('Ready=False CrashLoop: exit 1');
@@ -72,7 +87,7 @@ describe('jobRun', () => {
   const run = (over: Partial<SpokeWorkloadView>) => jobRun('tune', spoke({ desiredJobs: new Set(['tune']), ...over }), NOW);
 
   it('reports the phase the spoke reported once it has caught up', () => {
-    const r = run({ jobStatuses: [{ name: 'tune', phase: 'Running', progress: 0.5, metrics: { loss: 0.2 }, producedVersion: null, message: '' }] });
+    const r = run({ jobStatuses: [{ name: 'tune', phase: 'Running', progress: 0.5, metrics: { loss: 0.2 }, producedVersion: null, message: '', observedGeneration: 3 }] });
     expect(r).toEqual(expect.objectContaining({ state: 'Running', progress: 0.5, metrics: { loss: 0.2 } }));
   });
 

@@ -1,4 +1,4 @@
-import type { DeploymentStatus, JobRunStatus } from '@flotilla/contracts';
+import type { DeploymentStatus, ReportedDeploymentStatus, ReportedJobRunStatus } from '@flotilla/contracts';
 import type { Connection } from '../spokes/spoke.dto.js';
 
 /**
@@ -13,9 +13,12 @@ export interface SpokeWorkloadView {
   connection: Connection;
   lastSeenAt: Date | null;
   desiredGeneration: number;
+  /** Last envelope the agent verified and stored. */
+  acceptedGeneration: number;
+  /** Last generation whose reconcile finished on the spoke. */
   observedGeneration: number;
-  deploymentStatuses: readonly DeploymentStatus[];
-  jobStatuses: readonly JobRunStatus[];
+  deploymentStatuses: readonly ReportedDeploymentStatus[];
+  jobStatuses: readonly ReportedJobRunStatus[];
   /** Names in the spoke's stored desired payload; null when nothing was rendered for it yet. */
   desiredDeployments: ReadonlySet<string> | null;
   desiredJobs: ReadonlySet<string> | null;
@@ -57,14 +60,31 @@ function notCaughtUp(
   }
   // The placement selects it but the hub has not rendered the change yet (a refresh in flight).
   if (!rendered?.has(name)) return { state: 'Pending', reason: 'NotRendered', message: 'the hub has not yet sent this workload to the spoke' };
-  if (s.observedGeneration < s.desiredGeneration) {
+  if (s.acceptedGeneration < s.desiredGeneration) {
     return {
       state: 'Pending',
       reason: 'GenerationBehind',
-      message: `spoke has applied generation ${s.observedGeneration} of ${s.desiredGeneration}`,
+      message: `spoke has accepted generation ${s.acceptedGeneration} of ${s.desiredGeneration}`,
+    };
+  }
+  if (s.observedGeneration < s.desiredGeneration) {
+    return {
+      state: 'Pending',
+      reason: 'Reconciling',
+      message: `spoke accepted generation ${s.desiredGeneration} and is reconciling it (last finished: ${s.observedGeneration})`,
     };
   }
   return null;
+}
+
+/** A workload status computed before the current generation says nothing about it. */
+function staleStatus(status: { observedGeneration: number }, s: SpokeWorkloadView): { state: 'Pending'; reason: string; message: string } | null {
+  if (status.observedGeneration === s.desiredGeneration) return null;
+  return {
+    state: 'Pending',
+    reason: 'Reconciling',
+    message: `the spoke's last status for it was computed at generation ${status.observedGeneration}, not ${s.desiredGeneration}`,
+  };
 }
 
 /**
@@ -74,6 +94,7 @@ function notCaughtUp(
  * counted as NonCompliant whatever the agent's own verdict.
  */
 export function deploymentCompliance(name: string, s: SpokeWorkloadView, now: number): SpokeCompliance {
+  // The status shown beside the verdict is whatever the spoke last said, even when it is older than the verdict's generation.
   const status = s.deploymentStatuses.find((d) => d.name === name) ?? null;
   const base = {
     spoke: s.name,
@@ -89,6 +110,8 @@ export function deploymentCompliance(name: string, s: SpokeWorkloadView, now: nu
   const behind = notCaughtUp(s, s.desiredDeployments, name, now);
   if (behind) return { ...base, ...behind };
   if (!status) return { ...base, state: 'Pending', reason: 'NotReported', message: 'spoke has not reported this deployment yet' };
+  const stale = staleStatus(status, s);
+  if (stale) return { ...base, ...stale };
   if (status.phase === 'Failed' || status.phase === 'Degraded' || status.compliance === 'NonCompliant') {
     const reason = status.phase === 'Failed' || status.phase === 'Degraded' ? status.phase : 'NonCompliant';
     return { ...base, state: 'NonCompliant', reason, message: status.message || failingCondition(status) || `phase ${status.phase}` };
@@ -129,6 +152,8 @@ export function jobRun(name: string, s: SpokeWorkloadView, now: number): SpokeJo
   const behind = notCaughtUp(s, s.desiredJobs, name, now);
   if (behind) return { ...base, ...behind };
   if (!status) return { ...base, state: 'Pending', reason: 'NotReported', message: 'spoke has not reported this job yet' };
+  const stale = staleStatus(status, s);
+  if (stale) return { ...base, ...stale };
   return { ...base, state: status.phase, reason: status.phase, message: status.message };
 }
 

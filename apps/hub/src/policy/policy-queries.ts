@@ -1,4 +1,4 @@
-import type { Capacity, DeploymentStatus, JobRunStatus } from '@flotilla/contracts';
+import type { Capacity, ReportedDeploymentStatus, ReportedJobRunStatus } from '@flotilla/contracts';
 import { type Decision, type Placement, type PolicyKind, type SpokeView, evaluatePlacement } from '@flotilla/policy';
 import type { DataSource } from 'typeorm';
 import { decodeCursor } from '../common/pagination.js';
@@ -31,9 +31,10 @@ interface FleetRow {
   presence: PresenceState;
   last_seen_at: Date | null;
   desired_generation: number;
+  accepted_generation: number;
   observed_generation: number;
-  deployment_statuses?: DeploymentStatus[];
-  job_statuses?: JobRunStatus[];
+  deployment_statuses?: ReportedDeploymentStatus[];
+  job_statuses?: ReportedJobRunStatus[];
   desired_deployments?: string[] | null;
   desired_jobs?: string[] | null;
 }
@@ -83,7 +84,7 @@ export class PolicyQueries {
   /** The live fleet; with `reports`, also each spoke's workload statuses and what it was last sent. */
   async fleet(reports: boolean): Promise<FleetStatus> {
     const rows: FleetRow[] = await this.ds.query(
-      `SELECT s.name, s.labels, s.capacity, s.presence, s.last_seen_at, s.desired_generation, s.observed_generation
+      `SELECT s.name, s.labels, s.capacity, s.presence, s.last_seen_at, s.desired_generation, s.accepted_generation, s.observed_generation
        ${
          reports
            ? `, s.deployment_statuses, s.job_statuses,
@@ -107,6 +108,7 @@ export class PolicyQueries {
           connection,
           lastSeenAt: r.last_seen_at,
           desiredGeneration: r.desired_generation,
+          acceptedGeneration: r.accepted_generation,
           observedGeneration: r.observed_generation,
           deploymentStatuses: r.deployment_statuses ?? [],
           jobStatuses: r.job_statuses ?? [],

@@ -18,6 +18,7 @@ export function toSpokeDto(s: SpokeEntity, now: number, intervalSeconds: number)
     connection: connectionOf(s, now, intervalSeconds),
     lastSeenAt: s.lastSeenAt?.toISOString() ?? null,
     desiredGeneration: s.desiredGeneration,
+    acceptedGeneration: s.acceptedGeneration,
     observedGeneration: s.observedGeneration,
     inSync: s.observedGeneration >= s.desiredGeneration,
     conditions: s.conditions,

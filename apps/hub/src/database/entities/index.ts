@@ -5,6 +5,7 @@ import { EnrollmentTokenEntity } from './enrollment-token.entity.js';
 import { GitSourceEntity } from './git-source.entity.js';
 import { ModelVersionEntity } from './model-version.entity.js';
 import { ModelEntity } from './model.entity.js';
+import { PlacementDecisionEntity } from './placement-decision.entity.js';
 import { PolicyObjectEntity } from './policy-object.entity.js';
 import { SpokeEntity } from './spoke.entity.js';
 
@@ -16,6 +17,7 @@ export {
   GitSourceEntity,
   ModelEntity,
   ModelVersionEntity,
+  PlacementDecisionEntity,
   PolicyObjectEntity,
   SpokeEntity,
 };
@@ -28,6 +30,7 @@ export const ENTITIES = [
   GitSourceEntity,
   ModelEntity,
   ModelVersionEntity,
+  PlacementDecisionEntity,
   PolicyObjectEntity,
   SpokeEntity,
 ];

@@ -1,5 +1,5 @@
 import { Column, CreateDateColumn, Entity, Index, PrimaryGeneratedColumn, UpdateDateColumn } from 'typeorm';
-import type { Capacity, Condition, DeploymentStatus, JobRunStatus, Telemetry } from '@flotilla/contracts';
+import type { Capacity, ReportedCondition, ReportedDeploymentStatus, ReportedJobRunStatus, Telemetry } from '@flotilla/contracts';
 
 export type PresenceState = 'online' | 'offline';
 
@@ -36,17 +36,22 @@ export class SpokeEntity {
   @Column({ name: 'desired_generation', type: 'integer', default: 0 })
   desiredGeneration!: number;
 
+  /** Generation of the last envelope the agent verified and stored. */
+  @Column({ name: 'accepted_generation', type: 'integer', default: 0 })
+  acceptedGeneration!: number;
+
+  /** Generation whose reconcile finished on the spoke. */
   @Column({ name: 'observed_generation', type: 'integer', default: 0 })
   observedGeneration!: number;
 
   @Column({ type: 'jsonb', default: () => "'[]'" })
-  conditions!: Condition[];
+  conditions!: ReportedCondition[];
 
   @Column({ name: 'deployment_statuses', type: 'jsonb', default: () => "'[]'" })
-  deploymentStatuses!: DeploymentStatus[];
+  deploymentStatuses!: ReportedDeploymentStatus[];
 
   @Column({ name: 'job_statuses', type: 'jsonb', default: () => "'[]'" })
-  jobStatuses!: JobRunStatus[];
+  jobStatuses!: ReportedJobRunStatus[];
 
   @Column({ type: 'jsonb', nullable: true })
   telemetry!: Telemetry | null;
