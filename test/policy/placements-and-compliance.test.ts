@@ -79,10 +79,13 @@ describe('placement decisions and deployment compliance', () => {
     );
   }
   /** The spoke's report: it applied `behind` generations less than desired, with these statuses. */
-  async function report(name: string, statuses: DeploymentStatus[], jobs: unknown[] = [], behind = 0) {
+  async function report(name: string, statuses: DeploymentStatus[], jobs: object[] = [], behind = 0) {
+    // As an agent reports: statuses stamped with the generation whose reconcile computed them.
+    const [{ desired_generation: desired }] = (await t.hub.dataSource.query(`SELECT desired_generation FROM spokes WHERE name = $1`, [name])) as { desired_generation: number }[];
+    const generation = desired - behind;
     await t.hub.dataSource.query(
-      `UPDATE spokes SET observed_generation = desired_generation - $2, deployment_statuses = $3::jsonb, job_statuses = $4::jsonb WHERE name = $1`,
-      [name, behind, JSON.stringify(statuses), JSON.stringify(jobs)],
+      `UPDATE spokes SET accepted_generation = $2, observed_generation = $2, deployment_statuses = $3::jsonb, job_statuses = $4::jsonb WHERE name = $1`,
+      [name, generation, JSON.stringify(statuses.map((d) => ({ ...d, observedGeneration: generation }))), JSON.stringify(jobs.map((j) => ({ ...j, observedGeneration: generation })))],
     );
   }
 
@@ -168,7 +171,7 @@ describe('placement decisions and deployment compliance', () => {
     const failing = r.body.compliance.spokes.find((s: any) => s.spoke === 'eu-failing');
     expect(failing).toEqual(expect.objectContaining({ message: 'model digest mismatch', phase: 'Failed', connection: 'online' }));
     const behind = r.body.compliance.spokes.find((s: any) => s.spoke === 'eu-behind');
-    expect(behind.message).toMatch(/applied generation \d+ of \d+/);
+    expect(behind.message).toMatch(/accepted generation \d+ of \d+/);
   });
 
   test('the deployment list carries the counts, not the per-spoke detail', async () => {

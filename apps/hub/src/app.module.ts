@@ -11,13 +11,12 @@ import { EnrollmentTokensController } from './enrollment/enrollment-tokens.contr
 import { HealthController, READINESS_CHECKS, type ReadinessCheck } from './health/health.controller.js';
 import { ModelsController } from './models/models.controller.js';
 import { ApplyController } from './policy/apply.controller.js';
-import { ApplyService } from './policy/apply.service.js';
+import { ApplyPolicy } from './policy/apply-policy.js';
 import { PolicyQueries } from './policy/policy-queries.js';
 import { DeploymentsController, FineTuneJobsController, PlacementsController, PolicyObjectsController } from './policy/policy-views.controller.js';
 import { GitSourcesController } from './git/git-sources.controller.js';
 import { GitSyncer } from './git/git-syncer.js';
 import { DataSource as TypeOrmDataSource } from 'typeorm';
-import { FleetEvents } from './spokes/fleet-events.js';
 import { SpokesController } from './spokes/spokes.controller.js';
 import { ApiTokensController } from './tokens/api-tokens.controller.js';
 
@@ -27,7 +26,8 @@ export interface HubModuleOptions {
   signingKey: HubSigningKey;
   agentMqttUrl: AgentMqttUrl;
   readiness: ReadinessCheck[];
-  fleetEvents: FleetEvents;
+  /** Use cases and controller triggers built by the bootstrap (hub.ts), shared with ingest. */
+  useCases: DynamicModule['providers'];
   extraProviders?: DynamicModule['providers'];
   extraControllers?: DynamicModule['controllers'];
 }
@@ -61,14 +61,9 @@ export class HubModule {
         { provide: SIGNING_KEY, useValue: o.signingKey },
         { provide: AGENT_MQTT_URL, useValue: o.agentMqttUrl },
         { provide: READINESS_CHECKS, useValue: o.readiness },
-        { provide: FleetEvents, useValue: o.fleetEvents },
         { provide: FailedAuthLimiter, useValue: new FailedAuthLimiter() },
         AuditService,
-        {
-          provide: ApplyService,
-          inject: [TypeOrmDataSource, AuditService],
-          useFactory: (ds: TypeOrmDataSource, audit: AuditService) => new ApplyService(ds, audit, o.config.telemetryIntervalSeconds),
-        },
+        ...(o.useCases ?? []),
         {
           provide: PolicyQueries,
           inject: [TypeOrmDataSource],
@@ -77,9 +72,8 @@ export class HubModule {
         {
           // Started by startHub once the API listens (hub.ts), stopped before the database closes.
           provide: GitSyncer,
-          inject: [TypeOrmDataSource, ApplyService, AuditService, FleetEvents],
-          useFactory: (ds: TypeOrmDataSource, applier: ApplyService, audit: AuditService, fleet: FleetEvents) =>
-            new GitSyncer(ds, applier, audit, fleet, { home: o.config.home }),
+          inject: [TypeOrmDataSource, ApplyPolicy, AuditService],
+          useFactory: (ds: TypeOrmDataSource, applier: ApplyPolicy, audit: AuditService) => new GitSyncer(ds, applier, audit, { home: o.config.home }),
         },
         { provide: APP_GUARD, useClass: AuthGuard },
         ...(o.extraProviders ?? []),

@@ -22,7 +22,18 @@ import { type EmbeddedDatabase, startEmbeddedPostgres } from './database/embedde
 import { loadSigningKey } from './desired/signing-key.js';
 import { HttpErrorFilter } from './errors/http-exception.filter.js';
 import { NestPinoLogger } from './logger.js';
-import { DesiredStateService } from './desired/desired-state.service.js';
+import { AuditService } from './audit/audit.service.js';
+import { BrokerCredentialsReconciler } from './broker/broker-credentials.controller.js';
+import { Controller } from './controllers/controller.js';
+import { FleetTriggers } from './controllers/fleet-triggers.js';
+import { DesiredStateReconciler } from './desired/desired-state.controller.js';
+import { EnvelopePublisher } from './desired/envelope-publisher.js';
+import { FleetRenderer } from './desired/fleet-renderer.js';
+import { SpokeSyncReconciler } from './desired/spoke-sync.controller.js';
+import { EnrollSpoke } from './enrollment/enroll-spoke.js';
+import { RegisterModelVersion } from './models/register-model-version.js';
+import { ApplyPolicy } from './policy/apply-policy.js';
+import { RevokeSpoke } from './spokes/revoke-spoke.js';
 import { GitSyncer } from './git/git-syncer.js';
 import { createIngestServer } from './ingest/ingest.js';
 import { SpokeStateWriter } from './ingest/spoke-state-writer.js';
@@ -30,8 +41,9 @@ import { FleetMetrics } from './metrics/fleet-metrics.js';
 import { HubMetrics } from './metrics/hub-metrics.js';
 import { MetricsController } from './metrics/metrics.controller.js';
 import { HubPublisher, type MqttEndpoint } from './mqtt/hub-publisher.js';
-import { FleetEvents } from './spokes/fleet-events.js';
-import { presenceTopic } from '@flotilla/contracts';
+
+/** Every controller looks at all its keys this often, whatever notifications arrived. */
+const RESYNC_MS = 300_000;
 
 export interface HubHandle {
   apiUrl: string;
@@ -41,7 +53,8 @@ export interface HubHandle {
   adminTokenLocation: string;
   dataSource: DataSource;
   app: INestApplication;
-  desired: DesiredStateService;
+  /** The hub's controllers (desired state, spoke sync, broker credentials). */
+  controllers: Controller[];
   metrics: HubMetrics;
   /** The hub's own broker connection (diagnostics, tests). */
   publisher: HubPublisher;
@@ -124,35 +137,40 @@ export async function startHub(config: HubConfig, log: Logger): Promise<HubHandl
     const publisher = new HubPublisher(endpoint, log.child({ component: 'publisher' }), metrics, broker ? broker.publish : undefined);
     cleanups.push(() => publisher.close());
     await publisher.waitConnected();
-    const desired = new DesiredStateService(ds, publisher, signingKey, metrics, log.child({ component: 'desired' }), config.telemetryIntervalSeconds);
-    const refresh = () =>
-      desired.refresh().catch((err: Error) => {
-        log.error({ err }, 'desired state refresh failed');
-      });
+    // apply -> render -> publish: the renderer stores a new generation for each spoke whose
+    // payload changed; the envelope publisher signs and publishes after the commit.
+    const audit = new AuditService();
+    const envelopes = new EnvelopePublisher(ds, publisher, signingKey, metrics, log.child({ component: 'envelopes' }));
+    const renderer = new FleetRenderer(envelopes, metrics, log.child({ component: 'render' }), config.telemetryIntervalSeconds);
+    const controllerLog = log.child({ component: 'controllers' });
+    const desiredController = new Controller(new DesiredStateReconciler(ds, renderer, envelopes), controllerLog, metrics, RESYNC_MS);
+    const spokeSync = new Controller(new SpokeSyncReconciler(ds, envelopes, config.telemetryIntervalSeconds), controllerLog, metrics, 60_000);
+    const brokerCredentialsReconciler = new BrokerCredentialsReconciler(ds, provisioner, broker, publisher, envelopes, endpoint.username, log.child({ component: 'broker-credentials' }));
+    const brokerCredentials = new Controller(brokerCredentialsReconciler, controllerLog, metrics, RESYNC_MS);
+    const controllers = [desiredController, spokeSync, brokerCredentials];
+    const triggers = new FleetTriggers(desiredController, spokeSync, brokerCredentials);
+    // Stopped before the broker connection and the database close (cleanups run in reverse).
+    cleanups.push(async () => {
+      for (const c of controllers) await c.stop();
+    });
+    // report -> compliance: ingest writes what agents report; a spoke that came online or is
+    // behind is looked at by spoke sync, a capacity change may move placements.
     const writer = new SpokeStateWriter(ds, metrics, log.child({ component: 'ingest' }), async (rows) => {
-      let capacityChanged = false;
       for (const r of rows) {
-        capacityChanged ||= r.capacityChanged;
-        // Retained messages can be lost (broker restart); Postgres is the truth, so publish again.
-        if (r.cameOnline) await desired.republish(r.name, 'online', 0);
-        else if (r.reportedStatus && r.observedGeneration < r.desiredGeneration) await desired.republish(r.name, 'behind');
+        if (r.cameOnline || (r.reportedStatus && r.acceptedGeneration < r.desiredGeneration)) triggers.syncSpoke(r.name);
+        if (r.capacityChanged) triggers.renderFleet();
       }
-      if (capacityChanged) void refresh();
     });
     cleanups.push(() => writer.close());
-
-    const fleetEvents = new FleetEvents();
-    fleetEvents.on(async (change) => {
-      if (change.type === 'spoke-enrolled') await provisioner.provisionSpoke(change.spoke, change.mqttUsername, change.mqttPassword);
-      if (change.type === 'spokes-changed' || change.type === 'policy-changed') await refresh();
-      if (change.type === 'spoke-revoked') {
-        await provisioner.revokeSpoke(change.spoke, change.mqttUsername);
-        broker?.disconnect(change.spoke);
-        await desired.clear(change.spoke);
-        await publisher.publish(presenceTopic(change.spoke), '', { retain: true });
-      }
-    });
-    await refresh();
+    const register = new RegisterModelVersion(audit);
+    const useCases = [
+      { provide: FleetTriggers, useValue: triggers },
+      { provide: RegisterModelVersion, useValue: register },
+      { provide: ApplyPolicy, useValue: new ApplyPolicy(ds, audit, renderer, envelopes, register) },
+      { provide: EnrollSpoke, useValue: new EnrollSpoke(ds, audit, provisioner, triggers) },
+      { provide: RevokeSpoke, useValue: new RevokeSpoke(ds, audit, brokerCredentialsReconciler, triggers) },
+    ];
+    for (const c of controllers) c.start();
 
     const app = await NestFactory.create<NestExpressApplication>(
       HubModule.forRoot({
@@ -160,7 +178,7 @@ export async function startHub(config: HubConfig, log: Logger): Promise<HubHandl
         dataSource: ds,
         signingKey,
         agentMqttUrl,
-        fleetEvents,
+        useCases,
         readiness: [{ name: 'broker', check: async () => publisher.connected }],
         extraControllers: [MetricsController],
         extraProviders: [
@@ -239,7 +257,7 @@ export async function startHub(config: HubConfig, log: Logger): Promise<HubHandl
       adminTokenLocation: admin.location,
       dataSource: ds,
       app,
-      desired,
+      controllers,
       metrics,
       publisher,
       flushIngest: () => writer.flush(),

@@ -93,19 +93,36 @@ function renderJob(j: FineTuneJob, baseModel: ModelRef): DesiredFineTuneJob {
   };
 }
 
+/** What one render of the fleet produced. */
+export interface FleetRender {
+  /** Every spoke's payload, in spoke-name order. */
+  payloads: Map<string, DesiredPayload>;
+  /** Each placement used by a workload, evaluated once, by placement name. */
+  decisions: Map<string, Decision>;
+  /**
+   * Objects that could not be rendered (`Kind/name` -> problems, e.g. a missing
+   * placement or model version). Their spokes keep what `previous` gave them.
+   */
+  stalled: Map<string, string[]>;
+}
+
 /**
- * The desired payload of every spoke, including spokes with nothing to run
- * (they still need their settings, and an empty list removes old workloads).
- * The map iterates in spoke-name order; deployments and jobs are sorted by
- * name. Throws RenderError when a reference does not resolve.
+ * Renders every spoke's desired payload, one object at a time, so that one
+ * object that cannot be rendered stalls only itself: it is reported in
+ * `stalled` and each spoke keeps the entry `previous` had for it (never a
+ * removal caused by a broken reference), while every other object converges.
+ * The map iterates in spoke-name order; deployments and jobs are sorted by name.
  */
-export function renderDesired(
+export function renderFleet(
   objects: readonly PolicyObject[],
   spokes: readonly SpokeView[],
-  options: RenderOptions,
-): Map<string, DesiredPayload> {
-  const problems = checkReferences(objects, options.registry ?? []);
-  if (problems.length > 0) throw new RenderError(problems.map(formatPolicyError));
+  options: RenderOptions & { previous?: ReadonlyMap<string, DesiredPayload> },
+): FleetRender {
+  const stalled = new Map<string, string[]>();
+  for (const problem of checkReferences(objects, options.registry ?? [])) {
+    const key = problem.object ?? problem.file;
+    stalled.set(key, [...(stalled.get(key) ?? []), `${problem.path ? `${problem.path}: ` : ''}${problem.message}`]);
+  }
 
   const index = buildModelIndex(objects, options.registry ?? []);
   const placements = new Map<string, Placement>();
@@ -122,9 +139,9 @@ export function renderDesired(
   const sortedSpokes = [...spokes].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
   const twice = sortedSpokes.filter((s, i) => i > 0 && sortedSpokes[i - 1]?.name === s.name).map((s) => `spoke "${s.name}" is listed twice`);
   if (twice.length > 0) throw new RenderError([...new Set(twice)]);
-  const out = new Map<string, DesiredPayload>();
+  const payloads = new Map<string, DesiredPayload>();
   for (const s of sortedSpokes) {
-    out.set(s.name, { settings: { telemetryIntervalSeconds: options.telemetryIntervalSeconds }, deployments: [], fineTuneJobs: [] });
+    payloads.set(s.name, { settings: { telemetryIntervalSeconds: options.telemetryIntervalSeconds }, deployments: [], fineTuneJobs: [] });
   }
 
   // Each placement is evaluated once however many workloads use it.
@@ -138,18 +155,51 @@ export function renderDesired(
     }
     return { placement, decision };
   };
+  // A stalled workload stays where it was, as it was.
+  const keepPrevious = (field: 'deployments' | 'fineTuneJobs', name: string) => {
+    for (const [spoke, payload] of payloads) {
+      const before = options.previous?.get(spoke)?.[field].find((w) => w.name === name);
+      if (before) (payload[field] as unknown[]).push(structuredClone(before));
+    }
+  };
 
   for (const d of deployments) {
+    if (stalled.has(`ModelDeployment/${d.metadata.name}`)) {
+      keepPrevious('deployments', d.metadata.name);
+      continue;
+    }
     const { placement, decision } = decide(d.spec.placement);
     const model = resolve(index, d.spec.model);
-    for (const spoke of decision.selected) out.get(spoke)?.deployments.push(renderDeployment(d, model, placement));
+    for (const spoke of decision.selected) payloads.get(spoke)?.deployments.push(renderDeployment(d, model, placement));
   }
   for (const j of jobs) {
+    if (stalled.has(`FineTuneJob/${j.metadata.name}`)) {
+      keepPrevious('fineTuneJobs', j.metadata.name);
+      continue;
+    }
     const { decision } = decide(j.spec.placement);
     const baseModel = resolve(index, j.spec.baseModel);
-    for (const spoke of decision.selected) out.get(spoke)?.fineTuneJobs.push(renderJob(j, baseModel));
+    for (const spoke of decision.selected) payloads.get(spoke)?.fineTuneJobs.push(renderJob(j, baseModel));
   }
-  return out;
+  // Placements no workload uses yet still have a decision to show.
+  for (const name of placements.keys()) decide(name);
+  return { payloads, decisions, stalled };
+}
+
+/**
+ * The desired payload of every spoke, including spokes with nothing to run
+ * (they still need their settings, and an empty list removes old workloads).
+ * Throws RenderError when a reference does not resolve (dry runs and previews,
+ * where a broken reference is the caller's error).
+ */
+export function renderDesired(
+  objects: readonly PolicyObject[],
+  spokes: readonly SpokeView[],
+  options: RenderOptions,
+): Map<string, DesiredPayload> {
+  const problems = checkReferences(objects, options.registry ?? []);
+  if (problems.length > 0) throw new RenderError(problems.map(formatPolicyError));
+  return renderFleet(objects, spokes, options).payloads;
 }
 
 /* ------------------------------------------------------------------- diff */

@@ -10,6 +10,10 @@
 export interface BrokerProvisioner {
   provisionSpoke(spoke: string, username: string, password: string): Promise<void>;
   revokeSpoke(spoke: string, username: string): Promise<void>;
+  /** Deletes one set of credentials, leaving the spoke's grants (it is enrolled again under another username). */
+  revokeCredentials(username: string): Promise<void>;
+  /** Usernames of the spoke clients the broker holds, or null when it keeps none (the embedded broker asks Postgres). */
+  listSpokeUsernames(): Promise<string[] | null>;
   close(): Promise<void>;
 }
 
@@ -20,5 +24,7 @@ export interface BrokerProvisioner {
 export const embeddedBrokerProvisioner: BrokerProvisioner = {
   provisionSpoke: async () => {},
   revokeSpoke: async () => {},
+  revokeCredentials: async () => {},
+  listSpokeUsernames: async () => null,
   close: async () => {},
 };

@@ -11,6 +11,8 @@ export interface EmbeddedBroker {
   /** Ends the live session of a spoke (after revocation). */
   disconnect(clientId: string): boolean;
   connectedClients(): number;
+  /** Ids of the clients connected now. */
+  connectedClientIds(): string[];
   /**
    * Publishes as the broker itself, in process: the same retained store,
    * offline queues and routing as a client's PUBLISH, without the loopback
@@ -93,22 +95,29 @@ export async function startEmbeddedBroker(opts: {
   });
   const addr = server.address();
   const port = typeof addr === 'object' && addr ? addr.port : opts.port;
-  const clients = (broker as unknown as { clients: Record<string, Client> }).clients;
+  // Tracked from aedes' public events rather than its private client table.
+  const clients = new Map<string, Client>();
+  broker.on('client', (c) => clients.set(c.id, c));
+  broker.on('clientDisconnect', (c) => {
+    if (clients.get(c.id) === c) clients.delete(c.id);
+  });
   return {
     port,
     disconnect(clientId) {
-      const c = clients[clientId];
+      const c = clients.get(clientId);
       if (!c) return false;
       c.close();
       return true;
     },
     connectedClients: () => broker.connectedClients,
+    connectedClientIds: () => [...clients.keys()],
     publish: (topic, payload, o) =>
       new Promise<void>((resolve, reject) => {
         const packet = { cmd: 'publish' as const, topic, payload: Buffer.from(payload), qos: o.qos, retain: o.retain, dup: false };
         broker.publish(packet, (err?: Error | null) => (err ? reject(err) : resolve()));
       }),
     drain: async (timeoutMs) => {
+      // aedes has no public "queue empty" signal; its mqemitter's depth is the only measure (see drain() above).
       const mq = (broker as unknown as { mq: { length: number; current: number } }).mq;
       const end = Date.now() + timeoutMs;
       while (mq.length > 0 || mq.current > 0) {
@@ -119,7 +128,7 @@ export async function startEmbeddedBroker(opts: {
     },
     close: async () => {
       await new Promise<void>((resolve) => broker.close(() => resolve()));
-      for (const c of Object.values(clients)) c.close();
+      for (const c of clients.values()) c.close();
       await new Promise<void>((resolve) => server.close(() => resolve()));
     },
   };

@@ -344,6 +344,17 @@ export class MosquittoDynsecProvisioner implements BrokerProvisioner {
     this.opts.log?.info({ hubUsername, role: HUB_ROLE }, 'hub role granted on mosquitto dynsec');
   }
 
+  /** Deletes one spoke client (stale credentials of a spoke enrolled again under another username); its role stays. */
+  async revokeCredentials(username: string, signal?: AbortSignal): Promise<void> {
+    if (username === this.opts.username) throw new TypeError(`"${username}" is the dynsec admin, not a spoke user`);
+    await ignoring(CLIENT_NOT_FOUND, this.command('deleteClient', { username }, signal));
+  }
+
+  /** Usernames of every spoke client the broker knows (they all hold the shared spoke role). */
+  async listSpokeUsernames(signal?: AbortSignal): Promise<string[]> {
+    return this.clientsWithRole(SPOKE_BASE_ROLE, signal);
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     this.failAll('the provisioner was closed');

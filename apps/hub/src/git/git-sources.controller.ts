@@ -8,8 +8,7 @@ import { PageQuerySchema, decodeCursor, toPage } from '../common/pagination.js';
 import { ZodBody, ZodQuery } from '../common/zod.js';
 import { GitSourceEntity } from '../database/entities/git-source.entity.js';
 import { DomainError, conflict, notFound } from '../errors/domain-error.js';
-import { ApplyService } from '../policy/apply.service.js';
-import { FleetEvents } from '../spokes/fleet-events.js';
+import { ApplyPolicy } from '../policy/apply-policy.js';
 import { type CreateGitSource, CreateGitSourceSchema, toGitSourceDto } from './git-source.dto.js';
 import { GitSyncer } from './git-syncer.js';
 import { redactUrl } from './policy-repository.js';
@@ -30,9 +29,8 @@ export class GitSourcesController {
   constructor(
     @Inject(DataSource) private readonly ds: DataSource,
     @Inject(AuditService) private readonly audit: AuditService,
-    @Inject(ApplyService) private readonly applier: ApplyService,
+    @Inject(ApplyPolicy) private readonly applier: ApplyPolicy,
     @Inject(GitSyncer) private readonly syncer: GitSyncer,
-    @Inject(FleetEvents) private readonly fleet: FleetEvents,
   ) {}
 
   private async objectCounts(names: string[]): Promise<Map<string, number>> {
@@ -153,7 +151,6 @@ export class GitSourcesController {
         requestId: ctx.requestId,
         onWritten: (em) => deleteRow(em),
       });
-      if (result.objects.length > 0) await this.fleet.emit({ type: 'policy-changed' });
       return { deleted: name, objects: result.objects, spokes: result.spokes };
     } catch (err) {
       // Still there: follow it again.

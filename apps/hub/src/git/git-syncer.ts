@@ -4,8 +4,7 @@ import type { DataSource, EntityManager } from 'typeorm';
 import type { AuditService } from '../audit/audit.service.js';
 import { GitSourceEntity } from '../database/entities/git-source.entity.js';
 import { DomainError } from '../errors/domain-error.js';
-import type { ApplyResult, ApplyService } from '../policy/apply.service.js';
-import type { FleetEvents } from '../spokes/fleet-events.js';
+import type { ApplyResult, ApplyPolicy } from '../policy/apply-policy.js';
 import { type PolicyRepository, RepositoryError, openRepository, removeMirror } from './policy-repository.js';
 
 /** One problem of a bad commit, pinned to the file inside the repository. */
@@ -78,7 +77,7 @@ interface Follower {
 /**
  * Follows every git source: on its interval (jittered) and on demand, it
  * resolves the branch head and, when it moved (or the last try failed),
- * applies every policy file under the source's path through ApplyService
+ * applies every policy file under the source's path through ApplyPolicy
  * with prune, atomically. A bad commit applies nothing and is recorded with
  * each problem's file and line; the last good state stays until a later
  * commit is good. `stop()` aborts in-flight fetches and waits for them.
@@ -96,9 +95,8 @@ export class GitSyncer {
 
   constructor(
     private readonly ds: DataSource,
-    private readonly applier: ApplyService,
+    private readonly applier: ApplyPolicy,
     private readonly audit: AuditService,
-    private readonly fleet: FleetEvents,
     options: GitSyncerOptions,
   ) {
     this.mirrorsDir = path.join(options.home, 'git');
@@ -236,7 +234,6 @@ export class GitSyncer {
       });
       const changed = result.objects.some((o) => o.action !== 'unchanged');
       log.info({ commit, changed: result.objects.filter((o) => o.action !== 'unchanged').length, spokes: result.spokes.length }, 'git source synced');
-      if (changed) await this.fleet.emit({ type: 'policy-changed' });
       return { source: name, outcome: changed ? 'applied' : 'unchanged', commit, objects: result.objects, spokes: result.spokes };
     } catch (err) {
       if (err instanceof SourceGone) return { source: name, outcome: 'gone', commit };

@@ -51,11 +51,41 @@ export class HubMetrics {
     registers: [this.registry],
   });
 
+  readonly reconciles = new Counter({
+    name: 'flotilla_hub_reconciles_total',
+    help: 'Reconciles run by the hub controllers, by controller and outcome',
+    labelNames: ['controller', 'outcome'] as const,
+    registers: [this.registry],
+  });
+
+  readonly reconcileSeconds = new Histogram({
+    name: 'flotilla_hub_reconcile_seconds',
+    help: 'Time one reconcile of a hub controller took',
+    labelNames: ['controller'] as const,
+    buckets: [0.001, 0.005, 0.02, 0.1, 0.5, 2, 10],
+    registers: [this.registry],
+  });
+
+  readonly policyObjectStalled = new Gauge({
+    name: 'flotilla_policy_object_stalled',
+    help: '1 while a policy object cannot be rendered (a missing placement or model version); its spokes keep what they had',
+    labelNames: ['kind', 'name'] as const,
+    registers: [this.registry],
+  });
+
   constructor() {
+    for (const controller of ['desired-state', 'spoke-sync', 'broker-credentials']) {
+      for (const outcome of ['success', 'error']) this.reconciles.inc({ controller, outcome }, 0);
+    }
     collectDefaultMetrics({ register: this.registry, prefix: 'flotilla_hub_' });
     // These default gauges end in _total, which Prometheus reserves for counters (promtool check metrics).
     for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
       this.registry.removeSingleMetric(`flotilla_hub_${name}`);
     }
+  }
+
+  observeReconcile(controller: string, outcome: 'success' | 'error', seconds: number): void {
+    this.reconciles.inc({ controller, outcome });
+    this.reconcileSeconds.observe({ controller }, seconds);
   }
 }

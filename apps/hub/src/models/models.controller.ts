@@ -11,7 +11,8 @@ import { ZodBody, ZodQuery } from '../common/zod.js';
 import { ModelVersionEntity } from '../database/entities/model-version.entity.js';
 import { ModelEntity } from '../database/entities/model.entity.js';
 import { conflict, notFound } from '../errors/domain-error.js';
-import { FleetEvents } from '../spokes/fleet-events.js';
+import { FleetTriggers } from '../controllers/fleet-triggers.js';
+import { RegisterModelVersion } from './register-model-version.js';
 
 const CreateModel = z
   .object({
@@ -74,7 +75,8 @@ export class ModelsController {
   constructor(
     private readonly ds: DataSource,
     private readonly audit: AuditService,
-    private readonly fleet: FleetEvents,
+    private readonly fleet: FleetTriggers,
+    private readonly register: RegisterModelVersion,
   ) {}
 
   @Post()
@@ -136,37 +138,18 @@ export class ModelsController {
   @RequireRole('operator')
   @ApiOperation({ summary: 'Register an immutable, content-addressed model version' })
   async addVersion(@Param('name') name: string, @ZodBody(CreateVersion) body: z.infer<typeof CreateVersion>, @Ctx() ctx: RequestContext) {
-    try {
-      const row = await this.ds.transaction(async (em) => {
-        const m = await em.findOne(ModelEntity, { where: { name } });
-        if (!m) throw notFound('model', name);
-        const v = em.create(ModelVersionEntity, {
-          modelId: m.id,
-          version: body.version,
-          digest: body.digest,
-          uri: body.uri,
-          format: body.format,
-          sizeBytes: body.sizeBytes === undefined ? null : String(body.sizeBytes),
-          lineage: body.lineage ?? null,
-          source: `api:${ctx.principal.tokenName}`,
-        });
-        await em.insert(ModelVersionEntity, v);
-        await this.audit.record(em, {
-          actor: ctx.principal.actor,
-          action: 'model-version.create',
-          target: `model/${name}/versions/${body.version}`,
-          after: body,
-          requestId: ctx.requestId,
-        });
-        return v;
+    const { row, created } = await this.ds.transaction((em) =>
+      this.register.execute(em, { model: name, ...body }, { actor: ctx.principal.actor, source: `api:${ctx.principal.tokenName}`, requestId: ctx.requestId }),
+    );
+    if (!created) {
+      throw conflict('model_version_exists', `model "${name}" already has version "${body.version}" (the same artifact); versions are immutable`, {
+        model: name,
+        version: body.version,
+        registeredDigest: row.digest,
       });
-      await this.fleet.emit({ type: 'policy-changed' });
-      return versionDto(name, row);
-    } catch (err) {
-      if (isUniqueViolation(err)) {
-        throw conflict('model_version_exists', `model "${name}" already has version "${body.version}"; versions are immutable`, { model: name, version: body.version });
-      }
-      throw err;
     }
+    // A deployment stalled on this version can render now.
+    this.fleet.renderFleet();
+    return versionDto(name, row);
   }
 }

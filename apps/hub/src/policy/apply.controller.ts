@@ -5,8 +5,7 @@ import { z } from 'zod';
 import { Ctx, RequireRole, type RequestContext } from '../auth/principal.js';
 import { ZodPipe, openApiSchema } from '../common/zod.js';
 import { DomainError } from '../errors/domain-error.js';
-import { FleetEvents } from '../spokes/fleet-events.js';
-import { ApplyService } from './apply.service.js';
+import { ApplyPolicy } from './apply-policy.js';
 
 const ApplyQuery = z
   .object({
@@ -43,8 +42,7 @@ const isFilesBody = (body: unknown): boolean =>
 @Controller('api/v1/apply')
 export class ApplyController {
   constructor(
-    @Inject(ApplyService) private readonly applier: ApplyService,
-    private readonly fleet: FleetEvents,
+    @Inject(ApplyPolicy) private readonly applier: ApplyPolicy,
   ) {}
 
   @Post()
@@ -83,7 +81,6 @@ export class ApplyController {
       actor: ctx.principal.actor,
       requestId: ctx.requestId,
     });
-    if (!result.dryRun && result.objects.some((o) => o.action !== 'unchanged')) await this.fleet.emit({ type: 'policy-changed' });
     return result;
   }
 }

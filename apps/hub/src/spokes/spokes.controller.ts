@@ -9,8 +9,9 @@ import { PageQuerySchema, decodeCursor, toPage } from '../common/pagination.js';
 import { ZodBody, ZodQuery } from '../common/zod.js';
 import { HUB_CONFIG, type HubConfig } from '../config/config.js';
 import { SpokeEntity } from '../database/entities/spoke.entity.js';
-import { DomainError, notFound, validationFailed } from '../errors/domain-error.js';
-import { FleetEvents } from './fleet-events.js';
+import { notFound, validationFailed } from '../errors/domain-error.js';
+import { FleetTriggers } from '../controllers/fleet-triggers.js';
+import { RevokeSpoke } from './revoke-spoke.js';
 import { selectorQueryToSql } from './selector-sql.js';
 import { toSpokeDetailDto, toSpokeDto } from './spoke.dto.js';
 
@@ -32,7 +33,8 @@ export class SpokesController {
   constructor(
     private readonly ds: DataSource,
     private readonly audit: AuditService,
-    private readonly fleet: FleetEvents,
+    private readonly fleet: FleetTriggers,
+    private readonly revokeSpoke: RevokeSpoke,
     @Inject(HUB_CONFIG) private readonly config: HubConfig,
   ) {}
 
@@ -88,7 +90,7 @@ export class SpokesController {
       });
       return { ...row, labels };
     });
-    await this.fleet.emit({ type: 'spokes-changed', spokes: [name] });
+    this.fleet.renderFleet();
     return toSpokeDetailDto(updated, Date.now(), this.config.telemetryIntervalSeconds);
   }
 
@@ -97,23 +99,6 @@ export class SpokesController {
   @RequireRole('admin')
   @ApiOperation({ summary: 'Delete a spoke: revokes its credentials and ends its MQTT session at once' })
   async remove(@Param('name') name: string, @Ctx() ctx: RequestContext) {
-    const revoked = await this.ds.transaction(async (em) => {
-      const row = await em.findOne(SpokeEntity, { where: { name, revokedAt: IsNull() }, lock: { mode: 'pessimistic_write' } });
-      if (!row) throw notFound('spoke', name);
-      await em.update(SpokeEntity, { id: row.id }, { revokedAt: new Date(), credentialHash: null, presence: 'offline' });
-      await this.audit.record(em, {
-        actor: ctx.principal.actor,
-        action: 'spoke.delete',
-        target: `spoke/${name}`,
-        before: { name, labels: row.labels },
-        requestId: ctx.requestId,
-      });
-      return row;
-    });
-    try {
-      await this.fleet.emit({ type: 'spoke-revoked', spoke: name, mqttUsername: revoked.mqttUsername });
-    } catch (err) {
-      throw new DomainError('revocation_incomplete', 502, `spoke "${name}" is revoked in the database but the broker did not confirm: ${(err as Error).message}`);
-    }
+    await this.revokeSpoke.execute(name, ctx.principal.actor, ctx.requestId);
   }
 }

@@ -1,21 +1,13 @@
-import { type DesiredPayload } from '@flotilla/contracts';
-import {
-  type PolicyError,
-  type PolicyObject,
-  type SpokeDiff,
-  checkReferences,
-  diffDesired,
-  parsePolicyDocuments,
-  renderDesired,
-} from '@flotilla/policy';
+import { type PolicyError, type PolicyObject, type SpokeDiff, checkReferences, diffDesired, parsePolicyDocuments } from '@flotilla/policy';
 import type { DataSource, EntityManager } from 'typeorm';
 import type { AuditService } from '../audit/audit.service.js';
 import { digestOf } from '../common/digest.js';
-import { DesiredStateEntity } from '../database/entities/desired-state.entity.js';
 import { PolicyObjectEntity } from '../database/entities/policy-object.entity.js';
-import { RENDER_LOCK } from '../desired/desired-state.service.js';
-import { loadRegistry, loadSpokes, toPolicyObject } from '../desired/fleet-snapshot.js';
+import type { EnvelopePublisher } from '../desired/envelope-publisher.js';
+import { type FleetRenderer, RENDER_LOCK, type StoredRender } from '../desired/fleet-renderer.js';
+import { loadRegistry, toPolicyObject } from '../desired/fleet-snapshot.js';
 import { DomainError } from '../errors/domain-error.js';
+import type { RegisterModelVersion } from '../models/register-model-version.js';
 
 export interface ApplyRequest {
   /** Files of YAML (or JSON) documents, as sent or read from git. */
@@ -52,16 +44,21 @@ export function policyErrorDetails(errors: PolicyError[]) {
 }
 
 /**
- * `POST /api/v1/apply` and git sync: parse, check references against the
- * resulting whole (existing objects + applied − pruned), compute what every
- * spoke would gain, lose or change, and — unless a dry run — write it all in
- * one transaction. All or nothing.
+ * The apply use case, for `POST /api/v1/apply` and git sync: parse, register
+ * the versions Model documents declare (the one registry: a version that
+ * exists with another digest is a 409), check references against the
+ * resulting whole (existing objects + applied − pruned), write the objects,
+ * and render the fleet once, in the same transaction, so the per-spoke diff
+ * shown is exactly what is stored. Envelopes go out after the commit. All or
+ * nothing; a dry run does the same and rolls back.
  */
-export class ApplyService {
+export class ApplyPolicy {
   constructor(
     private readonly ds: DataSource,
     private readonly audit: AuditService,
-    private readonly telemetryIntervalSeconds: number,
+    private readonly renderer: FleetRenderer,
+    private readonly envelopes: EnvelopePublisher,
+    private readonly registerVersion: RegisterModelVersion,
   ) {}
 
   async apply(req: ApplyRequest): Promise<ApplyResult> {
@@ -93,6 +90,17 @@ export class ApplyService {
           }
         }
       }
+      // Model documents feed the registry itself: one place where versions live, immutable.
+      for (const o of incoming.values()) {
+        if (o.kind !== 'Model') continue;
+        for (const v of o.spec.versions) {
+          await this.registerVersion.execute(
+            em,
+            { model: o.metadata.name, version: v.version, digest: v.digest, uri: v.uri, format: v.format, sizeBytes: v.sizeBytes },
+            { actor: req.actor, source: req.source, requestId: req.requestId ?? null, createModel: { task: o.spec.task ?? null } },
+          );
+        }
+      }
       const registry = await loadRegistry(em);
       const all = [...next.values()];
       const problems = checkReferences(all, registry, parsed.sourceMap);
@@ -101,24 +109,7 @@ export class ApplyService {
           problems: policyErrorDetails(problems),
         });
       }
-      const spokes = await loadSpokes(em, this.telemetryIntervalSeconds);
-      const after = renderDesired(
-        all,
-        spokes.map((s) => s.view),
-        { telemetryIntervalSeconds: this.telemetryIntervalSeconds, registry },
-      );
-      const names = new Map(spokes.map((s) => [s.id, s.view.name]));
-      const stored = await em.find(DesiredStateEntity, { select: { spokeId: true, payload: true } });
-      const before = new Map<string, DesiredPayload>();
-      for (const d of stored) {
-        const n = names.get(d.spokeId);
-        if (n) before.set(n, d.payload);
-      }
-      // Spokes with no stored state yet are compared with an empty payload.
-      for (const [n, p] of after) if (!before.has(n)) before.set(n, { settings: p.settings, deployments: [], fineTuneJobs: [] });
-      const spokeDiffs = diffDesired(before, after);
       actions.sort((a, b) => key(a.kind, a.name).localeCompare(key(b.kind, b.name)));
-      if (req.dryRun) return { dryRun: true, objects: actions, spokes: spokeDiffs };
 
       for (const a of actions) {
         const k = key(a.kind, a.name);
@@ -153,10 +144,13 @@ export class ApplyService {
           });
         }
       }
-      const result: ApplyResult = { dryRun: false, objects: actions, spokes: spokeDiffs };
-      await req.onWritten?.(em, result);
+      // Rendered once, from what was just written; a dry run does the same and rolls back.
+      rendered = await this.renderer.renderAndStore(em, { dryRun: req.dryRun });
+      const result: ApplyResult = { dryRun: req.dryRun, objects: actions, spokes: diffDesired(rendered.before, rendered.after) };
+      if (!req.dryRun) await req.onWritten?.(em, result);
       return result;
     };
+    let rendered: StoredRender | null = null;
     if (req.dryRun) {
       // Run in a transaction that is always rolled back, so a dry run touches nothing.
       let result: ApplyResult | undefined;
@@ -171,7 +165,9 @@ export class ApplyService {
       }
       return result;
     }
-    return this.ds.transaction(run);
+    const result = await this.ds.transaction(run);
+    if (rendered) await this.envelopes.publish((rendered as StoredRender).changed, 'changed');
+    return result;
   }
 }
 

@@ -1,0 +1,114 @@
+import type { Logger } from 'pino';
+import { WorkQueue } from './work-queue.js';
+
+/** What one reconcile asks for next. */
+export interface ReconcileOutcome {
+  /** Reconcile this key again after this long even if nothing changes (a bounded wait). */
+  requeueAfterMs?: number;
+}
+
+/**
+ * One level-based reconciler over keys (a spoke, the fleet): reads Postgres,
+ * compares with the world, acts. It must be idempotent: a key may be
+ * reconciled any number of times, after any crash.
+ */
+export interface Reconciler {
+  readonly name: string;
+  reconcile(key: string, signal: AbortSignal): Promise<ReconcileOutcome | void>;
+  /** Every key worth a look; called at start and every resync period. */
+  listKeys(): Promise<string[]>;
+}
+
+export interface ControllerMetrics {
+  observeReconcile(controller: string, outcome: 'success' | 'error', seconds: number): void;
+}
+
+/**
+ * Runs a reconciler the way controller-runtime does: a coalescing work queue,
+ * one worker, errors requeued with exponential backoff, and a periodic resync
+ * that enqueues every key so nothing depends on a notification having arrived.
+ */
+export class Controller {
+  readonly queue = new WorkQueue();
+  private readonly abort = new AbortController();
+  private worker: Promise<void> | null = null;
+  private resyncTimer: NodeJS.Timeout | null = null;
+
+  constructor(
+    private readonly reconciler: Reconciler,
+    private readonly log: Logger,
+    private readonly metrics: ControllerMetrics,
+    private readonly resyncMs: number,
+  ) {}
+
+  get name(): string {
+    return this.reconciler.name;
+  }
+
+  /** Starts the worker and the first resync (which enqueues every key). */
+  start(): void {
+    if (this.worker) return;
+    this.worker = this.work();
+    void this.resync();
+  }
+
+  enqueue(key: string): void {
+    this.queue.add(key);
+  }
+
+  /** Resolves once the queue is empty and nothing is being processed (tests, shutdown). */
+  async idle(timeoutMs = 30_000): Promise<boolean> {
+    const until = Date.now() + timeoutMs;
+    while (Date.now() < until) {
+      if (this.queue.length === 0 && !this.busy) return true;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    return false;
+  }
+
+  async stop(): Promise<void> {
+    if (this.resyncTimer) clearTimeout(this.resyncTimer);
+    this.resyncTimer = null;
+    this.abort.abort();
+    this.queue.shutDown();
+    await this.worker;
+  }
+
+  private busy = false;
+
+  private async resync(): Promise<void> {
+    if (this.abort.signal.aborted) return;
+    try {
+      for (const key of await this.reconciler.listKeys()) this.queue.add(key);
+    } catch (err) {
+      this.log.warn({ controller: this.name, err: (err as Error).message }, 'resync could not list keys; trying again later');
+    }
+    if (this.abort.signal.aborted) return;
+    this.resyncTimer = setTimeout(() => void this.resync(), this.resyncMs);
+    this.resyncTimer.unref();
+  }
+
+  private async work(): Promise<void> {
+    for (;;) {
+      const key = await this.queue.get();
+      if (key === null) return;
+      this.busy = true;
+      const started = process.hrtime.bigint();
+      try {
+        const outcome = await this.reconciler.reconcile(key, this.abort.signal);
+        this.queue.forget(key);
+        this.metrics.observeReconcile(this.name, 'success', Number(process.hrtime.bigint() - started) / 1e9);
+        if (outcome?.requeueAfterMs !== undefined) this.queue.addAfter(key, outcome.requeueAfterMs);
+      } catch (err) {
+        this.metrics.observeReconcile(this.name, 'error', Number(process.hrtime.bigint() - started) / 1e9);
+        if (!this.abort.signal.aborted) {
+          const retryInMs = this.queue.addRateLimited(key);
+          this.log.warn({ controller: this.name, key, err: (err as Error).message, retryInMs }, 'reconcile failed; requeued');
+        }
+      } finally {
+        this.busy = false;
+        this.queue.done(key);
+      }
+    }
+  }
+}
