@@ -81,8 +81,8 @@ describe('placement decisions and deployment compliance', () => {
   /** The spoke's report: it applied `behind` generations less than desired, with these statuses. */
   async function report(name: string, statuses: DeploymentStatus[], jobs: object[] = [], behind = 0) {
     // As an agent reports: statuses stamped with the generation whose reconcile computed them.
-    const [{ desired_generation: desired }] = (await t.hub.dataSource.query(`SELECT desired_generation FROM spokes WHERE name = $1`, [name])) as { desired_generation: number }[];
-    const generation = desired - behind;
+    const rows = (await t.hub.dataSource.query(`SELECT desired_generation FROM spokes WHERE name = $1`, [name])) as { desired_generation: number }[];
+    const generation = (rows[0]?.desired_generation ?? 0) - behind;
     await t.hub.dataSource.query(
       `UPDATE spokes SET accepted_generation = $2, observed_generation = $2, deployment_statuses = $3::jsonb, job_statuses = $4::jsonb WHERE name = $1`,
       [name, generation, JSON.stringify(statuses.map((d) => ({ ...d, observedGeneration: generation }))), JSON.stringify(jobs.map((j) => ({ ...j, observedGeneration: generation })))],

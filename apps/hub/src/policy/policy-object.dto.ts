@@ -11,6 +11,8 @@ export function toPolicyObjectDto(r: PolicyObjectEntity) {
     source: r.source,
     commit: r.commit,
     generation: r.generation,
+    /** Stalled=True (with the missing placement or model version) when the last render could not render it. */
+    conditions: r.conditions ?? [],
     createdAt: r.createdAt.toISOString(),
     updatedAt: r.updatedAt.toISOString(),
   };

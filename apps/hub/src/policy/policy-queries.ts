@@ -24,6 +24,9 @@ export interface FleetStatus {
   workloads: Map<string, SpokeWorkloadView>;
 }
 
+/** A placement's decision and when it was computed. */
+export type StoredDecision = Decision & { computedAt: Date };
+
 interface FleetRow {
   name: string;
   labels: Record<string, string>;
@@ -120,16 +123,25 @@ export class PolicyQueries {
     return { at, views, workloads };
   }
 
-  /** Decisions of placements by name, each evaluated once per snapshot; null when the placement is missing. */
-  decider(fleet: FleetStatus, placements: readonly PolicyObjectEntity[]): (name: string) => Decision | null {
+  /**
+   * Placement decisions as the last render stored them (what the spokes were
+   * actually sent), so every view agrees with the rendered state. A placement
+   * the renderer has not seen yet (between an apply and its render) is
+   * evaluated over `fleet` instead. Null when the placement is missing.
+   */
+  async decider(fleet: FleetStatus, placements: readonly PolicyObjectEntity[]): Promise<(name: string) => StoredDecision | null> {
     const byName = new Map(placements.map((p) => [p.name, p]));
-    const memo = new Map<string, Decision>();
+    const stored: { placement: string; selected: string[]; excluded: Decision['excluded']; computed_at: Date }[] = await this.ds.query(
+      `SELECT placement, selected, excluded, computed_at FROM placement_decisions WHERE placement = ANY($1)`,
+      [[...byName.keys()]],
+    );
+    const memo = new Map<string, StoredDecision>(stored.map((d) => [d.placement, { selected: d.selected, excluded: d.excluded, computedAt: new Date(d.computed_at) }]));
     return (name) => {
       const cached = memo.get(name);
       if (cached) return cached;
       const row = byName.get(name);
       if (!row) return null;
-      const decision = evaluatePlacement(toPolicyObject(row) as Placement, fleet.views);
+      const decision = { ...evaluatePlacement(toPolicyObject(row) as Placement, fleet.views), computedAt: fleet.at };
       memo.set(name, decision);
       return decision;
     };

@@ -7,7 +7,7 @@ import { ZodQuery } from '../common/zod.js';
 import type { PolicyObjectEntity } from '../database/entities/policy-object.entity.js';
 import { COMPLIANCE_STATES, JOB_STATES, countStates, deploymentCompliance, jobRun } from './compliance.js';
 import { toPolicyObjectDto } from './policy-object.dto.js';
-import { type FleetStatus, PolicyQueries, objectKey } from './policy-queries.js';
+import { type FleetStatus, PolicyQueries, type StoredDecision, objectKey } from './policy-queries.js';
 
 const ListQuery = PageQuerySchema.extend({
   selector: z.string().max(4096).optional().describe('label selector over the objects’ own labels, e.g. team=vision'),
@@ -26,12 +26,12 @@ function placementOf(name: string, decide: (n: string) => Decision | null) {
   return { name, found: decision !== null, selected: decision?.selected ?? [] };
 }
 
-function placementDto(row: PolicyObjectEntity, fleet: FleetStatus, decision: Decision, detail: boolean) {
+function placementDto(row: PolicyObjectEntity, decision: StoredDecision, detail: boolean) {
   return {
     ...toPolicyObjectDto(row),
     decision: {
-      evaluatedAt: fleet.at.toISOString(),
-      spokeCount: fleet.views.length,
+      evaluatedAt: decision.computedAt.toISOString(),
+      spokeCount: decision.selected.length + decision.excluded.length,
       selectedCount: decision.selected.length,
       excludedCount: decision.excluded.length,
       ...(detail ? { selected: decision.selected, excluded: decision.excluded } : {}),
@@ -96,8 +96,8 @@ export class PlacementsController {
   async list(@ZodQuery(ListQuery) query: ListQueryT) {
     const rows = await this.q.page('Placement', query);
     const fleet = await this.q.fleet(false);
-    const decide = this.q.decider(fleet, rows);
-    return toPage(rows, query.limit, objectKey, (r) => placementDto(r, fleet, decide(r.name) as Decision, false));
+    const decide = await this.q.decider(fleet, rows);
+    return toPage(rows, query.limit, objectKey, (r) => placementDto(r, decide(r.name) as StoredDecision, false));
   }
 
   @Get(':name')
@@ -105,10 +105,10 @@ export class PlacementsController {
   async get(@Param('name') name: string) {
     const row = await this.q.one('Placement', name, 'placement');
     const fleet = await this.q.fleet(false);
-    const decision = this.q.decider(fleet, [row])(name) as Decision;
+    const decision = (await this.q.decider(fleet, [row]))(name) as StoredDecision;
     const [deployments, jobs] = [await this.q.names('ModelDeployment'), await this.q.names('FineTuneJob')];
     return {
-      ...placementDto(row, fleet, decision, true),
+      ...placementDto(row, decision, true),
       usedBy: {
         deployments: deployments.filter((d) => d.spec.placement === name).map((d) => d.name),
         fineTuneJobs: jobs.filter((j) => j.spec.placement === name).map((j) => j.name),
@@ -128,7 +128,7 @@ export class DeploymentsController {
   async list(@ZodQuery(ListQuery) query: ListQueryT) {
     const rows = await this.q.page('ModelDeployment', query);
     const fleet = await this.q.fleet(true);
-    const decide = this.q.decider(fleet, await this.q.names('Placement'));
+    const decide = await this.q.decider(fleet, await this.q.names('Placement'));
     return toPage(rows, query.limit, objectKey, (r) => deploymentDto(r, fleet, decide, false));
   }
 
@@ -140,7 +140,7 @@ export class DeploymentsController {
   async get(@Param('name') name: string) {
     const row = await this.q.one('ModelDeployment', name, 'deployment');
     const fleet = await this.q.fleet(true);
-    const decide = this.q.decider(fleet, await this.q.names('Placement'));
+    const decide = await this.q.decider(fleet, await this.q.names('Placement'));
     return deploymentDto(row, fleet, decide, true);
   }
 }
@@ -156,7 +156,7 @@ export class FineTuneJobsController {
   async list(@ZodQuery(ListQuery) query: ListQueryT) {
     const rows = await this.q.page('FineTuneJob', query);
     const fleet = await this.q.fleet(true);
-    const decide = this.q.decider(fleet, await this.q.names('Placement'));
+    const decide = await this.q.decider(fleet, await this.q.names('Placement'));
     return toPage(rows, query.limit, objectKey, (r) => jobDto(r, fleet, decide, false));
   }
 
@@ -165,7 +165,7 @@ export class FineTuneJobsController {
   async get(@Param('name') name: string) {
     const row = await this.q.one('FineTuneJob', name, 'fine-tune job');
     const fleet = await this.q.fleet(true);
-    const decide = this.q.decider(fleet, await this.q.names('Placement'));
+    const decide = await this.q.decider(fleet, await this.q.names('Placement'));
     return jobDto(row, fleet, decide, true);
   }
 }
