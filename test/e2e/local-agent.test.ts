@@ -136,7 +136,23 @@ describe('flotilla hub with its local agent (process runtime) serving a model', 
         }
       }
     })();
+    // What the hub says while the swap runs: never Compliant unless 2.0.0 serves.
+    const verdicts: { state: string; reason: string; servingVersion: string | null }[] = [];
+    let watching = true;
+    const watcher = (async () => {
+      while (watching) {
+        const c = (await call('GET', '/api/v1/deployments/bridge-defects-inference')).body?.compliance?.spokes?.[0];
+        if (c) verdicts.push({ state: c.state, reason: c.reason, servingVersion: c.servingVersion });
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    })();
     expect((await call('POST', '/api/v1/apply', policy('2.0.0'))).status).toBe(200);
+    await waitFor('the hub calls 2.0.0 Compliant', async () => verdicts.some((v) => v.state === 'Compliant' && v.servingVersion === '2.0.0'), 60_000, 100);
+    watching = false;
+    await watcher;
+    const afterApply = verdicts.slice(verdicts.findIndex((v) => v.state !== 'Compliant' || v.servingVersion === '2.0.0'));
+    expect(afterApply.filter((v) => v.state === 'Compliant' && v.servingVersion !== '2.0.0')).toEqual([]);
+    expect(afterApply.some((v) => v.state === 'Pending')).toBe(true);
     const d = await waitFor('2.0.0 serving', async () => {
       const x = await deployment();
       return x?.servingVersion === '2.0.0' && x.phase === 'Ready' ? x : null;
@@ -150,12 +166,18 @@ describe('flotilla hub with its local agent (process runtime) serving a model', 
 
   test('an artifact with the wrong digest is never started and the condition says ArtifactDigestMismatch', async () => {
     const wrong = 'sha256:' + '0'.repeat(64);
-    expect((await call('POST', '/api/v1/apply', policy('1.0.0', wrong))).status).toBe(200);
+    // Registered versions are immutable (409), so the bad artifact comes as a new version whose digest lies about the file.
+    const mislabelled = policy('1.0.0')
+      .replace('    - { version: "2.0.0"', `    - { version: "1.0.1", uri: "file://${MODELS}/linear-classifier-1.0.0.onnx", digest: "${wrong}", format: onnx }
+    - { version: "2.0.0"`)
+      .replace('model: { name: bridge-defects, version: "1.0.0" }', 'model: { name: bridge-defects, version: "1.0.1" }');
+    expect((await call('POST', '/api/v1/apply', mislabelled)).status).toBe(200);
+    expect((await call('POST', '/api/v1/apply', policy('1.0.0', wrong))).status).toBe(409);
     const d = await waitFor('digest mismatch reported', async () => {
       const x = await deployment();
       return x?.conditions?.some((c: { reason: string }) => c.reason === 'ArtifactDigestMismatch') ? x : null;
     }, 60_000, 200);
-    expect(d.servingVersion).not.toBe('1.0.0');
+    expect(d.servingVersion).not.toBe('1.0.1');
   });
 
   test('deleting the deployment stops the process and the cache collects the files', async () => {

@@ -35,7 +35,7 @@ import { RegisterModelVersion } from './models/register-model-version.js';
 import { ApplyPolicy } from './policy/apply-policy.js';
 import { RevokeSpoke } from './spokes/revoke-spoke.js';
 import { GitSyncer } from './git/git-syncer.js';
-import { createIngestServer } from './ingest/ingest.js';
+import { IngestSubscriber } from './ingest/ingest.js';
 import { SpokeStateWriter } from './ingest/spoke-state-writer.js';
 import { FleetMetrics } from './metrics/fleet-metrics.js';
 import { HubMetrics } from './metrics/hub-metrics.js';
@@ -215,19 +215,15 @@ export async function startHub(config: HubConfig, log: Logger): Promise<HubHandl
         .build(),
     );
     SwaggerModule.setup('api/docs', app, doc, { jsonDocumentUrl: 'api/openapi.json', raw: ['json'] });
-    app.connectMicroservice(
-      {
-        strategy: createIngestServer({
-          endpoint,
-          sharedSubscriptions: config.brokerAuth !== 'embedded',
-          writer,
-          metrics,
-          log: log.child({ component: 'ingest' }),
-        }),
-      },
-      { inheritAppConfig: false },
-    );
-    await app.startAllMicroservices();
+    const ingest = new IngestSubscriber({
+      endpoint,
+      sharedSubscriptions: config.brokerAuth !== 'embedded',
+      writer,
+      metrics,
+      log: log.child({ component: 'ingest' }),
+    });
+    cleanups.push(() => ingest.close());
+    await ingest.start();
     await app.listen(config.apiPort, config.apiHost);
     const server = app.getHttpServer() as Server;
     // Keep-alive sockets must not hold a stop hostage.

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { MqttContext, ServerMqtt } from '@nestjs/microservices';
+import mqtt, { type MqttClient } from 'mqtt';
 import {
   type AgentEvent,
   type HubInboundChannel,
@@ -17,30 +17,6 @@ import type { HubMetrics } from '../metrics/hub-metrics.js';
 import type { MqttEndpoint } from '../mqtt/hub-publisher.js';
 import type { SpokeStateWriter } from './spoke-state-writer.js';
 
-/**
- * Nest's MQTT server would JSON-parse payloads and treat an `id` field as a
- * request to answer. Agent messages are events whose bytes we validate
- * ourselves, so every packet is handed over as a bare event.
- */
-const rawEvents = { deserialize: (_value: unknown, options?: { channel?: string }) => ({ pattern: options?.channel, data: null }) };
-
-/**
- * Nest's MQTT server, minus two costs per message that the scale benchmark's
- * profile showed at 10,000 spokes: decoding and JSON-parsing every payload
- * before the deserializer (which ignores it here), and JSON-parsing every topic
- * as a possible object pattern (a thrown exception per message). Handlers,
- * wildcard routing and the event path are Nest's own.
- */
-class IngestServerMqtt extends ServerMqtt {
-  override async handleMessage(channel: string, _buffer: Buffer, _pub: unknown, originalPacket?: Record<string, unknown>): Promise<unknown> {
-    return this.handleEvent(channel, { pattern: channel, data: null }, new MqttContext([channel, originalPacket as never]));
-  }
-
-  protected override getRouteFromPattern(pattern: string): string {
-    return pattern.startsWith('{') ? super.getRouteFromPattern(pattern) : this.normalizePattern(pattern);
-  }
-}
-
 export interface IngestOptions {
   endpoint: MqttEndpoint;
   /** `$share/flotilla-hub/...` where the broker has shared subscriptions (Mosquitto, EMQX); plain filters otherwise. */
@@ -52,38 +28,64 @@ export interface IngestOptions {
 }
 
 /**
- * Agent-to-hub ingest on the @nestjs/microservices MQTT transport: one event
- * handler per channel. Every message is size-checked, parsed and validated
- * with the contracts schemas; a message whose body names another spoke than
- * its topic is dropped. Nothing here throws back into the transport.
+ * Agent-to-hub ingest: one mqtt.js session subscribed to every spoke's
+ * status, telemetry, events and presence (QoS 1, resubscribed on reconnect).
+ * Every message is size-checked, parsed and validated with the contracts
+ * schemas at this boundary; a message whose body names another spoke than its
+ * topic is dropped and counted. Nothing here throws back into the client.
  */
-export function createIngestServer(o: IngestOptions): ServerMqtt {
-  const server = new IngestServerMqtt({
-    url: o.endpoint.url,
-    clientId: `flotilla-hub-ingest-${randomBytes(4).toString('hex')}`,
-    username: o.endpoint.username,
-    password: o.endpoint.password,
-    protocolVersion: 4,
-    clean: true,
-    reconnectPeriod: 1000,
-    subscribeOptions: { qos: 1 },
-    deserializer: rawEvents,
-  } as ConstructorParameters<typeof ServerMqtt>[0]);
-  for (const channel of SPOKE_PUBLISH_CHANNELS) {
-    const filter = o.sharedSubscriptions ? hubSharedFilter(channel) : hubFilter(channel);
-    server.addHandler(filter, async (_data: unknown, ctx: MqttContext) => handle(o, channel, ctx), true);
+export class IngestSubscriber {
+  private client: MqttClient | null = null;
+
+  constructor(private readonly o: IngestOptions) {}
+
+  /** Connects and subscribes; resolves once the first subscription is acknowledged. */
+  async start(timeoutMs = 15_000): Promise<void> {
+    const o = this.o;
+    const client = mqtt.connect(o.endpoint.url, {
+      clientId: `flotilla-hub-ingest-${randomBytes(4).toString('hex')}`,
+      username: o.endpoint.username,
+      password: o.endpoint.password,
+      protocolVersion: 4,
+      clean: true,
+      reconnectPeriod: 1000,
+      connectTimeout: 10_000,
+      resubscribe: true,
+    });
+    this.client = client;
+    const filters = Object.fromEntries(
+      SPOKE_PUBLISH_CHANNELS.map((channel) => [o.sharedSubscriptions ? hubSharedFilter(channel) : hubFilter(channel), { qos: 1 as const }]),
+    );
+    client.on('message', (topic, payload) => handle(o, topic, payload));
+    client.on('error', (err) => o.log.warn({ err: err.message }, 'ingest mqtt error'));
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`hub ingest could not subscribe on ${o.endpoint.url} within ${timeoutMs} ms`)), timeoutMs);
+      client.once('connect', () => {
+        client.subscribe(filters, (err, granted) => {
+          clearTimeout(timer);
+          const refused = (granted ?? []).filter((g) => g.qos === 128).map((g) => g.topic);
+          if (err || refused.length > 0) reject(new Error(`hub ingest subscription refused: ${err?.message ?? refused.join(', ')}`));
+          else resolve();
+        });
+      });
+    });
+    o.log.info({ filters: Object.keys(filters) }, 'hub ingest subscribed');
   }
-  return server;
+
+  async close(): Promise<void> {
+    const client = this.client;
+    this.client = null;
+    if (client) await client.endAsync(true);
+  }
 }
 
-function handle(o: IngestOptions, channel: HubInboundChannel, ctx: MqttContext): void {
-  const topic = ctx.getTopic();
-  const payload = (ctx.getPacket() as { payload: Buffer }).payload;
+function handle(o: IngestOptions, topic: string, payload: Buffer): void {
   const parsed = parseSpokeTopic(topic);
-  if (!parsed || parsed.channel !== channel) {
-    o.metrics.messagesDropped.inc({ channel, reason: 'UnknownTopic' });
+  if (!parsed || !(SPOKE_PUBLISH_CHANNELS as readonly string[]).includes(parsed.channel)) {
+    o.metrics.messagesDropped.inc({ channel: parsed?.channel ?? 'unknown', reason: 'UnknownTopic' });
     return;
   }
+  const channel = parsed.channel as HubInboundChannel;
   // A retained presence is cleared with an empty payload (spoke revoked): nothing to do.
   if (payload.length === 0) return;
   const result = decodeMessage(channel, payload);
