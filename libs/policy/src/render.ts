@@ -1,4 +1,4 @@
-import { type DesiredDeployment, type DesiredFineTuneJob, type DesiredPayload, type ModelRef } from '@flotilla/contracts';
+import { type DesiredDeployment, type DesiredFineTuneJob, type DesiredPayload, type ModelRef, canonicalJson } from '@flotilla/contracts';
 import { formatPolicyError } from './documents.js';
 import { type Decision, evaluatePlacement, type SpokeView } from './placement.js';
 import { buildModelIndex, checkReferences, type ModelIndex, type RegisteredModel } from './references.js';
@@ -211,23 +211,11 @@ export interface SpokeDiff {
   changed: string[];
 }
 
-/** JSON with object keys sorted, so equal values compare equal whatever their key order. */
-function stableJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(stableJson).join(',')}]`;
-  if (value !== null && typeof value === 'object') {
-    const entries = Object.entries(value as Record<string, unknown>)
-      .filter(([, v]) => v !== undefined)
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${stableJson(v)}`).join(',')}}`;
-  }
-  return JSON.stringify(value);
-}
-
 function workloads(payload: DesiredPayload | undefined): Map<string, string> {
   const m = new Map<string, string>();
   if (!payload) return m;
-  for (const d of payload.deployments) m.set(`deployment/${d.name}`, stableJson(d));
-  for (const j of payload.fineTuneJobs) m.set(`job/${j.name}`, stableJson(j));
+  for (const d of payload.deployments) m.set(`deployment/${d.name}`, canonicalJson(d));
+  for (const j of payload.fineTuneJobs) m.set(`job/${j.name}`, canonicalJson(j));
   return m;
 }
 
@@ -247,7 +235,7 @@ export function diffDesired(before: ReadonlyMap<string, DesiredPayload>, after: 
     const added = [...aw.keys()].filter((k) => !bw.has(k)).sort();
     const removed = [...bw.keys()].filter((k) => !aw.has(k)).sort();
     const changed = [...aw.keys()].filter((k) => bw.has(k) && bw.get(k) !== aw.get(k)).sort();
-    if (a && b && stableJson(a.settings) !== stableJson(b.settings)) changed.unshift('settings');
+    if (a && b && canonicalJson(a.settings) !== canonicalJson(b.settings)) changed.unshift('settings');
     if (added.length + removed.length + changed.length > 0) diffs.push({ spoke, added, removed, changed });
   }
   return diffs;
