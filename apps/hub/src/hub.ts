@@ -23,17 +23,19 @@ import { loadSigningKey } from './desired/signing-key.js';
 import { HttpErrorFilter } from './errors/http-exception.filter.js';
 import { NestPinoLogger } from './logger.js';
 import { AuditService } from './audit/audit.service.js';
-import { BrokerCredentialsReconciler } from './broker/broker-credentials.controller.js';
+import { BrokerCredentialsReconciler } from './broker/broker-credentials.reconciler.js';
 import { Controller } from './controllers/controller.js';
 import { FleetTriggers } from './controllers/fleet-triggers.js';
-import { DesiredStateReconciler } from './desired/desired-state.controller.js';
+import { DesiredStateReconciler } from './desired/desired-state.reconciler.js';
 import { EnvelopePublisher } from './desired/envelope-publisher.js';
 import { FleetRenderer } from './desired/fleet-renderer.js';
-import { SpokeSyncReconciler } from './desired/spoke-sync.controller.js';
+import { SpokeSyncReconciler } from './desired/spoke-sync.reconciler.js';
 import { EnrollSpoke } from './enrollment/enroll-spoke.js';
 import { RegisterModelVersion } from './models/register-model-version.js';
 import { ApplyPolicy } from './policy/apply-policy.js';
+import { LabelSpoke } from './spokes/label-spoke.js';
 import { RevokeSpoke } from './spokes/revoke-spoke.js';
+import { SpokesRepository } from './spokes/spokes.repository.js';
 import { GitSyncer } from './git/git-syncer.js';
 import { IngestSubscriber } from './ingest/ingest.js';
 import { SpokeStateWriter } from './ingest/spoke-state-writer.js';
@@ -169,6 +171,8 @@ export async function startHub(config: HubConfig, log: Logger): Promise<HubHandl
       { provide: ApplyPolicy, useValue: new ApplyPolicy(ds, audit, renderer, envelopes, register) },
       { provide: EnrollSpoke, useValue: new EnrollSpoke(ds, audit, provisioner, triggers) },
       { provide: RevokeSpoke, useValue: new RevokeSpoke(ds, audit, brokerCredentialsReconciler, triggers) },
+      { provide: LabelSpoke, useValue: new LabelSpoke(ds, audit, triggers) },
+      { provide: SpokesRepository, useValue: new SpokesRepository(ds) },
     ];
     for (const c of controllers) c.start();
 

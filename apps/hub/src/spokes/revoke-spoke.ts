@@ -1,6 +1,6 @@
 import { type DataSource, IsNull } from 'typeorm';
 import type { AuditService } from '../audit/audit.service.js';
-import type { BrokerCredentialsReconciler } from '../broker/broker-credentials.controller.js';
+import type { BrokerCredentialsReconciler } from '../broker/broker-credentials.reconciler.js';
 import type { FleetTriggers } from '../controllers/fleet-triggers.js';
 import { SpokeEntity } from '../database/entities/spoke.entity.js';
 import { DomainError, notFound } from '../errors/domain-error.js';

@@ -1,18 +1,14 @@
 import { Controller, Delete, Get, HttpCode, Inject, Param, Patch } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
-import { DataSource, IsNull } from 'typeorm';
 import { z } from 'zod';
-import { AuditService } from '../audit/audit.service.js';
 import { Ctx, RequireRole, type RequestContext } from '../auth/principal.js';
-import { LabelsSchema } from '../common/labels.js';
-import { PageQuerySchema, decodeCursor, toPage } from '../common/pagination.js';
+import { PageQuerySchema, toPage } from '../common/pagination.js';
 import { ZodBody, ZodQuery } from '../common/zod.js';
 import { HUB_CONFIG, type HubConfig } from '../config/config.js';
-import { SpokeEntity } from '../database/entities/spoke.entity.js';
-import { notFound, validationFailed } from '../errors/domain-error.js';
-import { FleetTriggers } from '../controllers/fleet-triggers.js';
+import { notFound } from '../errors/domain-error.js';
+import { LabelSpoke } from './label-spoke.js';
 import { RevokeSpoke } from './revoke-spoke.js';
-import { selectorQueryToSql } from './selector-sql.js';
+import { SpokesRepository } from './spokes.repository.js';
 import { toSpokeDetailDto, toSpokeDto } from './spoke.dto.js';
 
 const ListSpokesQuery = PageQuerySchema.extend({
@@ -31,9 +27,8 @@ const PatchSpoke = z
 @Controller('api/v1/spokes')
 export class SpokesController {
   constructor(
-    private readonly ds: DataSource,
-    private readonly audit: AuditService,
-    private readonly fleet: FleetTriggers,
+    private readonly spokes: SpokesRepository,
+    private readonly labelSpoke: LabelSpoke,
     private readonly revokeSpoke: RevokeSpoke,
     @Inject(HUB_CONFIG) private readonly config: HubConfig,
   ) {}
@@ -41,14 +36,7 @@ export class SpokesController {
   @Get()
   @ApiOperation({ summary: 'List spokes, filtered by a label selector, with connection, generations and conditions' })
   async list(@ZodQuery(ListSpokesQuery) q: z.infer<typeof ListSpokesQuery>) {
-    const qb = this.ds.getRepository(SpokeEntity).createQueryBuilder('spoke').where('spoke.revoked_at IS NULL');
-    if (q.selector) {
-      const frag = selectorQueryToSql(q.selector);
-      qb.andWhere(frag.sql, frag.params);
-    }
-    const after = decodeCursor(q.cursor);
-    if (after !== null) qb.andWhere('spoke.name > :after', { after });
-    const rows = await qb.orderBy('spoke.name', 'ASC').limit(q.limit + 1).getMany();
+    const rows = await this.spokes.page(q);
     const now = Date.now();
     return toPage(rows, q.limit, (r) => r.name, (r) => toSpokeDto(r, now, this.config.telemetryIntervalSeconds));
   }
@@ -56,7 +44,7 @@ export class SpokesController {
   @Get(':name')
   @ApiOperation({ summary: 'One spoke with conditions, workloads, capacity and latest health snapshot' })
   async get(@Param('name') name: string) {
-    const row = await this.ds.getRepository(SpokeEntity).findOne({ where: { name, revokedAt: IsNull() } });
+    const row = await this.spokes.findEnrolled(name);
     if (!row) throw notFound('spoke', name);
     return toSpokeDetailDto(row, Date.now(), this.config.telemetryIntervalSeconds);
   }
@@ -65,32 +53,7 @@ export class SpokesController {
   @RequireRole('operator')
   @ApiOperation({ summary: 'Merge-patch labels (null removes a label); re-places affected workloads' })
   async patch(@Param('name') name: string, @ZodBody(PatchSpoke) body: z.infer<typeof PatchSpoke>, @Ctx() ctx: RequestContext) {
-    const updated = await this.ds.transaction(async (em) => {
-      const row = await em.findOne(SpokeEntity, { where: { name, revokedAt: IsNull() }, lock: { mode: 'pessimistic_write' } });
-      if (!row) throw notFound('spoke', name);
-      const labels: Record<string, string> = { ...row.labels };
-      for (const [k, v] of Object.entries(body.labels)) {
-        if (v === null) delete labels[k];
-        else labels[k] = v;
-      }
-      const check = LabelsSchema.safeParse(labels);
-      if (!check.success) {
-        throw validationFailed(check.error.issues.map((i) => ({ field: ['labels', ...i.path.map(String)].join('.'), message: i.message })));
-      }
-      const before = row.labels;
-      await em.update(SpokeEntity, { id: row.id }, { labels });
-      await this.audit.record(em, {
-        actor: ctx.principal.actor,
-        action: 'spoke.labels.patch',
-        target: `spoke/${name}`,
-        before,
-        after: labels,
-        details: { patch: body.labels },
-        requestId: ctx.requestId,
-      });
-      return { ...row, labels };
-    });
-    this.fleet.renderFleet();
+    const updated = await this.labelSpoke.execute(name, body.labels, ctx.principal.actor, ctx.requestId);
     return toSpokeDetailDto(updated, Date.now(), this.config.telemetryIntervalSeconds);
   }
 
