@@ -6,6 +6,8 @@ import path from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { startFakeKubeApiServer, type FakeKubeApiServer, type FakeKubeApiServerOptions, type JsonObject } from '../support/fake-kube-apiserver/index.js';
 
+const metadataOf = (obj: JsonObject): JsonObject => obj['metadata'] as JsonObject;
+
 /**
  * The fake kube-apiserver driven by the real, unmodified kubectl: discovery,
  * OpenAPI (v3 for field validation and apply's patches, v2 protobuf for
@@ -199,6 +201,8 @@ describeWithKubectl('kubectl against the fake kube-apiserver', () => {
 
       const again = await kubectl.ok(['apply', '-f', manifestPath]);
       expect(again).toContain('deployment.apps/web unchanged');
+      // kubectl diff (a server-side dry-run apply) sees nothing to change either.
+      expect(await kubectl.run(['diff', '-f', manifestPath])).toMatchObject({ code: 0, stdout: '' });
 
       await writeFile(manifestPath, MANIFEST.replace('tritonserver:24.08-py3', 'tritonserver:24.09-py3'));
       fake.clearRequests();
@@ -211,6 +215,11 @@ describeWithKubectl('kubectl against the fake kube-apiserver', () => {
       expect(container['env']).toEqual([{ name: 'MODE', value: 'serve' }]);
       const patch = fake.requests().find((r) => r.verb === 'patch' && r.resource === 'deployments');
       expect(patch?.contentType).toBe('application/strategic-merge-patch+json');
+
+      const serverSide = await kubectl.ok(['apply', '--server-side', '--force-conflicts', '-f', manifestPath]);
+      expect(serverSide).toContain('deployment.apps/web serverside-applied');
+      const managers = (metadataOf(fake.store.get('Deployment', NS, 'web')!)['managedFields'] as JsonObject[]).map((m) => `${String(m['manager'])}/${String(m['operation'])}`);
+      expect(managers).toContain('kubectl/Apply');
     });
 
     it('prints the server-side tables of deployments, services and pods, wide and filtered', async () => {

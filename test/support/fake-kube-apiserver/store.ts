@@ -311,6 +311,11 @@ export class ObjectStore {
     delete meta['managedFields'];
     delete meta['resourceVersion'];
     delete meta['selfLink'];
+    // ObjectMeta's maps and lists are `omitempty` in Go: the real server never returns `annotations: {}`.
+    for (const key of ['labels', 'annotations', 'finalizers', 'ownerReferences']) {
+      const v = meta[key];
+      if ((isJsonObject(v) && Object.keys(v).length === 0) || (Array.isArray(v) && v.length === 0)) delete meta[key];
+    }
     if (beforeMeta?.['deletionTimestamp'] !== undefined) meta['deletionTimestamp'] = beforeMeta['deletionTimestamp']!;
 
     applyDefaults(type, next, before, { uid, allocateClusterIp: () => this.allocateClusterIp() });
