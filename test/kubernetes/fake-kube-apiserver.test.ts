@@ -509,6 +509,160 @@ describe('fake kube-apiserver through @kubernetes/client-node', () => {
     });
   });
 
+  describe('label-like fields', () => {
+    const LABEL_VALUE_MESSAGE =
+      "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character (e.g. 'MyValue',  or 'my_value',  or '12345', regex used for validation is '(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?')";
+
+    it('rejects a nodeSelector value that is not a label value with the real 422 Status', async () => {
+      const bad = deployment('gpu');
+      bad.spec!.template.spec!.nodeSelector = { 'nvidia.com/gpu.product': 'NVIDIA H100 80GB HBM3' };
+      const status = await expectStatus(apps.createNamespacedDeployment({ namespace: NS, body: bad }));
+      expect(status).toMatchObject({
+        code: 422,
+        reason: 'Invalid',
+        message: `Deployment.apps "gpu" is invalid: spec.template.spec.nodeSelector: Invalid value: "NVIDIA H100 80GB HBM3": ${LABEL_VALUE_MESSAGE}`,
+        details: {
+          name: 'gpu',
+          kind: 'Deployment',
+          causes: [{ reason: 'FieldValueInvalid', field: 'spec.template.spec.nodeSelector', message: `Invalid value: "NVIDIA H100 80GB HBM3": ${LABEL_VALUE_MESSAGE}` }],
+        },
+      });
+      bad.spec!.template.spec!.nodeSelector = { 'nvidia.com/gpu.product': 'NVIDIA-H100-80GB-HBM3' };
+      await expect(apps.createNamespacedDeployment({ namespace: NS, body: bad })).resolves.toBeDefined();
+    });
+
+    it('checks label keys: prefix a DNS subdomain, name at most 63 characters', async () => {
+      const bad = deployment('keys', { labels: { 'Example.COM/app': 'x', ['n'.repeat(64)]: 'y' } });
+      const status = await expectStatus(apps.createNamespacedDeployment({ namespace: NS, body: bad }));
+      expect(status.code).toBe(422);
+      expect(status.details?.causes).toEqual([
+        {
+          reason: 'FieldValueInvalid',
+          field: 'metadata.labels',
+          message: `Invalid value: "Example.COM/app": prefix part a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character (e.g. 'example.com', regex used for validation is '[a-z0-9]([-a-z0-9]*[a-z0-9])?(\\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*')`,
+        },
+        { reason: 'FieldValueInvalid', field: 'metadata.labels', message: `Invalid value: "${'n'.repeat(64)}": name part must be no more than 63 characters` },
+      ]);
+    });
+
+    it('checks selector matchLabels, a too-long value, and Service selectors', async () => {
+      const long = 'v'.repeat(64);
+      const bad = deployment('sel');
+      bad.spec!.selector = { matchLabels: { app: long } };
+      bad.spec!.template.metadata!.labels = { app: long };
+      const status = await expectStatus(apps.createNamespacedDeployment({ namespace: NS, body: bad }));
+      expect(status.details?.causes?.map((c) => [c.field, c.message])).toEqual([
+        ['spec.selector.matchLabels', `Invalid value: "${long}": must be no more than 63 characters`],
+        ['spec.template.metadata.labels', `Invalid value: "${long}": must be no more than 63 characters`],
+      ]);
+      const svc = { apiVersion: 'v1', kind: 'Service', metadata: { name: 'svc', namespace: NS }, spec: { selector: { app: 'a b' }, ports: [{ port: 80 }] } };
+      const svcStatus = await expectStatus(core.createNamespacedService({ namespace: NS, body: svc }));
+      expect(svcStatus).toMatchObject({ code: 422, details: { causes: [{ field: 'spec.selector', message: `Invalid value: "a b": ${LABEL_VALUE_MESSAGE}` }] } });
+    });
+  });
+
+  describe('field validation', () => {
+    const url = () => `${fake.url}/apis/apps/v1/namespaces/${NS}/deployments`;
+    const withUnknown = (): JsonObject => {
+      const body = deployment('extra') as unknown as JsonObject;
+      (body['spec'] as JsonObject)['replicaz'] = 3;
+      return body;
+    };
+
+    it('refuses unknown fields under fieldValidation=Strict as the real server decodes them', async () => {
+      const res = await fetch(`${url()}?fieldValidation=Strict`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(withUnknown()) });
+      expect(res.status).toBe(400);
+      expect(await res.json()).toMatchObject({
+        reason: 'BadRequest',
+        message: 'Deployment in version "v1" cannot be handled as a Deployment: strict decoding error: unknown field "spec.replicaz"',
+      });
+      expect(fake.store.get('Deployment', NS, 'extra')).toBeUndefined();
+    });
+
+    it('drops unknown fields with a Warning header by default, as fieldValidation=Warn', async () => {
+      const res = await fetch(url(), { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(withUnknown()) });
+      expect(res.status).toBe(201);
+      expect(res.headers.get('warning')).toBe('299 - "unknown field \\"spec.replicaz\\""');
+      expect(fake.store.get('Deployment', NS, 'extra')!['spec']).not.toHaveProperty('replicaz');
+    });
+
+    it('names the field for a server-side apply under Strict', async () => {
+      const res = await fetch(`${url()}/extra?fieldManager=t&fieldValidation=Strict`, {
+        method: 'PATCH',
+        headers: { 'content-type': 'application/apply-patch+yaml' },
+        body: JSON.stringify(withUnknown()),
+      });
+      expect(res.status).toBe(400);
+      expect(((await res.json()) as { message: string }).message).toBe(
+        'failed to create typed patch object (apps/v1, Kind=Deployment): .spec.replicaz: field not declared in schema',
+      );
+    });
+  });
+
+  describe('scale subresource', () => {
+    it('reads and writes spec.replicas as an autoscaling/v1 Scale', async () => {
+      await apps.createNamespacedDeployment({ namespace: NS, body: deployment('web', { replicas: 2 }) });
+      const scale = await apps.readNamespacedDeploymentScale({ name: 'web', namespace: NS });
+      expect(scale).toMatchObject({ kind: 'Scale', apiVersion: 'autoscaling/v1', spec: { replicas: 2 }, status: { replicas: 0, selector: 'app=web' } });
+      await apps.patchNamespacedDeploymentScale(
+        { name: 'web', namespace: NS, body: { spec: { replicas: 4 } } },
+        setHeaderOptions('Content-Type', PatchStrategy.MergePatch),
+      );
+      expect((fake.store.get('Deployment', NS, 'web')!['spec'] as JsonObject)['replicas']).toBe(4);
+      const stale = await expectStatus(
+        apps.replaceNamespacedDeploymentScale({ name: 'web', namespace: NS, body: { ...scale, spec: { replicas: 1 } } }),
+      );
+      expect(stale).toMatchObject({ code: 409, reason: 'Conflict' });
+      const negative = await expectStatus(
+        apps.patchNamespacedDeploymentScale({ name: 'web', namespace: NS, body: { spec: { replicas: -1 } } }, setHeaderOptions('Content-Type', PatchStrategy.MergePatch)),
+      );
+      expect(negative).toMatchObject({ code: 422, message: 'Scale.autoscaling "web" is invalid: spec.replicas: Invalid value: -1: must be greater than or equal to 0' });
+    });
+  });
+
+  describe('server-side printing and discovery for kubectl', () => {
+    it('answers a Table when asked for one, with wide cells and partial metadata', async () => {
+      await apps.createNamespacedDeployment({ namespace: NS, body: deployment('web', { replicas: 3 }) });
+      const res = await fetch(`${fake.url}/apis/apps/v1/namespaces/${NS}/deployments`, {
+        headers: { accept: 'application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json' },
+      });
+      const t = (await res.json()) as { kind: string; columnDefinitions: { name: string; priority: number }[]; rows: { cells: unknown[]; object: JsonObject }[] };
+      expect(t.kind).toBe('Table');
+      expect(t.columnDefinitions.map((c) => `${c.name}:${c.priority}`)).toEqual([
+        'Name:0', 'Ready:0', 'Up-to-date:0', 'Available:0', 'Age:0', 'Containers:1', 'Images:1', 'Selector:1',
+      ]);
+      expect(t.rows[0]!.cells).toEqual(['web', '0/3', 0, 0, expect.stringMatching(/^\d+s$/), 'main', 'busybox:1.36', 'app=web']);
+      expect(t.rows[0]!.object).toMatchObject({ kind: 'PartialObjectMetadata', apiVersion: 'meta.k8s.io/v1', metadata: { name: 'web' } });
+      const plain = (await (await fetch(`${fake.url}/apis/apps/v1/namespaces/${NS}/deployments`)).json()) as { kind: string };
+      expect(plain.kind).toBe('DeploymentList');
+    });
+
+    it('puts workloads in the "all" category and lists the scale subresource', async () => {
+      const res = (await (await fetch(`${fake.url}/apis/apps/v1`)).json()) as { resources: JsonObject[] };
+      expect(res.resources.find((r) => r['name'] === 'deployments')).toMatchObject({ categories: ['all'] });
+      expect(res.resources.find((r) => r['name'] === 'deployments/scale')).toMatchObject({ group: 'autoscaling', version: 'v1', kind: 'Scale' });
+      const core = (await (await fetch(`${fake.url}/api/v1`)).json()) as { resources: JsonObject[] };
+      expect(core.resources.filter((r) => Array.isArray(r['categories'])).map((r) => r['name']).sort()).toEqual(['pods', 'services']);
+    });
+
+    it('publishes OpenAPI v3 per group-version with fieldValidation on every PATCH', async () => {
+      const index = (await (await fetch(`${fake.url}/openapi/v3`)).json()) as { paths: Record<string, { serverRelativeURL: string }> };
+      expect(Object.keys(index.paths).sort()).toEqual(['api/v1', 'apis/apps/v1', 'apis/autoscaling/v2', 'apis/batch/v1']);
+      const doc = (await (await fetch(`${fake.url}${index.paths['apis/apps/v1']!.serverRelativeURL}`)).json()) as {
+        paths: Record<string, Record<string, { parameters?: { name: string }[]; 'x-kubernetes-group-version-kind'?: JsonObject }>>;
+        components: { schemas: Record<string, JsonObject> };
+      };
+      const patch = doc.paths['/apis/apps/v1/namespaces/{namespace}/deployments/{name}']!['patch']!;
+      expect(patch['x-kubernetes-group-version-kind']).toEqual({ group: 'apps', version: 'v1', kind: 'Deployment' });
+      expect(patch.parameters!.map((p) => p.name)).toContain('fieldValidation');
+      const containers = (doc.components.schemas['io.k8s.api.core.v1.PodSpec']!['properties'] as JsonObject)['containers'] as JsonObject;
+      expect(containers['x-kubernetes-patch-merge-key']).toBe('name');
+      const v2 = (await (await fetch(`${fake.url}/openapi/v2`, { headers: { accept: 'application/json' } })).json()) as { swagger: string; definitions: JsonObject };
+      expect(v2.swagger).toBe('2.0');
+      expect(Object.keys(v2.definitions)).toContain('io.k8s.api.apps.v1.Deployment');
+    });
+  });
+
   describe('authentication', () => {
     it('refuses a request without the bearer token when one is required', async () => {
       const secured = await startFakeKubeApiServer({ token: 's3cret' });

@@ -5,4 +5,5 @@ export * from './envelope.js';
 export * from './limits.js';
 export * from './decode.js';
 export * from './enrollment.js';
+export * from './gpu-product.js';
 export { formatIssues } from './issues.js';

@@ -1,4 +1,5 @@
 import fc from 'fast-check';
+import { formatPolicyError, parsePolicyDocuments } from './documents.js';
 import { evaluatePlacement, gpuProductMatches, rendezvousScore, type SpokeView } from './placement.js';
 import { type Placement } from './schemas.js';
 import { cpuOnly, gpus, placementFrom, spoke } from './spec-helpers.js';
@@ -61,12 +62,12 @@ describe('evaluatePlacement', () => {
   });
 
   it('counts only GPUs of the required product and requires enough of them', () => {
-    const twoH100 = placementFrom('selector: {}\nrequirements:\n  gpu: { count: 2, product: H100 }');
+    const twoH100 = placementFrom('selector: {}\nrequirements:\n  gpu: { count: 2, product: NVIDIA-H100-PCIe }');
     const mixed = { cpuCores: 64, memoryGiB: 512, gpus: [...gpus('NVIDIA H100 PCIe', 80).gpus, ...gpus('NVIDIA A100', 80).gpus] };
     const decision = evaluatePlacement(twoH100, [spoke('a', {}, mixed), spoke('b', {}, gpus('NVIDIA H100 PCIe', 80, 2)), spoke('c', {}, cpuOnly)]);
     expect(decision.selected).toEqual(['b']);
-    expect(reasonsFor(decision, 'a')).toEqual(['capacity: needs 2 GPUs of product H100, 1 fit (reports NVIDIA H100 PCIe 80 GiB, NVIDIA A100 80 GiB)']);
-    expect(reasonsFor(decision, 'c')).toEqual(['capacity: needs 2 GPUs of product H100, 0 fit (reports no GPUs)']);
+    expect(reasonsFor(decision, 'a')).toEqual(['capacity: needs 2 GPUs of product NVIDIA-H100-PCIe, 1 fit (reports NVIDIA H100 PCIe 80 GiB, NVIDIA A100 80 GiB)']);
+    expect(reasonsFor(decision, 'c')).toEqual(['capacity: needs 2 GPUs of product NVIDIA-H100-PCIe, 0 fit (reports no GPUs)']);
   });
 
   it('ignores capacity entirely for a placement without GPU requirements', () => {
@@ -100,17 +101,45 @@ describe('evaluatePlacement', () => {
   });
 });
 
+// The full product name is required, as nvidia-smi reports it or as GPU Feature Discovery labels nodes:
+// short forms ("H100") used to match here but rendered a nodeSelector no node carries, so pods never scheduled.
 describe('gpuProductMatches', () => {
   it.each([
-    ['NVIDIA L40S', 'L40S', true],
-    ['NVIDIA H100 80GB HBM3', 'H100', true],
-    ['NVIDIA H100 80GB HBM3', 'h100 80gb', true],
-    ['NVIDIA L40S', 'L4', false],
-    ['NVIDIA L4', 'L40S', false],
-    ['NVIDIA A100-SXM4-40GB', 'A100', true],
-    ['Tesla T4', 'H100', false],
+    ['NVIDIA L40S', 'NVIDIA L40S', true],
+    ['NVIDIA L40S', 'NVIDIA-L40S', true],
+    ['NVIDIA H100 80GB HBM3', 'NVIDIA-H100-80GB-HBM3', true],
+    ['NVIDIA H100 80GB HBM3', 'H100', false],
+    ['NVIDIA L40S', 'NVIDIA L4', false],
+    ['NVIDIA L4', 'NVIDIA L40S', false],
+    ['NVIDIA A100-SXM4-40GB', 'NVIDIA-A100-SXM4-40GB', true],
+    ['Tesla T4', 'NVIDIA H100 80GB HBM3', false],
   ])('%s matches %s: %s', (reported, wanted, expected) => {
     expect(gpuProductMatches(reported, wanted)).toBe(expected);
+  });
+});
+
+describe('requirements.gpu.product in a policy file', () => {
+  const source = (product: string) => ({
+    file: 'placements/gpu.yaml',
+    text: `apiVersion: flotilla.dev/v1\nkind: Placement\nmetadata: { name: gpu }\nspec:\n  selector: {}\n  requirements:\n    gpu: { count: 1, product: "${product}" }\n`,
+  });
+
+  it('accepts the full name in either form and selects the spoke reporting it', () => {
+    for (const product of ['NVIDIA H100 80GB HBM3', 'NVIDIA-H100-80GB-HBM3']) {
+      const parsed = parsePolicyDocuments([source(product)]);
+      expect(parsed.errors).toEqual([]);
+      const decision = evaluatePlacement(parsed.objects[0] as Placement, [spoke('a', {}, gpus('NVIDIA H100 80GB HBM3', 80))]);
+      expect(decision.selected).toEqual(['a']);
+    }
+  });
+
+  it('rejects a product that can never be a node label value, naming the field and its line', () => {
+    const parsed = parsePolicyDocuments([source(`NVIDIA ${'H100 '.repeat(12)}HBM3`)]);
+    expect(parsed.errors.map((e) => `${e.file}:${e.line} ${e.path}`)).toEqual(['placements/gpu.yaml:7 spec.requirements.gpu.product']);
+    expect(formatPolicyError(parsed.errors[0]!)).toContain(
+      'spec.requirements.gpu.product: must be the full GPU product name as nvidia-smi reports it ("NVIDIA H100 80GB HBM3") or as GPU Feature Discovery labels nodes ("NVIDIA-H100-80GB-HBM3")',
+    );
+    expect(parsePolicyDocuments([source('NVIDIA H100 (80GB)')]).errors).toHaveLength(1);
   });
 });
 

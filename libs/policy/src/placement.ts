@@ -1,4 +1,4 @@
-import { type Capacity } from '@flotilla/contracts';
+import { sameGpuProduct, type Capacity } from '@flotilla/contracts';
 import { type Placement } from './schemas.js';
 import { compileSelector, formatSelector, type Requirement, selectorFromSpec } from './selector.js';
 
@@ -53,28 +53,16 @@ export function rendezvousScore(placementName: string, spokeName: string): numbe
   return hash53(`${placementName}\u0000${spokeName}`);
 }
 
-/** Tokens of a GPU product name, without the vendor: "NVIDIA H100 80GB HBM3" -> [h100, 80gb, hbm3]. */
-function productTokens(product: string): string[] {
-  return product
-    .toLowerCase()
-    .split(/[\s_-]+/)
-    .filter((t) => t !== '' && t !== 'nvidia');
-}
-
 /**
- * Whether a reported GPU product is the one a placement asks for. nvidia-smi
- * reports "NVIDIA L40S" or "NVIDIA H100 80GB HBM3" while people write "L40S"
- * or "H100", so the wanted tokens must appear consecutively in the reported
- * name; whole tokens only, so "L4" does not match "L40S".
+ * Whether a reported GPU product (nvidia-smi's "NVIDIA H100 80GB HBM3") is the
+ * one a placement asks for, written either that way or as GPU Feature
+ * Discovery labels nodes ("NVIDIA-H100-80GB-HBM3"). Both sides are compared in
+ * GFD's label form, the value the Kubernetes runtime puts in its nodeSelector,
+ * so a spoke is selected exactly when its nodes can run the pods. Short forms
+ * ("H100") match nothing: no node is labelled with them.
  */
 export function gpuProductMatches(reported: string, wanted: string): boolean {
-  const have = productTokens(reported);
-  const want = productTokens(wanted);
-  if (want.length === 0) return true;
-  for (let i = 0; i + want.length <= have.length; i++) {
-    if (want.every((t, j) => have[i + j] === t)) return true;
-  }
-  return false;
+  return sameGpuProduct(reported, wanted);
 }
 
 function describeRequirementMiss(r: Requirement, text: string, labels: Readonly<Record<string, string>>): string {

@@ -71,7 +71,7 @@ describe('examples/policies', () => {
     const lyonJob = desired.get('depot-lyon')?.fineTuneJobs[0];
     expect(lyonJob?.dataset.path).toBe('/data/labelled/bridge-defects');
     expect(lyonJob?.output.artifact).toBe('keep-local');
-    expect(desired.get('office-denver')?.deployments[0]?.gpuProduct).toBe('H100');
+    expect(desired.get('office-denver')?.deployments[0]?.gpuProduct).toBe('NVIDIA-H100-80GB-HBM3');
   });
 });
 

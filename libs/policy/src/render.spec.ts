@@ -19,7 +19,7 @@ kind: Placement
 metadata: { name: eu-gpu }
 spec:
   selector: { matchLabels: { region: eu } }
-  requirements: { gpu: { count: 1, product: L40S } }
+  requirements: { gpu: { count: 1, product: NVIDIA L40S } }
 ---
 apiVersion: flotilla.dev/v1
 kind: Placement
@@ -101,7 +101,8 @@ describe('renderDesired', () => {
       replicas: { min: 1, max: 4, targetConcurrency: 8 },
       schedule: { timezone: 'Europe/Paris', windows: [{ days: ['mon'], start: '07:00', end: '19:00', replicas: { min: 2, max: 8 } }], outside: { min: 0, max: 0 } },
       remediation: 'enforce',
-      gpuProduct: 'L40S',
+      // In GPU Feature Discovery's node label form, which the Kubernetes runtime selects on.
+      gpuProduct: 'NVIDIA-L40S',
     });
   });
 
@@ -155,7 +156,7 @@ describe('diffDesired', () => {
     const edited = policy
       .filter((o) => o.metadata.name !== 'mm-eu-shadow')
       .map((o) => (o.kind === 'ModelDeployment' && o.metadata.name === 'zz-eu' ? { ...o, spec: { ...o.spec, replicas: { min: 2, max: 4 } } } : o));
-    const after = renderDesired(edited, [...fleet, spoke('rome-1', { region: 'eu' }, gpus('L40S', 48))], options);
+    const after = renderDesired(edited, [...fleet, spoke('rome-1', { region: 'eu' }, gpus('NVIDIA L40S', 48))], options);
     expect(diffDesired(before, after)).toEqual([
       { spoke: 'paris-1', added: [], removed: ['deployment/mm-eu-shadow'], changed: ['deployment/zz-eu'] },
       { spoke: 'rome-1', added: ['deployment/zz-eu', 'job/eu-tune'], removed: [], changed: [] },

@@ -1,4 +1,4 @@
-import { type DesiredDeployment, type DesiredFineTuneJob, type DesiredPayload, type ModelRef, canonicalJson } from '@flotilla/contracts';
+import { type DesiredDeployment, type DesiredFineTuneJob, type DesiredPayload, type ModelRef, canonicalJson, gpuProductLabelValue } from '@flotilla/contracts';
 import { formatPolicyError } from './documents.js';
 import { type Decision, evaluatePlacement, type SpokeView } from './placement.js';
 import { buildModelIndex, checkReferences, type ModelIndex, type RegisteredModel } from './references.js';
@@ -61,7 +61,8 @@ function renderDeployment(d: ModelDeployment, model: ModelRef, placement: Placem
     },
     ...(spec.schedule ? { schedule: structuredClone(spec.schedule) } : {}),
     remediation: spec.remediation,
-    ...(product !== undefined ? { gpuProduct: product } : {}),
+    // The node label value GPU Feature Discovery uses, so the Kubernetes runtime can select on it as is.
+    ...(product !== undefined ? { gpuProduct: gpuProductLabelValue(product) } : {}),
   };
 }
 

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import {
   DesiredFineTuneJobSchema,
   ArtifactUriSchema,
+  GpuProductSchema,
   DigestSchema,
   ModelRefSchema,
   ObjectNameSchema,
@@ -157,7 +158,8 @@ export const GpuRequirementSchema = z
   .object({
     count: z.number().int().min(1).max(64),
     memoryGiB: z.number().positive().max(1024).optional(),
-    product: z.string().min(1).max(128).optional(),
+    /** The full product name, as nvidia-smi reports it or as GPU Feature Discovery labels nodes (see gpu-product.ts in contracts). */
+    product: GpuProductSchema.optional(),
   })
   .strict();
 

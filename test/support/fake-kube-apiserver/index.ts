@@ -62,6 +62,13 @@ export interface FakeKubeApiServerOptions {
   token?: string;
   /** How often a watch with allowWatchBookmarks gets a BOOKMARK (default 10 s). */
   bookmarkIntervalMs?: number;
+  /**
+   * Server-side field validation (default true, as since Kubernetes 1.25).
+   * False behaves like an older server: no `fieldValidation` parameter in
+   * the OpenAPI documents and unknown fields dropped silently, so kubectl
+   * validates objects against `/openapi/v2` itself.
+   */
+  serverSideFieldValidation?: boolean;
 }
 
 /** Starts a fake kube-apiserver on a free loopback port. */
@@ -73,6 +80,7 @@ export async function startFakeKubeApiServer(opts: FakeKubeApiServerOptions = {}
   const http = new HttpLayer(store, {
     ...(opts.token !== undefined ? { token: opts.token } : {}),
     bookmarkIntervalMs: opts.bookmarkIntervalMs ?? 10_000,
+    serverSideFieldValidation: opts.serverSideFieldValidation ?? true,
     maxBodyBytes: 3 * 1024 * 1024,
   });
   const url = await http.listen();

@@ -1,5 +1,6 @@
 import { isJsonObject, jsonEqual, stringMap, type JsonObject, type JsonValue } from './json.js';
 import { type ResourceType } from './resources.js';
+import { validateLabelMap, validateLabelSelector } from './label-rules.js';
 import { fieldInvalid, fieldRequired, type StatusCause } from './status.js';
 
 /**
@@ -12,7 +13,6 @@ import { fieldInvalid, fieldRequired, type StatusCause } from './status.js';
 const DNS1123_LABEL = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?$/;
 const DNS1035_LABEL = /^[a-z]([-a-z0-9]*[a-z0-9])?$/;
 const DNS1123_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
-const LABEL_NAME = /^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
 
 function obj(value: JsonValue | undefined): JsonObject | undefined {
   return isJsonObject(value) ? value : undefined;
@@ -116,23 +116,6 @@ export function applyDefaults(type: ResourceType, o: JsonObject, old: JsonObject
   }
 }
 
-function validateLabels(field: string, value: JsonValue | undefined, causes: StatusCause[]): void {
-  if (value === undefined) return;
-  if (!isJsonObject(value)) {
-    causes.push(fieldInvalid(field, value, 'must be a map of strings'));
-    return;
-  }
-  for (const [k, v] of Object.entries(value)) {
-    const name = k.includes('/') ? k.slice(k.lastIndexOf('/') + 1) : k;
-    if (name.length === 0 || name.length > 63 || !LABEL_NAME.test(name)) {
-      causes.push(fieldInvalid(`${field}`, k, 'name part must consist of alphanumeric characters, \'-\', \'_\' or \'.\''));
-    }
-    if (typeof v !== 'string' || v.length > 63 || (v.length > 0 && !LABEL_NAME.test(v))) {
-      causes.push(fieldInvalid(`${field}`, v, 'a valid label must be an empty string or consist of alphanumeric characters, \'-\', \'_\' or \'.\''));
-    }
-  }
-}
-
 function validateContainers(field: string, podSpec: JsonObject | undefined, causes: StatusCause[]): void {
   const containers = podSpec?.['containers'];
   if (!Array.isArray(containers) || containers.length === 0) {
@@ -165,7 +148,7 @@ export function validate(type: ResourceType, o: JsonObject, old: JsonObject | un
   } else if (name.length > maxName || !namePattern.test(name)) {
     causes.push(fieldInvalid('metadata.name', name, `a lowercase RFC ${type.kind === 'Service' ? '1035' : '1123'} name must consist of lower case alphanumeric characters or '-'`));
   }
-  validateLabels('metadata.labels', meta['labels'], causes);
+  validateLabelMap('metadata.labels', meta['labels'], causes);
   const spec = obj(o['spec']);
   const oldSpec = obj(old?.['spec']);
   switch (type.kind) {
@@ -179,8 +162,8 @@ export function validate(type: ResourceType, o: JsonObject, old: JsonObject | un
       } else if (!selectorMatches(selector, templateLabels)) {
         causes.push(fieldInvalid('spec.template.metadata.labels', templateLabels, '`selector` does not match template `labels`'));
       }
-      validateLabels('spec.template.metadata.labels', obj(template?.['metadata'])?.['labels'], causes);
-      validateContainers('spec.template.spec', obj(template?.['spec']), causes);
+      validateLabelSelector('spec.selector', selector, causes);
+      validatePodTemplate('spec.template', template, causes);
       const replicas = spec?.['replicas'];
       if (replicas !== undefined && (typeof replicas !== 'number' || !Number.isInteger(replicas) || replicas < 0)) {
         causes.push(fieldInvalid('spec.replicas', replicas, 'must be greater than or equal to 0'));
@@ -191,6 +174,7 @@ export function validate(type: ResourceType, o: JsonObject, old: JsonObject | un
       break;
     }
     case 'Service': {
+      validateLabelMap('spec.selector', spec?.['selector'], causes);
       const ports = spec?.['ports'];
       if (Array.isArray(ports)) {
         ports.forEach((p, i) => {
@@ -236,7 +220,8 @@ export function validate(type: ResourceType, o: JsonObject, old: JsonObject | un
       if (restart !== 'Never' && restart !== 'OnFailure') {
         causes.push({ reason: 'FieldValueNotSupported', message: `Unsupported value: ${JSON.stringify(restart ?? '')}: supported values: "OnFailure", "Never"`, field: 'spec.template.spec.restartPolicy' });
       }
-      validateContainers('spec.template.spec', podSpec, causes);
+      validateLabelSelector('spec.selector', spec?.['selector'], causes);
+      validatePodTemplate('spec.template', template, causes);
       if (oldSpec && !jsonEqual(oldSpec['template'], spec?.['template'])) {
         causes.push(fieldInvalid('spec.template', spec?.['template'] ?? null, 'field is immutable'));
       }
@@ -245,8 +230,19 @@ export function validate(type: ResourceType, o: JsonObject, old: JsonObject | un
       }
       break;
     }
+    case 'Pod':
+      validateLabelMap('spec.nodeSelector', spec?.['nodeSelector'], causes);
+      break;
     default:
       break;
   }
   return causes;
+}
+
+/** A pod template: its labels, containers and nodeSelector (whose keys and values are label keys and values). */
+function validatePodTemplate(field: string, template: JsonObject | undefined, causes: StatusCause[]): void {
+  validateLabelMap(`${field}.metadata.labels`, obj(template?.['metadata'])?.['labels'], causes);
+  const podSpec = obj(template?.['spec']);
+  validateContainers(`${field}.spec`, podSpec, causes);
+  validateLabelMap(`${field}.spec.nodeSelector`, podSpec?.['nodeSelector'], causes);
 }

@@ -16,6 +16,12 @@ export interface ResourceType {
   hasStatus: boolean;
   /** Field selectors the real server accepts for this resource beyond metadata.name/namespace. */
   extraFieldSelectors: string[];
+  /** Discovery categories: `kubectl get all` lists every resource in category "all". */
+  categories: string[];
+  /** Has a `/scale` subresource (autoscaling/v1 Scale), as Deployments do: `kubectl scale` uses it. */
+  hasScale: boolean;
+  /** Name of the schema in the OpenAPI documents (`io.k8s.api.apps.v1.Deployment`). */
+  schema: string;
 }
 
 export const RESOURCE_TYPES: readonly ResourceType[] = [
@@ -31,6 +37,9 @@ export const RESOURCE_TYPES: readonly ResourceType[] = [
     writable: true,
     hasStatus: true,
     extraFieldSelectors: ['status.phase'],
+    categories: [],
+    hasScale: false,
+    schema: 'io.k8s.api.core.v1.Namespace',
   },
   {
     group: '',
@@ -44,6 +53,9 @@ export const RESOURCE_TYPES: readonly ResourceType[] = [
     writable: false,
     hasStatus: true,
     extraFieldSelectors: ['status.phase', 'spec.nodeName'],
+    categories: ['all'],
+    hasScale: false,
+    schema: 'io.k8s.api.core.v1.Pod',
   },
   {
     group: '',
@@ -57,6 +69,25 @@ export const RESOURCE_TYPES: readonly ResourceType[] = [
     writable: true,
     hasStatus: true,
     extraFieldSelectors: [],
+    categories: ['all'],
+    hasScale: false,
+    schema: 'io.k8s.api.core.v1.Service',
+  },
+  {
+    group: '',
+    version: 'v1',
+    kind: 'ConfigMap',
+    listKind: 'ConfigMapList',
+    plural: 'configmaps',
+    singular: 'configmap',
+    namespaced: true,
+    shortNames: ['cm'],
+    writable: true,
+    hasStatus: false,
+    extraFieldSelectors: [],
+    categories: [],
+    hasScale: false,
+    schema: 'io.k8s.api.core.v1.ConfigMap',
   },
   {
     group: 'apps',
@@ -70,6 +101,9 @@ export const RESOURCE_TYPES: readonly ResourceType[] = [
     writable: true,
     hasStatus: true,
     extraFieldSelectors: [],
+    categories: ['all'],
+    hasScale: true,
+    schema: 'io.k8s.api.apps.v1.Deployment',
   },
   {
     group: 'autoscaling',
@@ -83,6 +117,9 @@ export const RESOURCE_TYPES: readonly ResourceType[] = [
     writable: true,
     hasStatus: true,
     extraFieldSelectors: [],
+    categories: ['all'],
+    hasScale: false,
+    schema: 'io.k8s.api.autoscaling.v2.HorizontalPodAutoscaler',
   },
   {
     group: 'batch',
@@ -96,6 +133,9 @@ export const RESOURCE_TYPES: readonly ResourceType[] = [
     writable: true,
     hasStatus: true,
     extraFieldSelectors: ['status.successful'],
+    categories: ['all'],
+    hasScale: false,
+    schema: 'io.k8s.api.batch.v1.Job',
   },
 ];
 
@@ -128,6 +168,7 @@ function resourceListFor(group: string, version: string): JsonObject {
       kind: r.kind,
       verbs: r.writable ? ALL_VERBS : READ_VERBS,
       ...(r.shortNames.length > 0 ? { shortNames: r.shortNames } : {}),
+      ...(r.categories.length > 0 ? { categories: r.categories } : {}),
       storageVersionHash: Buffer.from(`${group}/${version}/${r.kind}`).toString('base64').slice(0, 11),
     });
   }
@@ -140,6 +181,19 @@ function resourceListFor(group: string, version: string): JsonObject {
       namespaced: r.namespaced,
       kind: r.kind,
       verbs: r.writable ? ['get', 'patch', 'update'] : ['get'],
+    });
+  }
+  // The scale subresource names its own kind (autoscaling/v1 Scale): the
+  // client's scale-kind resolver reads group and version from this entry.
+  for (const r of RESOURCE_TYPES.filter((t) => t.group === group && t.version === version && t.hasScale)) {
+    resources.push({
+      name: `${r.plural}/scale`,
+      singularName: '',
+      namespaced: r.namespaced,
+      group: 'autoscaling',
+      version: 'v1',
+      kind: 'Scale',
+      verbs: ['get', 'patch', 'update'],
     });
   }
   return { kind: 'APIResourceList', apiVersion: 'v1', groupVersion: group === '' ? version : `${group}/${version}`, resources };

@@ -1,4 +1,5 @@
 import { isJsonObject, type JsonObject, type JsonValue } from './json.js';
+import { labelValueErrors, qualifiedNameErrors } from './label-rules.js';
 import { badRequest } from './status.js';
 
 /**
@@ -12,28 +13,18 @@ export type LabelRequirement =
   | { key: string; op: 'exists' | 'doesnotexist' }
   | { key: string; op: 'gt' | 'lt'; value: number };
 
-const NAME = /^[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?$/;
-const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
-
+/** labels.NewRequirement's checks, with the real parser's messages (`key: Invalid value: ...`, `values[0][key]: Invalid value: ...`). */
 function validateKey(key: string): void {
-  const slash = key.lastIndexOf('/');
-  const prefix = slash >= 0 ? key.slice(0, slash) : undefined;
-  const name = slash >= 0 ? key.slice(slash + 1) : key;
-  if (prefix !== undefined && (prefix.length === 0 || prefix.length > 253 || !DNS_SUBDOMAIN.test(prefix))) {
-    throw badRequest(`unable to parse requirement: invalid label key "${key}": prefix part must be a DNS subdomain`);
-  }
-  if (name.length === 0 || name.length > 63 || !NAME.test(name)) {
-    throw badRequest(
-      `unable to parse requirement: invalid label key "${key}": name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character`,
-    );
+  const errs = qualifiedNameErrors(key);
+  if (errs.length > 0) {
+    throw badRequest(`unable to parse requirement: key: Invalid value: ${JSON.stringify(key)}: ${errs.join('; ')}`);
   }
 }
 
-function validateValue(value: string): void {
-  if (value.length > 63 || (value.length > 0 && !NAME.test(value))) {
-    throw badRequest(
-      `unable to parse requirement: values[0][${value}]: Invalid value: "${value}": a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character`,
-    );
+function validateValue(key: string, value: string, index: number): void {
+  const errs = labelValueErrors(value);
+  if (errs.length > 0) {
+    throw badRequest(`unable to parse requirement: values[${index}][${key}]: Invalid value: ${JSON.stringify(value)}: ${errs.join('; ')}`);
   }
 }
 
@@ -73,11 +64,11 @@ export function parseLabelSelector(selector: string | null | undefined): LabelRe
       if (values.length === 1 && values[0] === '') {
         throw badRequest(`unable to parse requirement: for '${m[2]}' operator, values set can't be empty`);
       }
-      values.forEach(validateValue);
+      values.forEach((v, i) => validateValue(m![1]!, v, i));
       requirements.push({ key: m[1]!, op: m[2] as 'in' | 'notin', values });
     } else if ((m = /^([^\s=!<>(),]+)\s*(==|=|!=)\s*([^\s=!<>(),]*)$/.exec(part))) {
       validateKey(m[1]!);
-      validateValue(m[3]!);
+      validateValue(m[1]!, m[3]!, 0);
       requirements.push({ key: m[1]!, op: m[2] === '!=' ? 'notin' : 'in', values: [m[3]!] });
     } else if ((m = /^([^\s=!<>(),]+)\s*([<>])\s*(-?\d+)$/.exec(part))) {
       validateKey(m[1]!);

@@ -1,11 +1,17 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import { type AddressInfo } from 'node:net';
 import { parse as parseYaml } from 'yaml';
-import { isJsonObject, metadataOf, type JsonObject, type JsonValue } from './json.js';
+import { cloneJson, isJsonObject, metadataOf, type JsonObject, type JsonValue } from './json.js';
+import { applyJsonPatch, applyMergePatch } from './patches.js';
 import { discoveryDocument, findResourceByPath, groupVersionOf, type ResourceType } from './resources.js';
+import { type FieldValidation, parseFieldValidation } from './field-validation.js';
+import { openApiV2Document, openApiV3Document, openApiV3Index } from './openapi.js';
+import { encodeOpenApiV2, OPENAPI_V2_PROTOBUF, OPENAPI_V2_PROTOBUF_RETURNED } from './openapi-v2-protobuf.js';
+import { hasSubresource, requestedReplicas, scaleOf } from './scale.js';
 import { parseFieldSelector, parseLabelSelector } from './selectors.js';
 import { ApiError, badRequest } from './status.js';
 import { type ListFilter, type ObjectStore, type PatchType, type StoreEvent } from './store.js';
+import { toTable, wantsTable } from './tables.js';
 
 /** One request as the fake saw it, like an audit log line; tests use it to prove what a client did and did not do. */
 export interface AuditEntry {
@@ -24,6 +30,8 @@ export interface AuditEntry {
 
 export interface HttpLayerOptions {
   token?: string;
+  /** Whether the server honours (and its OpenAPI advertises) the fieldValidation parameter, as since Kubernetes 1.25. */
+  serverSideFieldValidation: boolean;
   bookmarkIntervalMs: number;
   maxBodyBytes: number;
 }
@@ -100,10 +108,27 @@ function parseBody(text: string, contentType: string): JsonValue {
   }
 }
 
-function sendJson(res: ServerResponse, code: number, body: JsonObject): void {
+function sendJson(res: ServerResponse, code: number, body: JsonObject, warnings: string[] = []): void {
   const text = JSON.stringify(body);
-  res.writeHead(code, { 'Content-Type': 'application/json', 'Content-Length': Buffer.byteLength(text) });
+  res.writeHead(code, {
+    'Content-Type': 'application/json',
+    'Content-Length': Buffer.byteLength(text),
+    // RFC 7234 warnings, as the real server reports dropped unknown fields: `299 - "unknown field \"spec.x\""`.
+    ...(warnings.length > 0 ? { Warning: warnings.map((w) => `299 - ${JSON.stringify(w)}`) } : {}),
+  });
   res.end(text);
+}
+
+/** The body kubectl gets for `GET` on a resource: a Table when its Accept header asks for one first. */
+function tableOrObject(req: IncomingMessage, url: URL, type: ResourceType, objects: JsonObject[], resourceVersion: string, continueToken?: string): JsonObject | undefined {
+  const version = wantsTable(req.headers.accept);
+  if (!version) return undefined;
+  return toTable(type, objects, {
+    version,
+    includeObject: url.searchParams.get('includeObject'),
+    resourceVersion,
+    ...(continueToken ? { continueToken } : {}),
+  });
 }
 
 /** Items of a list carry no apiVersion/kind on the real server; clients must not rely on them. */
@@ -178,6 +203,12 @@ export class HttpLayer {
       if (this.opts.token !== undefined && req.headers.authorization !== `Bearer ${this.opts.token}`) {
         throw new ApiError(401, 'Unauthorized', 'Unauthorized');
       }
+      if (req.method === 'GET' && (url.pathname === '/openapi/v2' || url.pathname.startsWith('/openapi/v3'))) {
+        entry.verb = 'discovery';
+        this.serveOpenApi(req, res, url.pathname.replace(/\/$/, ''));
+        this.record(entry);
+        return;
+      }
       const discovery = discoveryDocument(url.pathname.replace(/\/$/, ''), this.serverAddress);
       if (req.method === 'GET' && (discovery || url.pathname === '/version')) {
         entry.verb = 'discovery';
@@ -205,8 +236,7 @@ export class HttpLayer {
   private async dispatch(req: IncomingMessage, res: ServerResponse, url: URL, path: ResourcePath, entry: AuditEntry): Promise<void> {
     const { type, namespace, name, subresource } = path;
     const q = url.searchParams;
-    if (subresource !== undefined && subresource !== 'status') throw notFoundPath();
-    if (subresource === 'status' && !type.hasStatus) throw notFoundPath();
+    if (subresource !== undefined && !hasSubresource(type, subresource)) throw notFoundPath();
     if (type.namespaced && namespace === undefined && name !== undefined) throw notFoundPath();
     const method = req.method ?? 'GET';
     const manager = q.get('fieldManager') ?? defaultManager(req);
@@ -214,7 +244,14 @@ export class HttpLayer {
     if (dryRun !== null && dryRun !== 'All') {
       throw new ApiError(400, 'BadRequest', `Invalid dryRun value: ${dryRun}: supported values: "All"`);
     }
+    if (subresource === 'scale') {
+      await this.serveScale(req, res, type, namespace, name!, manager, dryRun === 'All', entry);
+      return;
+    }
     const scope = subresource === 'status' ? ({ subresource: 'status' } as const) : {};
+    // A server without field validation decoded leniently: unknown fields were dropped without a word.
+    const mode = this.opts.serverSideFieldValidation ? parseFieldValidation(q.get('fieldValidation')) : 'Ignore';
+    const fieldValidation: FieldValidation = { mode, style: 'decode', warnings: [] };
 
     if (method === 'GET' && name === undefined) {
       const filter: ListFilter = {
@@ -229,12 +266,16 @@ export class HttpLayer {
         return;
       }
       entry.verb = 'list';
-      sendJson(res, 200, this.listResponse(type, filter, q));
+      const list = this.listResponse(type, filter, q);
+      const listMeta = list['metadata'] as JsonObject;
+      const continueToken = typeof listMeta['continue'] === 'string' ? listMeta['continue'] : undefined;
+      sendJson(res, 200, tableOrObject(req, url, type, (list['items'] as JsonObject[]).map((i) => this.withIdentity(type, i)), String(listMeta['resourceVersion']), continueToken) ?? list);
       return;
     }
     if (method === 'GET') {
       entry.verb = 'get';
-      sendJson(res, 200, this.store.get(type, namespace, name!));
+      const obj = this.store.get(type, namespace, name!);
+      sendJson(res, 200, tableOrObject(req, url, type, [obj], String(metadataOf(obj)['resourceVersion'])) ?? obj);
       return;
     }
     if (method === 'POST' && name === undefined && subresource === undefined) {
@@ -242,9 +283,9 @@ export class HttpLayer {
       entry.fieldManager = manager;
       const body = parseBody(await readBody(req, this.opts.maxBodyBytes), req.headers['content-type'] ?? 'application/json');
       if (!isJsonObject(body)) throw badRequest('the request body must be an object');
-      const created = this.store.create(type, namespace, body, { manager, dryRun: dryRun === 'All' });
+      const created = this.store.create(type, namespace, body, { manager, dryRun: dryRun === 'All', fieldValidation });
       entry.name = String(metadataOf(created)['name']);
-      sendJson(res, 201, created);
+      sendJson(res, 201, created, fieldValidation.warnings);
       return;
     }
     if (method === 'PUT' && name !== undefined) {
@@ -252,7 +293,7 @@ export class HttpLayer {
       entry.fieldManager = manager;
       const body = parseBody(await readBody(req, this.opts.maxBodyBytes), req.headers['content-type'] ?? 'application/json');
       if (!isJsonObject(body)) throw badRequest('the request body must be an object');
-      sendJson(res, 200, this.store.replace(type, namespace, name, body, { manager, dryRun: dryRun === 'All', ...scope }));
+      sendJson(res, 200, this.store.replace(type, namespace, name, body, { manager, dryRun: dryRun === 'All', ...scope, fieldValidation }), fieldValidation.warnings);
       return;
     }
     if (method === 'PATCH' && name !== undefined) {
@@ -276,8 +317,9 @@ export class HttpLayer {
         dryRun: dryRun === 'All',
         ...scope,
         ...(force !== null ? { force: force === 'true' || force === '1' } : {}),
+        fieldValidation: { ...fieldValidation, style: patchType === 'apply' ? 'apply' : 'patch', patch: body },
       });
-      sendJson(res, existed ? 200 : 201, result);
+      sendJson(res, existed ? 200 : 201, result, fieldValidation.warnings);
       return;
     }
     if (method === 'DELETE') {
@@ -321,6 +363,89 @@ export class HttpLayer {
       return;
     }
     throw new ApiError(405, 'MethodNotAllowed', 'the server does not allow this method on the requested resource');
+  }
+
+  /** List items lose apiVersion/kind; a Table row's embedded object has them, as from the real server. */
+  private withIdentity(type: ResourceType, item: JsonObject): JsonObject {
+    return { apiVersion: groupVersionOf(type), kind: type.kind, ...item };
+  }
+
+  /** `/openapi/v2` (protobuf when asked for it, as kubectl does, else JSON), `/openapi/v3` and `/openapi/v3/<group-version>`. */
+  private serveOpenApi(req: IncomingMessage, res: ServerResponse, path: string): void {
+    const opts = { fieldValidation: this.opts.serverSideFieldValidation };
+    if (path === '/openapi/v2') {
+      const accept = req.headers.accept ?? '';
+      if (accept.includes(OPENAPI_V2_PROTOBUF) || accept.includes(OPENAPI_V2_PROTOBUF_RETURNED)) {
+        const bytes = encodeOpenApiV2(openApiV2Document(opts));
+        res.writeHead(200, { 'Content-Type': OPENAPI_V2_PROTOBUF_RETURNED, 'Content-Length': bytes.length });
+        res.end(bytes);
+        return;
+      }
+      sendJson(res, 200, openApiV2Document(opts));
+      return;
+    }
+    if (path === '/openapi/v3') {
+      sendJson(res, 200, openApiV3Index(opts));
+      return;
+    }
+    const doc = openApiV3Document(path.slice('/openapi/v3/'.length), opts);
+    if (!doc) throw notFoundPath();
+    sendJson(res, 200, doc);
+  }
+
+  /** GET, PUT and PATCH of `<deployment>/scale`: an autoscaling/v1 Scale whose writes change only spec.replicas. */
+  private async serveScale(
+    req: IncomingMessage,
+    res: ServerResponse,
+    type: ResourceType,
+    namespace: string | undefined,
+    name: string,
+    manager: string,
+    dryRun: boolean,
+    entry: AuditEntry,
+  ): Promise<void> {
+    const method = req.method ?? 'GET';
+    const current = this.store.get(type, namespace, name);
+    if (method === 'GET') {
+      entry.verb = 'get';
+      sendJson(res, 200, scaleOf(current));
+      return;
+    }
+    let requested: JsonValue;
+    if (method === 'PUT') {
+      entry.verb = 'update';
+      requested = parseBody(await readBody(req, this.opts.maxBodyBytes), req.headers['content-type'] ?? 'application/json');
+      const meta = isJsonObject(requested) && isJsonObject(requested['metadata']) ? requested['metadata'] : {};
+      const rv = meta['resourceVersion'];
+      if (typeof rv === 'string' && rv !== '' && rv !== metadataOf(current)['resourceVersion']) {
+        throw new ApiError(409, 'Conflict', `Operation cannot be fulfilled on ${type.plural}.${type.group} "${name}": the object has been modified; please apply your changes to the latest version and try again`, {
+          name,
+          group: type.group,
+          kind: type.plural,
+        });
+      }
+    } else if (method === 'PATCH') {
+      entry.verb = 'patch';
+      const contentType = (req.headers['content-type'] ?? '').split(';')[0]!.trim();
+      entry.contentType = contentType;
+      const patchType = PATCH_TYPES[contentType];
+      if (!patchType) {
+        throw new ApiError(415, 'UnsupportedMediaType', `the body of the request was in an unknown format - accepted media types include: ${Object.keys(PATCH_TYPES).join(', ')}`);
+      }
+      const body = parseBody(await readBody(req, this.opts.maxBodyBytes), patchType === 'apply' ? 'yaml' : 'json');
+      const scale = scaleOf(current);
+      // A Scale has no keyed lists, so strategic merge and apply reduce to a merge of spec.replicas.
+      requested = patchType === 'json' ? applyJsonPatch(scale, body) : applyMergePatch(scale, body);
+    } else {
+      throw new ApiError(405, 'MethodNotAllowed', 'the server does not allow this method on the requested resource');
+    }
+    entry.fieldManager = manager;
+    const replicas = requestedReplicas(name, requested);
+    const next = cloneJson(current);
+    (next['spec'] as JsonObject)['replicas'] = replicas;
+    delete metadataOf(next)['resourceVersion'];
+    const written = this.store.replace(type, namespace, name, next, { manager, dryRun });
+    sendJson(res, 200, scaleOf(written));
   }
 
   private listResponse(type: ResourceType, filter: ListFilter, q: URLSearchParams): JsonObject {

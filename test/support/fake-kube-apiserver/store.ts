@@ -1,5 +1,6 @@
 import { randomBytes, randomUUID } from 'node:crypto';
 import { cloneJson, isJsonObject, jsonEqual, kubeTime, metadataOf, stringMap, type JsonObject } from './json.js';
+import { enforceFieldValidation, type FieldValidation } from './field-validation.js';
 import { type ManagerEntry, recordUpdate, renderManagedFields, serverSideApply, type Scope } from './field-manager.js';
 import { applyDefaults, validate } from './object-rules.js';
 import { applyJsonPatch, applyMergePatch, applyStrategicMergePatch } from './patches.js';
@@ -36,6 +37,8 @@ export interface WriteOptions {
    * (pods) and set status together with the rest of the object.
    */
   privileged?: boolean;
+  /** Requests from clients: unknown fields are refused or dropped (and warned about) as the mode says. */
+  fieldValidation?: FieldValidation;
 }
 
 export interface ListFilter {
@@ -208,7 +211,10 @@ export class ObjectStore {
       if (body['apiVersion'] === undefined || body['kind'] === undefined) {
         throw badRequest('apply patches must set apiVersion and kind');
       }
-      const applied = cloneJson(body);
+      let applied = cloneJson(body);
+      if (opts.fieldValidation) {
+        applied = enforceFieldValidation(type, type.schema, applied, { ...opts.fieldValidation, style: 'apply' });
+      }
       metadataOf(applied)['name'] = name;
       if (type.namespaced) metadataOf(applied)['namespace'] = namespace ?? null;
       if (entry) this.checkPreconditions(type, name, entry, applied);
@@ -221,7 +227,8 @@ export class ObjectStore {
         scope,
       });
       // Defaults the server adds on top of the applied config belong to nobody.
-      return this.commit(type, namespace, name, entry, result.object, result.managers, opts, (_after, managers) => managers);
+      const { fieldValidation: _checked, ...rest } = opts;
+      return this.commit(type, namespace, name, entry, result.object, result.managers, rest, (_after, managers) => managers);
     }
     if (!entry) throw notFound(type.plural, type.group, name);
     if (opts.force !== undefined) {
@@ -275,7 +282,7 @@ export class ObjectStore {
       throw new ApiError(405, 'MethodNotAllowed', `the server does not allow this method on the requested resource (${type.plural} are read-only in the fake: tests set them)`);
     }
     const before = entry?.object;
-    let next = cloneJson(candidate);
+    let next = cloneJson(opts.fieldValidation ? enforceFieldValidation(type, type.schema, candidate, opts.fieldValidation) : candidate);
     delete next['apiVersion'];
     delete next['kind'];
     if (before && type.hasStatus && !opts.privileged) {
@@ -304,6 +311,11 @@ export class ObjectStore {
     delete meta['managedFields'];
     delete meta['resourceVersion'];
     delete meta['selfLink'];
+    // ObjectMeta's maps and lists are `omitempty` in Go: the real server never returns `annotations: {}`.
+    for (const key of ['labels', 'annotations', 'finalizers', 'ownerReferences']) {
+      const v = meta[key];
+      if ((isJsonObject(v) && Object.keys(v).length === 0) || (Array.isArray(v) && v.length === 0)) delete meta[key];
+    }
     if (beforeMeta?.['deletionTimestamp'] !== undefined) meta['deletionTimestamp'] = beforeMeta['deletionTimestamp']!;
 
     applyDefaults(type, next, before, { uid, allocateClusterIp: () => this.allocateClusterIp() });

@@ -51,6 +51,19 @@ describe('renderTritonDeployment', () => {
     expect(pod['tolerations']).toEqual([{ key: 'nvidia.com/gpu', operator: 'Exists', effect: 'NoSchedule' }]);
   });
 
+  it('selects the product in GPU Feature Discovery\'s label form even when given as nvidia-smi prints it', () => {
+    const [dep] = renderTritonDeployment(deployment({ resources: { gpu: 1 }, gpuProduct: 'NVIDIA H100 80GB HBM3' }), artifact, { min: 1, max: 1 }, opts);
+    expect(get(dep!.body, 'spec', 'template', 'spec', 'nodeSelector')).toEqual({ 'nvidia.com/gpu.product': 'NVIDIA-H100-80GB-HBM3' });
+  });
+
+  it('refuses a GPU product that cannot be a node label value instead of rendering a Deployment the API server rejects', () => {
+    const tooLong = `NVIDIA ${'X'.repeat(60)}`;
+    expect(() => renderTritonDeployment(deployment({ resources: { gpu: 1 }, gpuProduct: tooLong }), artifact, { min: 1, max: 1 }, opts)).toThrow(
+      expect.objectContaining({ name: 'ManifestError', reason: 'InvalidGpuProduct' }),
+    );
+    expect(() => renderTritonDeployment(deployment({ resources: { gpu: 1 }, gpuProduct: '(((' }), artifact, { min: 1, max: 1 }, opts)).toThrow(ManifestError);
+  });
+
   it('scales on CPU utilisation when no target concurrency is given', () => {
     const objects = renderTritonDeployment(deployment({ replicas: { min: 1, max: 3 } }), artifact, { min: 1, max: 3 }, opts);
     const hpa = objects.find((o) => o.kind === 'HorizontalPodAutoscaler')!;

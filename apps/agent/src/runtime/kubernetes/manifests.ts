@@ -1,6 +1,14 @@
 import { createHash } from 'node:crypto';
 import path from 'node:path';
-import { canonicalJson, type DesiredDeployment, type DesiredFineTuneJob, type ModelRef } from '@flotilla/contracts';
+import {
+  canonicalJson,
+  GPU_PRODUCT_NODE_LABEL,
+  gpuProductLabelValue,
+  isLabelValue,
+  type DesiredDeployment,
+  type DesiredFineTuneJob,
+  type ModelRef,
+} from '@flotilla/contracts';
 import type { PreparedArtifact } from '../runtime.js';
 import {
   ANNOTATION_MODEL_DIGEST,
@@ -26,7 +34,7 @@ export const DEFAULT_TRITON_IMAGE = 'nvcr.io/nvidia/tritonserver:24.08-py3';
 export const HTTP_PORT = 8000;
 export const METRICS_PORT = 8002;
 export const GPU_RESOURCE = 'nvidia.com/gpu';
-export const GPU_PRODUCT_LABEL = 'nvidia.com/gpu.product';
+export const GPU_PRODUCT_LABEL = GPU_PRODUCT_NODE_LABEL;
 /**
  * The per-pod metric an HPA scales on when a deployment sets
  * `targetConcurrency`: Triton's queue depth, which the builtin server exports
@@ -85,6 +93,24 @@ function finish(kind: ManagedKind, name: string, body: JsonMap): DesiredObject {
   const meta = body['metadata'] as JsonMap;
   meta['annotations'] = { ...(meta['annotations'] as JsonMap | undefined), [ANNOTATION_SPEC_HASH]: hash };
   return { kind, name, body, hash };
+}
+
+/**
+ * The nodeSelector value for a GPU product: the hub renders it in GPU Feature
+ * Discovery's label form already; converting again (idempotent) keeps a
+ * product written as nvidia-smi prints it ("NVIDIA H100 80GB HBM3", from an
+ * older hub) from turning into a Deployment the API server refuses. A name
+ * that cannot be a label value at all is a ManifestError naming it, not a 422.
+ */
+export function gpuProductNodeSelectorValue(product: string): string {
+  const value = gpuProductLabelValue(product);
+  if (value === '' || !isLabelValue(value)) {
+    throw new ManifestError(
+      'InvalidGpuProduct',
+      `GPU product "${product}" cannot be a node label value (as GPU Feature Discovery labels it: "${value}"); name the product as nvidia-smi reports it, at most 63 characters`,
+    );
+  }
+  return value;
 }
 
 /** Service names must be RFC 1035 labels (start with a letter); deployment names may start with a digit. */
@@ -192,7 +218,7 @@ export function renderTritonDeployment(
   const gpus = d.resources.gpu ?? 0;
   const { volume, subPath } = volumeFor(artifact.repositoryPath, opts.modelVolume, 'model-repository');
   const nodeSelector: JsonMap = { ...opts.nodeSelector };
-  if (d.gpuProduct !== undefined) nodeSelector[GPU_PRODUCT_LABEL] = d.gpuProduct;
+  if (d.gpuProduct !== undefined) nodeSelector[GPU_PRODUCT_LABEL] = gpuProductNodeSelectorValue(d.gpuProduct);
   const tolerations = gpuTolerations(gpus);
   const modelAnnotations = {
     [ANNOTATION_MODEL_VERSION]: d.model.version,
