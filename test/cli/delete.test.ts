@@ -5,6 +5,9 @@ import { runCli } from '../support/cli.js';
 import { startTestHub, type TestHub } from '../support/hub.js';
 import { waitFor } from '../support/wait.js';
 
+/** Tests that run the CLI several times: each run starts Node afresh, seconds apiece on a loaded machine. */
+const MANY_RUNS_MS = 300_000;
+
 const MODEL = `apiVersion: flotilla.dev/v1
 kind: Model
 metadata: { name: gauge-reader }
@@ -70,7 +73,7 @@ describe('flotilla delete against a hub', () => {
     expect(model.stderr).toContain('Model/gauge-reader is still used by ModelDeployment/gauge-reader-inference (spec.model.name)');
     expect(await objects()).toEqual(['Model/gauge-reader', 'ModelDeployment/gauge-reader-inference', 'Placement/plant-floor']);
     expect(await deletions()).toEqual([]);
-  });
+  }, MANY_RUNS_MS);
 
   test('delete -f --dry-run shows what each spoke would lose and changes nothing', async () => {
     const file = path.join(tmp, 'dry.yaml');
@@ -85,7 +88,7 @@ describe('flotilla delete against a hub', () => {
     expect(await objects()).toHaveLength(3);
     expect(await deletions()).toEqual([]);
     expect(await desiredGeneration()).toBe(before);
-  });
+  }, MANY_RUNS_MS);
 
   test('delete -f removes the objects named in the files together (referrer and referred), audits each with no after digest, and re-renders the spoke', async () => {
     const file = path.join(tmp, 'both.yaml');
@@ -107,7 +110,7 @@ describe('flotilla delete against a hub', () => {
     const [state] = await t.hub.dataSource.query(`SELECT d.payload FROM desired_states d JOIN spokes s ON s.id = d.spoke_id WHERE s.name = 'line-3'`);
     expect(state.payload.deployments).toEqual([]);
     await t.hub.dataSource.query(`DELETE FROM audit_events WHERE action = 'policy.delete'`);
-  });
+  }, MANY_RUNS_MS);
 
   test('delete KIND NAME takes kinds in any case and plural, and KIND/NAME; several names go all or nothing', async () => {
     exited(await cli('delete', 'Deployments', 'gauge-reader-inference'), 0);
@@ -122,7 +125,7 @@ describe('flotilla delete against a hub', () => {
     exited(await cli('delete', 'model/gauge-reader'), 0);
     expect(await objects()).toEqual([]);
     await t.hub.dataSource.query(`DELETE FROM audit_events WHERE action = 'policy.delete'`);
-  });
+  }, MANY_RUNS_MS);
 
   test('usage errors exit 2, unreadable files exit 3 before the hub is asked, an operator is refused (403: exit 4)', async () => {
     const unknown = await cli('delete', 'spoke', 'line-3');
@@ -140,5 +143,5 @@ describe('flotilla delete against a hub', () => {
     exited(refused, 4);
     expect(refused.stderr).toContain('it needs admin');
     expect(await objects()).toHaveLength(3);
-  });
+  }, MANY_RUNS_MS);
 });
