@@ -1,4 +1,4 @@
-import { execFile, spawn } from 'node:child_process';
+import { execFile, spawn, spawnSync } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -117,7 +117,14 @@ describe('flotilla tokens, enrollment-tokens, get -w, completion and version', (
     );
     expect(r).toEqual({ code: 0, stdout: 'complete -o default -F _flotilla flotilla\ncreate\n', stderr: '' });
     exited(await cli('completion', 'fish'), 2);
-  });
+  }, MANY_RUNS_MS);
+
+  test('completion zsh registers _flotilla with compdef and offers subcommands', async () => {
+    if (spawnSync('zsh', ['--version']).status !== 0) return console.warn('SKIPPED: zsh not installed (Debian package zsh)');
+    const script = `autoload -U compinit && compinit -D -u; source <("${process.execPath}" "${BIN}" completion zsh); print -r -- $_comps[flotilla]; compadd() { shift; print -r -- "$*"; }; words=(flotilla tokens ''); CURRENT=3; _flotilla`;
+    const r = spawnSync('zsh', ['-f', '-c', script], { encoding: 'utf8', timeout: 60_000 });
+    expect({ code: r.status, stdout: r.stdout, stderr: r.stderr }).toEqual({ code: 0, stdout: '_flotilla\ncreate list revoke help\n', stderr: '' });
+  }, MANY_RUNS_MS);
 
   test('version prints the CLI version, and the hub version when a hub URL is set, without a token', async () => {
     const pkg = JSON.parse(await readFile('package.json', 'utf8')) as { version: string };

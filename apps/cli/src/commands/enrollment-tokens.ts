@@ -75,6 +75,10 @@ export function registerEnrollmentTokens(program: Command): void {
       process.stdout.write(structured(items, o.output));
       return;
     }
+    if (items.length === 0) {
+      process.stdout.write('No enrolment tokens.\n');
+      return;
+    }
     const now = Date.now();
     process.stdout.write(
       table(

@@ -53,6 +53,10 @@ export function registerTokens(program: Command): void {
       process.stdout.write(structured(items, o.output));
       return;
     }
+    if (items.length === 0) {
+      process.stdout.write('No API tokens.\n');
+      return;
+    }
     const now = Date.now();
     process.stdout.write(
       table(
