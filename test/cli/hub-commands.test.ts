@@ -135,7 +135,7 @@ describe('flotilla get, describe, diff and apply against a hub', () => {
     const table = await cli('get', 'deployments');
     exited(table, 0);
     expect(table.stdout.split('\n')[0]).toMatch(/^NAME\s+MODEL\s+RUNTIME\s+PLACEMENT\s+SPOKES\s+COMPLIANT\s+NONCOMPLIANT\s+PENDING\s+UNKNOWN\s+SOURCE$/);
-    expect(table.stdout).toMatch(/bridge-defects-field\s+bridge-defects@1\.1\.0\s+builtin\s+cpu-field-units\s+1\s+0\s+0\s+0\s+1\s+examples/);
+    expect(table.stdout).toMatch(/bridge-defects-field\s+concrete-defects@1\.1\.0\s+builtin\s+cpu-field-units\s+1\s+0\s+0\s+0\s+1\s+examples/);
     const yaml = parse((await cli('get', 'placements', '-o', 'yaml')).stdout) as { name: string; decision: { selectedCount: number } }[];
     expect(yaml.map((p) => [p.name, p.decision.selectedCount])).toEqual([
       ['cpu-field-units', 1],
@@ -147,7 +147,7 @@ describe('flotilla get, describe, diff and apply against a hub', () => {
     await t.api('POST', '/api/v1/models', { name: 'registered-only', task: 'detection' });
     await t.api('POST', '/api/v1/models/registered-only/versions', { version: '2.0.0', digest: 'sha256:' + 'ef'.repeat(32), uri: 'file:///m/2.onnx', format: 'onnx' });
     const models = await cli('get', 'models');
-    expect(models.stdout).toMatch(/bridge-defects\s+1\.0\.0,1\.1\.0\s+image-classification\s+examples/);
+    expect(models.stdout).toMatch(/concrete-defects\s+1\.0\.0,1\.1\.0\s+image-classification\s+examples/);
     expect(models.stdout).toMatch(/registered-only\s+2\.0\.0\s+detection\s+registry \(api:bootstrap-admin\)/);
     expect((await cli('get', 'deployments', 'bridge-defects-eu', '-o', 'json')).stdout).toContain('"compliance"');
     expect((await cli('get', 'gadgets')).code).toBe(2);

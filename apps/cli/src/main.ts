@@ -1,6 +1,12 @@
 import 'reflect-metadata';
 import { Command, CommanderError } from 'commander';
+import { FLOTILLA_VERSION } from '../../hub/src/version/package-version.js';
 import { registerAgent } from './commands/agent.js';
+import { registerCompletion } from './commands/completion.js';
+import { registerDelete } from './commands/delete.js';
+import { registerEnrollmentTokens } from './commands/enrollment-tokens.js';
+import { registerTokens } from './commands/tokens.js';
+import { registerVersion } from './commands/version.js';
 import { registerHub } from './commands/hub.js';
 import { registerDescribe } from './commands/describe.js';
 import { registerGet } from './commands/get.js';
@@ -11,7 +17,7 @@ import { CliError, EXIT } from './exit-codes.js';
 const program = new Command()
   .name('flotilla')
   .description('Flotilla: fleet manager for AI at the edge')
-  .version('0.1.0')
+  .version(FLOTILLA_VERSION)
   .exitOverride()
   .showHelpAfterError();
 
@@ -21,6 +27,11 @@ registerPolicy(program);
 registerGet(program);
 registerDescribe(program);
 registerSchema(program);
+registerDelete(program);
+registerTokens(program);
+registerEnrollmentTokens(program);
+registerVersion(program);
+registerCompletion(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -12,6 +12,8 @@ import { HealthController, READINESS_CHECKS, type ReadinessCheck } from './healt
 import { ModelsController } from './models/models.controller.js';
 import { ApplyController } from './policy/apply.controller.js';
 import { ApplyPolicy } from './policy/apply-policy.js';
+import { DeletePolicyController } from './policy/delete-policy.controller.js';
+import { VersionController } from './version/version.controller.js';
 import { PolicyQueries } from './policy/policy-queries.js';
 import { DeploymentsController, FineTuneJobsController, PlacementsController, PolicyObjectsController } from './policy/policy-views.controller.js';
 import { GitSourcesController } from './git/git-sources.controller.js';
@@ -52,6 +54,7 @@ export class HubModule {
         DeploymentsController,
         FineTuneJobsController,
         GitSourcesController,
+        DeletePolicyController, VersionController,
         ...(o.extraControllers ?? []),
       ],
       providers: [

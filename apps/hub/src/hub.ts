@@ -33,6 +33,7 @@ import { SpokeSyncReconciler } from './desired/spoke-sync.reconciler.js';
 import { EnrollSpoke } from './enrollment/enroll-spoke.js';
 import { RegisterModelVersion } from './models/register-model-version.js';
 import { ApplyPolicy } from './policy/apply-policy.js';
+import { DeletePolicy } from './policy/delete-policy.js';
 import { LabelSpoke } from './spokes/label-spoke.js';
 import { RevokeSpoke } from './spokes/revoke-spoke.js';
 import { SpokesRepository } from './spokes/spokes.repository.js';
@@ -171,6 +172,7 @@ export async function startHub(config: HubConfig, log: Logger): Promise<HubHandl
       { provide: ApplyPolicy, useValue: new ApplyPolicy(ds, audit, renderer, envelopes, register) },
       { provide: EnrollSpoke, useValue: new EnrollSpoke(ds, audit, provisioner, triggers) },
       { provide: RevokeSpoke, useValue: new RevokeSpoke(ds, audit, brokerCredentialsReconciler, triggers) },
+      { provide: DeletePolicy, useValue: new DeletePolicy(ds, audit, renderer, envelopes) },
       { provide: LabelSpoke, useValue: new LabelSpoke(ds, audit, triggers) },
       { provide: SpokesRepository, useValue: new SpokesRepository(ds) },
     ];

@@ -5,3 +5,4 @@ export * from './references.js';
 export * from './json-schema.js';
 export * from './placement.js';
 export * from './render.js';
+export * from './identities.js';

@@ -33,12 +33,12 @@ describe('examples/policies', () => {
     expect([...parsed.errors, ...checkReferences(parsed.objects, [], parsed.sourceMap)].map(formatPolicyError)).toEqual([]);
   });
 
-  it('declares the bridge-defects model with two versions, three placements, three deployments and a job per region', () => {
+  it('declares the concrete-defects model with two versions, three placements, three deployments and a job per region', () => {
     const names = parsed.objects.map((o) => `${o.kind}/${o.metadata.name}`).sort();
     expect(names).toEqual([
       'FineTuneJob/bridge-defects-eu-site-tuning',
       'FineTuneJob/bridge-defects-us-site-tuning',
-      'Model/bridge-defects',
+      'Model/concrete-defects',
       'ModelDeployment/bridge-defects-eu',
       'ModelDeployment/bridge-defects-field',
       'ModelDeployment/bridge-defects-us',

@@ -16,13 +16,23 @@ export function resolveTarget(flags: ConnectionFlags, env: NodeJS.ProcessEnv = p
   const token = flags.token ?? env.FLOTILLA_TOKEN;
   const missing = [!url ? 'the hub URL (--url or FLOTILLA_URL)' : null, !token ? 'an API token (--token or FLOTILLA_TOKEN)' : null].filter(Boolean);
   if (missing.length) throw new CliError(`needs ${missing.join(' and ')}`, EXIT.usage);
+  return { url: checkedUrl(url as string), token: token as string };
+}
+
+/** The hub URL alone, for public routes (version); null when none is configured. */
+export function resolveUrl(flags: ConnectionFlags, env: NodeJS.ProcessEnv = process.env): string | null {
+  const url = flags.url ?? env.FLOTILLA_URL;
+  return url ? checkedUrl(url) : null;
+}
+
+function checkedUrl(url: string): string {
   try {
-    const u = new URL(url as string);
+    const u = new URL(url);
     if (u.protocol !== 'http:' && u.protocol !== 'https:') throw new Error('scheme');
   } catch {
     throw new CliError(`hub URL ${JSON.stringify(url)} is not an http(s) URL`, EXIT.usage);
   }
-  return { url: (url as string).replace(/\/+$/, ''), token: token as string };
+  return url.replace(/\/+$/, '');
 }
 
 /** A problem as the hub reports it in `error.details.problems`. */
@@ -90,15 +100,19 @@ export class HubClient {
   constructor(
     readonly target: HubTarget,
     private readonly timeoutMs = 60_000,
+    /** Aborts every request of this client (Ctrl-C during a watch). */
+    private readonly signal?: AbortSignal,
   ) {}
 
   async request<T>(method: string, route: string, opts: RequestOptions = {}): Promise<T> {
     const q = new URLSearchParams();
     for (const [k, v] of Object.entries(opts.query ?? {})) if (v !== undefined) q.set(k, v);
     const url = `${this.target.url}${route}${q.size ? `?${q}` : ''}`;
-    const headers: Record<string, string> = { authorization: `Bearer ${this.target.token}`, accept: 'application/json' };
+    const headers: Record<string, string> = { accept: 'application/json' };
+    // An empty token: a public route (version, health), asked without credentials.
+    if (this.target.token) headers.authorization = `Bearer ${this.target.token}`;
     if (opts.json !== undefined) headers['content-type'] = 'application/json';
-    const signal = AbortSignal.any([AbortSignal.timeout(this.timeoutMs), ...(opts.signal ? [opts.signal] : [])]);
+    const signal = AbortSignal.any([AbortSignal.timeout(this.timeoutMs), ...[opts.signal, this.signal].filter((s): s is AbortSignal => s !== undefined)]);
     let res: Response;
     let text: string;
     try {

@@ -1,19 +1,27 @@
 import type { Command } from 'commander';
-import { type ConnectionFlags, HubClient, resolveTarget } from '../client/hub-client.js';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { type ConnectionFlags, HubClient, HubError, resolveTarget } from '../client/hub-client.js';
 import type { DeploymentView, GitSourceView, JobView, ModelView, PlacementView, PolicyObjectView, SpokeView } from '../client/hub-types.js';
-import { type OutputFormat, age, labelsText, outputOption, shortCommit, structured, table } from '../client/output.js';
+import { type OutputFormat, age, columnWidths, labelsText, outputOption, shortCommit, structured, table, tableLine } from '../client/output.js';
 import { CliError, EXIT } from '../exit-codes.js';
 import { withConnectionOptions } from './policy.js';
+import { WordArgument } from './word-argument.js';
 
 interface GetFlags extends ConnectionFlags {
   selector?: string;
   output: OutputFormat;
+  watch?: boolean;
 }
+
+/** How often `get -w` asks the hub again. */
+const WATCH_INTERVAL_MS = 2_000;
 
 interface Resource<T> {
   /** Names people type: plural first, then singular and short forms. */
   names: string[];
   headers: string[];
+  /** Columns that change with the clock alone (`5s ago`): a watch does not print a row again for them. */
+  clockColumns?: string[];
   /** Every item, filtered by the label selector where the resource has labels. */
   all(client: HubClient, selector: string | undefined): Promise<T[]>;
   one(client: HubClient, name: string): Promise<T>;
@@ -30,6 +38,7 @@ const byName = <T>(route: string) => ({
 const spokes: Resource<SpokeView> = {
   names: ['spokes', 'spoke', 'sp'],
   headers: ['NAME', 'CONNECTION', 'LAST-SEEN', 'GEN', 'READY', 'LABELS'],
+  clockColumns: ['LAST-SEEN'],
   ...byName<SpokeView>('/api/v1/spokes'),
   row: (s, now) => [
     s.name,
@@ -87,6 +96,7 @@ const placements: Resource<PlacementView> = {
 const gitSources: Resource<GitSourceView> = {
   names: ['git-sources', 'git-source', 'gitsources', 'gs'],
   headers: ['NAME', 'URL', 'BRANCH', 'PATH', 'INTERVAL', 'COMMIT', 'SYNCED', 'OBJECTS', 'STATUS'],
+  clockColumns: ['SYNCED'],
   all: (c, selector) => {
     if (selector) throw new CliError('git sources have no labels to select on', EXIT.usage);
     return c.list<GitSourceView>('/api/v1/git-sources');
@@ -144,19 +154,92 @@ function findResource(name: string): Resource<unknown> {
   return r;
 }
 
+/** What a watch compares: the row without the columns that move with the clock. */
+function signature(resource: Resource<unknown>, row: string[]): string {
+  const skip = new Set((resource.clockColumns ?? []).map((c) => resource.headers.indexOf(c)));
+  return JSON.stringify(row.filter((_, i) => !skip.has(i)));
+}
+
+const nameOf = (item: unknown) => String((item as { name?: unknown }).name);
+
+/**
+ * `get -w`: after the first list, asks again every 2 s and prints each row
+ * that changed, appeared or disappeared (its last state), as `kubectl get -w`
+ * does. Ctrl-C ends it with exit 0. A refusal (401, 403, a bad selector) ends
+ * it with that error; an unreachable or failing hub is reported and retried.
+ */
+async function watch(resource: Resource<unknown>, name: string | undefined, o: GetFlags): Promise<void> {
+  const stop = new AbortController();
+  const onSignal = () => stop.abort();
+  process.once('SIGINT', onSignal);
+  process.once('SIGTERM', onSignal);
+  const client = new HubClient(resolveTarget(o), 60_000, stop.signal);
+  const fetchItems = async (): Promise<unknown[]> => {
+    try {
+      return name ? [await resource.one(client, name)] : await resource.all(client, o.selector);
+    } catch (err) {
+      // The one object watched was deleted: it has no row any more.
+      if (name && err instanceof HubError && err.status === 404) return [];
+      throw err;
+    }
+  };
+  const print = (item: unknown, row: string[], widths: number[]) =>
+    process.stdout.write(o.output === 'table' ? `${tableLine(row, widths)}\n` : o.output === 'json' ? structured(item, 'json') : `---\n${structured(item, 'yaml')}`);
+  try {
+    let now = Date.now();
+    const first = await fetchItems();
+    const rows = first.map((i) => resource.row(i, now));
+    const widths = columnWidths(resource.headers, rows);
+    if (o.output === 'table') process.stdout.write(`${tableLine(resource.headers, widths)}\n`);
+    let last = new Map(first.map((item, i) => [nameOf(item), { item, row: rows[i]!, sig: signature(resource, rows[i]!) }]));
+    for (const { item, row } of last.values()) print(item, row, widths);
+    let failing = false;
+    while (!stop.signal.aborted) {
+      await sleep(WATCH_INTERVAL_MS, undefined, { signal: stop.signal }).catch(() => undefined);
+      if (stop.signal.aborted) break;
+      let items: unknown[];
+      try {
+        items = await fetchItems();
+      } catch (err) {
+        if (stop.signal.aborted) break;
+        if (err instanceof CliError && err.exitCode !== EXIT.failure) throw err;
+        if (!failing) process.stderr.write(`flotilla: ${(err as Error).message}; retrying every ${WATCH_INTERVAL_MS / 1000}s\n`);
+        failing = true;
+        continue;
+      }
+      failing = false;
+      now = Date.now();
+      const next = new Map<string, { item: unknown; row: string[]; sig: string }>();
+      for (const item of items) {
+        const row = resource.row(item, now);
+        const entry = { item, row, sig: signature(resource, row) };
+        next.set(nameOf(item), entry);
+        if (last.get(nameOf(item))?.sig !== entry.sig) print(item, row, widths);
+      }
+      for (const [k, gone] of last) if (!next.has(k)) print(gone.item, gone.row, widths);
+      last = next;
+    }
+  } finally {
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}
+
 export function registerGet(program: Command): void {
   withConnectionOptions(
     program
       .command('get')
       .description('list spokes, deployments, models, jobs, placements or git-sources (or one by name)')
-      .argument('<resource>', 'spokes | deployments | models | jobs | placements | git-sources')
+      .addArgument(new WordArgument('<resource>', 'spokes | deployments | models | jobs | placements | git-sources', RESOURCES.map((r) => r.names[0]!)))
       .argument('[name]', 'just this one')
       .option('-l, --selector <selector>', 'label selector, e.g. region=eu,gpu.product in (L40S,H100),!quarantined')
+      .option('-w, --watch', `after the list, print each row again when it changes (asks every ${WATCH_INTERVAL_MS / 1000} s; Ctrl-C ends)`)
       .addOption(outputOption()),
   ).action(async (resourceName: string, name: string | undefined, o: GetFlags) => {
     const resource = findResource(resourceName);
-    const client = new HubClient(resolveTarget(o));
     if (name && o.selector) throw new CliError('give a name or --selector, not both', EXIT.usage);
+    if (o.watch) return watch(resource, name, o);
+    const client = new HubClient(resolveTarget(o));
     const items = name ? [await resource.one(client, name)] : await resource.all(client, o.selector);
     if (o.output !== 'table') {
       process.stdout.write(structured(name ? items[0] : items, o.output));

@@ -5,14 +5,14 @@ import { type OutputFormat, outputOption, structured, table } from '../client/ou
 import { CliError, EXIT } from '../exit-codes.js';
 import { type PolicyFile, readPolicyFiles } from './policy-files.js';
 
-/** What POST /api/v1/apply answers. */
-interface ApplyResult {
+/** What POST /api/v1/apply answers (and, with deletions only, POST /api/v1/delete). */
+export interface ApplyResult {
   dryRun: boolean;
   objects: { kind: string; name: string; action: 'created' | 'updated' | 'unchanged' | 'deleted' }[];
   spokes: { spoke: string; added: string[]; removed: string[]; changed: string[] }[];
 }
 
-const collect = (value: string, previous: string[]) => [...previous, value];
+export const collect = (value: string, previous: string[]) => [...previous, value];
 
 const problemLine = (e: PolicyError) => formatProblem({ file: e.file, line: e.line, column: e.column, field: e.path, message: e.message });
 
@@ -23,7 +23,7 @@ function problemsOf(files: PolicyFile[]) {
 }
 
 /** Lists every problem on stderr, one a line, and fails with a count (exit 3). */
-function invalid(problems: PolicyError[], files: number): CliError {
+export function invalid(problems: PolicyError[], files: number): CliError {
   process.stderr.write(problems.map((p) => `${problemLine(p)}\n`).join(''));
   const inFiles = new Set(problems.map((p) => p.file)).size;
   return new CliError(`${problems.length} problem${problems.length === 1 ? '' : 's'} in ${inFiles} of ${files} file${files === 1 ? '' : 's'}`, EXIT.invalid);
@@ -31,7 +31,8 @@ function invalid(problems: PolicyError[], files: number): CliError {
 
 const SIGN: Record<ApplyResult['objects'][number]['action'], string> = { created: '+', updated: '~', deleted: '-', unchanged: '=' };
 
-function renderResult(r: ApplyResult, verb: 'would' | 'did'): string {
+/** Objects with their actions, then what each spoke gains, changes and loses. */
+export function renderResult(r: ApplyResult, verb: 'would' | 'did'): string {
   const out: string[] = [];
   out.push(verb === 'would' ? 'Objects (dry run, nothing changed):' : 'Objects:');
   out.push(...table(['', 'OBJECT', 'ACTION'], r.objects.map((o) => [SIGN[o.action], `${o.kind}/${o.name}`, o.action])).trimEnd().split('\n').map((l) => `  ${l}`));

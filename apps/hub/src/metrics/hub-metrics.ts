@@ -1,4 +1,14 @@
+import { type DecodeErrorCode, SPOKE_PUBLISH_CHANNELS } from '@flotilla/contracts';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+/** Why ingest drops an agent message: the decoder's codes, then the hub's own topic checks. */
+const DECODE_FAILURES = ['TooLarge', 'InvalidJson', 'SchemaViolation'] as const satisfies readonly DecodeErrorCode[];
+// Fails to compile when libs/contracts adds a decode error code this list lacks.
+const _everyDecodeFailure: [Exclude<DecodeErrorCode, (typeof DECODE_FAILURES)[number]>] extends [never] ? true : never = true;
+export const DROP_REASONS = [...DECODE_FAILURES, 'ForeignSpoke', 'UnknownTopic'] as const;
+
+/** Why the hub publishes a desired state again. */
+export const PUBLISH_CAUSES = ['changed', 'online', 'behind', 'resync', 'start'] as const;
 
 /** The hub's Prometheus registry (its own, never the global one). */
 export class HubMetrics {
@@ -77,6 +87,13 @@ export class HubMetrics {
     for (const controller of ['desired-state', 'spoke-sync', 'broker-credentials']) {
       for (const outcome of ['success', 'error']) this.reconciles.inc({ controller, outcome }, 0);
     }
+    // Counters start at 0 for every label pair known in advance: a series that
+    // appears only at its first increment hides that first burst from rate().
+    for (const channel of SPOKE_PUBLISH_CHANNELS) {
+      this.messagesReceived.inc({ channel }, 0);
+      for (const reason of DROP_REASONS) this.messagesDropped.inc({ channel, reason }, 0);
+    }
+    for (const cause of PUBLISH_CAUSES) this.desiredPublished.inc({ cause }, 0);
     collectDefaultMetrics({ register: this.registry, prefix: 'flotilla_hub_' });
     // These default gauges end in _total, which Prometheus reserves for counters (promtool check metrics).
     for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {

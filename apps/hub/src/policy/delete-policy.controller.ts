@@ -1,0 +1,92 @@
+import { Controller, Delete, HttpCode, Inject, Param, Post, Req } from '@nestjs/common';
+import { ApiBearerAuth, ApiBody, ApiConsumes, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { POLICY_KINDS, type PolicyKind, readPolicyIdentities } from '@flotilla/policy';
+import type { Request } from 'express';
+import { z } from 'zod';
+import { Ctx, RequireRole, type RequestContext } from '../auth/principal.js';
+import { ZodPipe, ZodQuery, openApiSchema } from '../common/zod.js';
+import { DomainError, validationFailed } from '../errors/domain-error.js';
+import { DeletePolicy, type DeletePolicyCommand, type DeletePolicyResult } from './delete-policy.js';
+
+const DeleteQuery = z
+  .object({
+    dryRun: z.enum(['true', 'false']).optional().describe('true: answer what would be deleted and what each spoke would lose; change nothing'),
+    ignoreNotFound: z.enum(['true', 'false']).optional().describe('true: objects that do not exist are listed in notFound instead of failing the request'),
+  })
+  .strict();
+type DeleteQueryT = z.infer<typeof DeleteQuery>;
+
+/** `{files: [{file, text}]}`, as apply takes it, so errors name each file. */
+const FilesBody = z
+  .object({
+    files: z
+      .array(z.object({ file: z.string().min(1).max(1024).regex(/^[^\0\n\r]+$/, 'a file name on one line'), text: z.string() }).strict())
+      .max(5000),
+  })
+  .strict();
+
+const isFilesBody = (body: unknown): boolean =>
+  typeof body === 'object' && body !== null && !Array.isArray(body) && 'files' in body && !('apiVersion' in body) && !('kind' in body);
+
+/** The same body shapes as POST /api/v1/apply, as files of text. */
+function bodyFiles(body: unknown): { file: string; text: string }[] {
+  if (typeof body === 'string') return [{ file: 'request', text: body }];
+  if (Array.isArray(body)) return [{ file: 'request', text: JSON.stringify(body) }];
+  if (isFilesBody(body)) return new ZodPipe(FilesBody, 'request body').transform(body).files;
+  if (body && typeof body === 'object' && Object.keys(body).length > 0) return [{ file: 'request', text: JSON.stringify(body) }];
+  throw validationFailed([{ field: '', message: 'empty body: send the policy documents (YAML or JSON) naming the objects to delete' }]);
+}
+
+/** `modeldeployment` and `ModelDeployment` alike, as kubectl takes kinds. */
+function kindOf(text: string): PolicyKind {
+  const kind = POLICY_KINDS.find((k) => k.toLowerCase() === text.toLowerCase());
+  if (!kind) throw validationFailed([{ field: 'kind', message: `unknown kind "${text}"; one of ${POLICY_KINDS.join(', ')}` }], 'path');
+  return kind;
+}
+
+@ApiTags('policy')
+@ApiBearerAuth()
+@Controller('api/v1')
+@RequireRole('admin')
+export class DeletePolicyController {
+  constructor(@Inject(DeletePolicy) private readonly deleter: DeletePolicy) {}
+
+  @Delete('policy-objects/:kind/:name')
+  @HttpCode(200)
+  @ApiOperation({ summary: 'Delete one policy object; 409 names the objects that still refer to it' })
+  async deleteOne(@Param('kind') kind: string, @Param('name') name: string, @ZodQuery(DeleteQuery) q: DeleteQueryT, @Ctx() ctx: RequestContext) {
+    return this.run({ targets: [{ kind: kindOf(kind), name }], ...this.flags(q), actor: ctx.principal.actor, requestId: ctx.requestId });
+  }
+
+  @Post('delete')
+  @HttpCode(200)
+  @ApiOperation({ summary: 'Delete the policy objects the documents name (kind and metadata.name; specs are not checked), all or nothing' })
+  @ApiConsumes('application/yaml', 'application/json')
+  @ApiBody({
+    schema: {
+      oneOf: [
+        { type: 'string', description: 'YAML documents' },
+        { type: 'array', items: { type: 'object' }, description: 'policy objects' },
+        { ...openApiSchema(FilesBody), description: 'several files, each YAML or JSON text; errors name each file' },
+        { type: 'object', description: 'one policy object' },
+      ],
+    },
+  })
+  async deleteMany(@Req() req: Request, @ZodQuery(DeleteQuery) q: DeleteQueryT, @Ctx() ctx: RequestContext) {
+    const files = bodyFiles(req.body);
+    const { identities, errors } = readPolicyIdentities(files);
+    if (errors.length > 0) {
+      const problems = errors.map((e) => ({ file: e.file, line: e.line, column: e.column, field: e.path, message: e.message }));
+      throw new DomainError('invalid_policy', 400, `cannot tell which objects to delete: ${errors.length} problem(s)`, { problems });
+    }
+    return this.run({ targets: identities.map(({ kind, name }) => ({ kind, name })), ...this.flags(q), actor: ctx.principal.actor, requestId: ctx.requestId });
+  }
+
+  private flags(q: DeleteQueryT) {
+    return { dryRun: q.dryRun === 'true', ignoreNotFound: q.ignoreNotFound === 'true' };
+  }
+
+  private async run(cmd: DeletePolicyCommand): Promise<DeletePolicyResult> {
+    return this.deleter.execute(cmd);
+  }
+}
