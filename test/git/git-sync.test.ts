@@ -173,7 +173,7 @@ spec:
     expect(refused.status).toBe(409);
     expect(refused.body.error.code).toBe('git_source_objects_in_use');
     expect(refused.body.error.details.problems.map((p: any) => `${p.file} ${p.field}`)).toEqual([
-      'ModelDeployment/by-hand-serving spec.model.name',
+      // Only the placement: the model's versions stay in the registry when the Model object goes.
       'ModelDeployment/by-hand-serving spec.placement',
     ]);
     expect((await source()).name).toBe('fleet-policy');
