@@ -88,7 +88,7 @@ export function registerHub(program: Command): void {
       let stopDb: (() => Promise<void>) | null = null;
       let url = config.databaseUrl;
       if (!url) {
-        const db = await startEmbeddedPostgres(config.home, (m) => log.debug(m));
+        const db = await startEmbeddedPostgres(config.home, log.child({ component: 'embedded-postgres' }));
         stopDb = db.stop;
         url = db.url;
       }
