@@ -20,6 +20,19 @@ const exists = (p: string) => stat(p).then(() => true, () => false);
  * instead of Postgres's EACCES.
  */
 export async function assertReachable(dir: string, runAs: RunAs): Promise<void> {
+  const blocked = await firstBlocked(dir, runAs);
+  if (blocked) {
+    throw new EmbeddedPostgresError(`the ${runAs.name} user, which runs Postgres, cannot reach ${dir}: ${blocked.dir} is mode ${blocked.mode.toString(8)}`);
+  }
+}
+
+/** True when `runAs` can walk down to `dir` once `dir` itself (owned by root) is made 0711. */
+async function canReach(dir: string, runAs: RunAs): Promise<boolean> {
+  return (await firstBlocked(dir, runAs)) === null;
+}
+
+/** The first ancestor of `dir` that `runAs` may not traverse, or null. */
+async function firstBlocked(dir: string, runAs: RunAs): Promise<{ dir: string; mode: number } | null> {
   let current = path.resolve(dir);
   const ancestors: string[] = [];
   while (path.dirname(current) !== current) {
@@ -29,10 +42,9 @@ export async function assertReachable(dir: string, runAs: RunAs): Promise<void> 
   for (const a of ancestors) {
     const s = await stat(a);
     const can = s.uid === runAs.uid ? s.mode & 0o100 : s.gid === runAs.gid ? s.mode & 0o010 : s.mode & 0o001;
-    if (!can) {
-      throw new EmbeddedPostgresError(`the ${runAs.name} user, which runs Postgres, cannot reach ${dir}: ${a} is mode ${(s.mode & 0o777).toString(8)}`);
-    }
+    if (!can) return { dir: a, mode: s.mode & 0o777 };
   }
+  return null;
 }
 
 /**
@@ -40,8 +52,10 @@ export async function assertReachable(dir: string, runAs: RunAs): Promise<void> 
  *
  * Not root: `<home>/postgres`, as always.
  *
- * Root: Postgres runs as the `postgres` user, which cannot traverse a home
- * inside /root (0700). The cluster then lives in
+ * Root: Postgres runs as the `postgres` user. When it can walk down to the
+ * home, the home is made 0711 (its files stay 0600) and the data is in
+ * `<home>/postgres` as for anyone. It cannot traverse a home inside /root
+ * (0700), the usual case in containers and VMs; the cluster then lives in
  * `<stateRoot>/<hash of home>/postgres` (root-owned 0711 parents, the data
  * directory postgres-owned 0700, like /var/lib/postgresql) and
  * `<home>/postgres` is a symlink to it, so the home still shows where its
@@ -56,9 +70,10 @@ export async function postgresDataLocation(home: string, runAs: RunAs | null, st
     const existed = await exists(inHome);
     return { dataDir: inHome, initialised, discard: async () => (existed ? undefined : rm(inHome, { recursive: true, force: true })) };
   }
-  const entry = await lstat(inHome).catch(() => null);
+  let entry = await lstat(inHome).catch(() => null);
   if (entry?.isDirectory()) {
     if (await exists(path.join(inHome, 'PG_VERSION'))) {
+      await chmod(home, 0o711);
       await assertReachable(inHome, runAs);
       return { dataDir: inHome, initialised: true, discard: async () => undefined };
     }
@@ -67,8 +82,15 @@ export async function postgresDataLocation(home: string, runAs: RunAs | null, st
       throw new EmbeddedPostgresError(`${inHome} is neither empty nor a Postgres data directory; move it away and start again`);
     }
     await rmdir(inHome);
+    entry = null;
   } else if (entry && !entry.isSymbolicLink()) {
     throw new EmbeddedPostgresError(`${inHome} is not a directory; move it away and start again`);
+  }
+
+  if (!entry && (await canReach(home, runAs))) {
+    // The home is on a path the postgres user can walk (not under /root, say): keep the data in it.
+    await chmod(home, 0o711);
+    return { dataDir: inHome, initialised: false, discard: () => rm(inHome, { recursive: true, force: true }) };
   }
 
   let dataDir: string;
