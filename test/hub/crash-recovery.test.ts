@@ -89,6 +89,19 @@ describe('embedded Postgres after a crash', () => {
     const orphan = await readPostmasterLock(dataDir());
     expect(orphan).not.toBeNull();
 
+    // A second hub on the same FLOTILLA_HOME must not take the running one's Postgres away.
+    const second = spawn(process.execPath, ['bin/flotilla.js', 'hub', '--no-local-agent'], {
+      env: { ...env, FLOTILLA_API_PORT: String(await findFreePort()), FLOTILLA_MQTT_PORT: String(await findFreePort()) },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let secondErr = '';
+    second.stderr.on('data', (c: Buffer) => (secondErr += c.toString()));
+    await exited(second);
+    expect(second.exitCode).toBe(1);
+    expect(secondErr).toContain(`flotilla: another Flotilla hub (pid ${hub!.pid}) is running with this data (`);
+    expect(secondErr).not.toMatch(/TypeError|\n\s+at /);
+    expect((await readyz()).status).toBe(200);
+
     hub!.kill('SIGKILL');
     await exited(hub!);
     // What made the next start die with a TypeError before: the postmaster outlives its hub.
@@ -133,5 +146,21 @@ describe('embedded Postgres after a crash', () => {
     expect(hub!.exitCode).toBe(0);
     expect(await processRuns(after!.pid)).toBe(false);
     expect((await readdir(os.tmpdir())).filter((f) => f.startsWith('flotilla-initdb-'))).toEqual([]);
+  }, 100_000);
+
+  test('a hub and its Postgres both killed with SIGKILL leave a stale postmaster.pid, which the next start removes', async () => {
+    startHub();
+    await waitReady('the hub', 45_000);
+    const lock = await readPostmasterLock(dataDir());
+    hub!.kill('SIGKILL');
+    process.kill(lock!.pid, 'SIGKILL');
+    await exited(hub!);
+    await waitFor('the postmaster to be gone', async () => !(await processRuns(lock!.pid)), 10_000);
+    expect(await readPostmasterLock(dataDir())).toEqual(lock);
+
+    startHub();
+    await waitReady('the start after both were killed', 45_000);
+    expect(output).toContain(`removed the stale ${path.join(dataDir(), 'postmaster.pid')} (pid ${lock!.pid} no longer runs)`);
+    expect((await call('GET', '/api/v1/models/made-after-the-restart')).status).toBe(200);
   }, 100_000);
 });

@@ -78,6 +78,8 @@ describe('ports chosen at the first start are remembered', () => {
     const chosen = await findFreePort();
     const got = await choosePorts(withDefaults(home, 1, 2, { FLOTILLA_API_PORT: String(chosen) }), quiet);
     expect(got).toEqual({ apiPort: chosen, mqttPort: remembered.mqtt });
+    // The variable was for that start only.
+    expect(JSON.parse(await readFile(path.join(home, 'ports.json'), 'utf8'))).toEqual(remembered);
 
     const blocker = await hold();
     try {

@@ -91,8 +91,8 @@ const SEARCH_SPAN = 50;
  * remembered in `$FLOTILLA_HOME/ports.json` (enrolled agents connect to it,
  * so it never silently changes: if it is taken the start stops and says
  * which file remembers it); otherwise the default, or the next free port
- * above it when it is taken (a system Mosquitto on 1883, say). The ports
- * used are remembered for the next start (port 0, "any", is not).
+ * above it when it is taken (a system Mosquitto on 1883, say), which is
+ * then remembered for the next starts.
  */
 export async function choosePorts(config: HubConfig, log: { info(msg: string): void; warn(msg: string): void }): Promise<{ apiPort: number; mqttPort: number }> {
   const file = path.join(config.home, 'ports.json');
@@ -115,7 +115,7 @@ export async function choosePorts(config: HubConfig, log: { info(msg: string): v
           kept,
           role.variable,
           role.what,
-          `port ${kept} (${role.what}) is already in use; ${file} remembers it from an earlier start because enrolled agents depend on it: stop what holds it, or set ${role.variable} to another port (agents enrolled with ${kept} must then be enrolled again)`,
+          `port ${kept} (${role.what}) is already in use; ${file} remembers it from an earlier start because enrolled agents depend on it: stop what holds it, set ${role.variable} to use another port for this start, or change it in that file for good (agents enrolled with ${kept} must then be enrolled again)`,
         );
       }
       chosen[role.key] = kept;
@@ -135,8 +135,9 @@ export async function choosePorts(config: HubConfig, log: { info(msg: string): v
       chosen[role.key] = port;
     }
   }
+  // What a variable names is for this start only: a failed or one-off start with a variable never changes what agents rely on.
   const toRemember: RememberedPorts = { ...remembered };
-  for (const [k, v] of Object.entries(chosen) as Array<[keyof RememberedPorts, number]>) if (v !== 0) toRemember[k] = v;
+  for (const role of roles) if (!role.explicit) toRemember[role.key] = chosen[role.key];
   if (toRemember.api !== remembered.api || toRemember.mqtt !== remembered.mqtt) {
     const tmp = `${file}.${process.pid}.tmp`;
     await writeFile(tmp, JSON.stringify(toRemember, null, 2) + '\n', { mode: 0o644 });
