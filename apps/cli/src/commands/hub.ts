@@ -6,6 +6,14 @@ import { CliError, EXIT } from '../exit-codes.js';
 /** Stop within this long after SIGINT/SIGTERM, even if something hangs. */
 const STOP_DEADLINE_MS = 9_000;
 
+/** Start failures users can act on become one sentence (exit 1) instead of a stack trace. */
+async function asStartError(err: unknown): Promise<unknown> {
+  const { PortInUseError } = await import('../../../hub/src/common/ports.js');
+  const { EmbeddedPostgresError } = await import('../../../hub/src/database/embedded-postgres.js');
+  if (err instanceof PortInUseError || err instanceof EmbeddedPostgresError) return new CliError(err.message, EXIT.failure);
+  return err;
+}
+
 function configOrExit() {
   try {
     return loadConfig(process.env);
@@ -23,16 +31,14 @@ export function registerHub(program: Command): void {
     .option('--no-local-agent', 'do not run the local agent')
     .action(async (opts: { localAgent?: boolean }) => {
       const config = configOrExit();
-      const log = createLogger(config.logLevel);
+      const log = createLogger(config.logLevel, config.logFormat);
       // Loaded here so that client commands never pull in NestJS, TypeORM or embedded Postgres.
       const { startHub } = await import('../../../hub/src/hub.js');
-      const { PortInUseError } = await import('../../../hub/src/common/ports.js');
       let handle;
       try {
         handle = await startHub(config, log);
       } catch (err) {
-        if (err instanceof PortInUseError) throw new CliError(err.message, EXIT.failure);
-        throw err;
+        throw await asStartError(err);
       }
       const localAgent = opts.localAgent ?? !config.mqttUrl;
       const stops: Array<() => Promise<void>> = [];
@@ -40,25 +46,35 @@ export function registerHub(program: Command): void {
         const { startLocalAgent } = await import('./local-agent.js');
         stops.push(await startLocalAgent(handle, config, log));
       }
-      process.stdout.write(
-        [
-          '',
-          `Flotilla hub is up.`,
-          `  API:          ${handle.apiUrl}   (OpenAPI: ${handle.apiUrl}/api/docs)`,
-          `  MQTT:         ${handle.mqttUrl}`,
-          `  Admin token:  ${handle.adminTokenLocation === 'FLOTILLA_ADMIN_TOKEN' ? 'from FLOTILLA_ADMIN_TOKEN' : handle.adminTokenLocation}`,
-          `  Data:         ${config.home}`,
-          localAgent ? `  Local agent:  enrolled as "local" (process runtime)` : `  Local agent:  off`,
-          `Try: FLOTILLA_URL=${handle.apiUrl} FLOTILLA_TOKEN=$(cat ${handle.adminTokenLocation === 'FLOTILLA_ADMIN_TOKEN' ? '<token>' : handle.adminTokenLocation}) npx flotilla get spokes`,
-          '',
-        ].join('\n'),
-      );
+      const banner = [
+        '',
+        `Flotilla hub is up.`,
+        `  API:          ${handle.apiUrl}   (OpenAPI: ${handle.apiUrl}/api/docs)`,
+        `  MQTT:         ${handle.mqttUrl}`,
+        `  Admin token:  ${handle.adminTokenLocation === 'FLOTILLA_ADMIN_TOKEN' ? 'from FLOTILLA_ADMIN_TOKEN' : handle.adminTokenLocation}`,
+        `  Data:         ${config.home}`,
+        localAgent ? `  Local agent:  enrolled as "local" (process runtime)` : `  Local agent:  off`,
+        `Try: FLOTILLA_URL=${handle.apiUrl} FLOTILLA_TOKEN=$(cat ${handle.adminTokenLocation === 'FLOTILLA_ADMIN_TOKEN' ? '<token>' : handle.adminTokenLocation}) npx flotilla get spokes`,
+        '',
+      ].join('\n');
+      // JSON logs own stdout (collectors parse it line by line): the banner goes to stderr then, and into one log line.
+      if (config.logFormat === 'json') {
+        log.info({ api: handle.apiUrl, mqtt: handle.mqttUrl, adminToken: handle.adminTokenLocation, home: config.home }, 'Flotilla hub is up');
+        process.stderr.write(banner + '\n');
+      } else {
+        process.stdout.write(banner + '\n');
+      }
       await new Promise<void>((resolve) => {
         let stopping = false;
-        const onSignal = (sig: NodeJS.Signals) => {
+        const onStop = (why: NodeJS.Signals | Error) => {
           if (stopping) return;
           stopping = true;
-          log.info({ signal: sig }, 'stopping');
+          if (why instanceof Error) {
+            log.fatal(why.message);
+            process.exitCode = EXIT.failure;
+          } else {
+            log.info({ signal: why }, 'stopping');
+          }
           const deadline = setTimeout(() => {
             log.error('stop deadline passed; exiting');
             process.exit(EXIT.failure);
@@ -72,8 +88,9 @@ export function registerHub(program: Command): void {
             resolve();
           });
         };
-        process.once('SIGINT', onSignal);
-        process.once('SIGTERM', onSignal);
+        process.once('SIGINT', onStop);
+        process.once('SIGTERM', onStop);
+        void handle.failed.then(onStop);
       });
     });
 
@@ -82,13 +99,15 @@ export function registerHub(program: Command): void {
     .description('apply pending database migrations and exit')
     .action(async () => {
       const config = configOrExit();
-      const log = createLogger(config.logLevel);
+      const log = createLogger(config.logLevel, config.logFormat);
       const { createDataSource, runMigrations } = await import('../../../hub/src/database/data-source.js');
       const { startEmbeddedPostgres } = await import('../../../hub/src/database/embedded-postgres.js');
       let stopDb: (() => Promise<void>) | null = null;
       let url = config.databaseUrl;
       if (!url) {
-        const db = await startEmbeddedPostgres(config.home, (m) => log.debug(m));
+        const db = await startEmbeddedPostgres(config.home, log.child({ component: 'embedded-postgres' })).catch(async (err: unknown) => {
+          throw await asStartError(err);
+        });
         stopDb = db.stop;
         url = db.url;
       }

@@ -13,6 +13,12 @@ export interface HubConfig {
   apiHost: string;
   mqttPort: number;
   mqttHost: string;
+  /**
+   * Which ports a variable named. The others are the defaults, taken at the
+   * first start (or the next free ones) and then remembered in
+   * `$FLOTILLA_HOME/ports.json` (see choosePorts).
+   */
+  explicitPorts: { api: boolean; mqtt: boolean };
   adminToken: string | null;
   signingKeyFile: string | null;
   brokerAuth: 'embedded' | 'mosquitto-dynsec' | 'http';
@@ -24,6 +30,8 @@ export interface HubConfig {
   localAgentCacheBytes: number;
   publicUrl: string | null;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+  /** `pretty` (one readable line per event) or `json` (one JSON object per line, for collectors). */
+  logFormat: 'pretty' | 'json';
 }
 
 export class ConfigError extends Error {
@@ -120,10 +128,19 @@ const EnvSchema = z.object({
     })
     .optional()
     .default('info'),
+  FLOTILLA_LOG_FORMAT: z.preprocess(
+    (v) => (v === '' ? undefined : v),
+    z.enum(['pretty', 'json'], { message: 'FLOTILLA_LOG_FORMAT must be pretty or json (default: pretty on a terminal, json otherwise)' }).optional(),
+  ),
 });
 
-/** Parses the environment; throws one ConfigError naming every bad variable. */
-export function loadConfig(env: NodeJS.ProcessEnv, cwd: string = process.cwd()): HubConfig {
+const given = (v: string | undefined) => v !== undefined && v !== '';
+
+/**
+ * Parses the environment; throws one ConfigError naming every bad variable.
+ * `terminal` says whether logs go to a terminal (pretty logs by default).
+ */
+export function loadConfig(env: NodeJS.ProcessEnv, cwd: string = process.cwd(), terminal: boolean = process.stdout.isTTY === true): HubConfig {
   const parsed = EnvSchema.safeParse(env);
   if (!parsed.success) {
     throw new ConfigError(
@@ -157,6 +174,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd: string = process.cwd()):
     apiHost: e.FLOTILLA_API_HOST,
     mqttPort: e.FLOTILLA_MQTT_PORT,
     mqttHost: e.FLOTILLA_MQTT_HOST,
+    explicitPorts: { api: given(env.FLOTILLA_API_PORT), mqtt: given(env.FLOTILLA_MQTT_PORT) },
     adminToken: e.FLOTILLA_ADMIN_TOKEN || null,
     signingKeyFile: e.FLOTILLA_SIGNING_KEY || null,
     brokerAuth,
@@ -166,6 +184,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd: string = process.cwd()):
     localAgentCacheBytes: e.FLOTILLA_LOCAL_AGENT_CACHE_BYTES,
     publicUrl: e.FLOTILLA_PUBLIC_URL,
     logLevel: e.FLOTILLA_LOG_LEVEL,
+    logFormat: e.FLOTILLA_LOG_FORMAT ?? (terminal ? 'pretty' : 'json'),
   };
 }
 

@@ -16,7 +16,13 @@ export function createDataSource(url: string, opts: { applicationName?: string; 
     migrationsRun: false,
     logging: false,
     applicationName: opts.applicationName ?? 'flotilla-hub',
-    extra: { max: opts.poolSize ?? 10 },
+    extra: {
+      max: opts.poolSize ?? 10,
+      // A Postgres that went away must fail queries (and /readyz) quickly instead of queueing them forever;
+      // connections broken by a restart are dropped by the pool and new ones made when the server is back.
+      connectionTimeoutMillis: 5_000,
+      keepAlive: true,
+    },
   });
 }
 

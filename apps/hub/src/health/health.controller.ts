@@ -11,6 +11,17 @@ export interface ReadinessCheck {
 }
 export const READINESS_CHECKS = Symbol('READINESS_CHECKS');
 
+/** A probe must answer even when a dependency hangs rather than refuses (a stopped Postgres, a black-holed broker). */
+const PROBE_TIMEOUT_MS = 2_000;
+
+function withinProbe(check: Promise<unknown>): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<boolean>((resolve) => {
+    timer = setTimeout(() => resolve(false), PROBE_TIMEOUT_MS);
+  });
+  return Promise.race([check.then((ok) => ok !== false, () => false), timeout]).finally(() => clearTimeout(timer));
+}
+
 @ApiTags('health')
 @Controller()
 @Public()
@@ -30,13 +41,10 @@ export class HealthController {
   @ApiOperation({ summary: 'Readiness: database and broker reachable' })
   async readyz(@Res({ passthrough: true }) res: Response) {
     const results: Record<string, boolean> = {};
-    results.database = await this.ds.query('SELECT 1').then(
-      () => true,
-      () => false,
-    );
-    for (const c of this.checks) results[c.name] = await c.check().catch(() => false);
-    const ready = Object.values(results).every(Boolean);
-    res.status(ready ? 200 : 503);
-    return { status: ready ? 'ready' : 'not ready', checks: results };
+    results.database = await withinProbe(this.ds.query('SELECT 1'));
+    for (const c of this.checks) results[c.name] = await withinProbe(c.check());
+    const down = Object.keys(results).filter((k) => !results[k]);
+    res.status(down.length === 0 ? 200 : 503);
+    return down.length === 0 ? { status: 'ready', checks: results } : { status: 'not ready', checks: results, down };
   }
 }
