@@ -26,7 +26,7 @@ export class StateDirLockedError extends Error {
     readonly stateDir: string,
     readonly holder: LockHolder,
   ) {
-    super(`an agent (pid ${holder.pid}, since ${holder.since}) is running on ${stateDir}; stop it first (${join(stateDir, LOCK_FILE)})`);
+    super(`an agent (pid ${holder.pid}, running since ${holder.since}) holds ${stateDir} (${join(stateDir, LOCK_FILE)})`);
   }
 }
 
