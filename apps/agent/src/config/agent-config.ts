@@ -142,7 +142,7 @@ export function parseAgentConfig(flags: AgentFlags, cwd: string = process.cwd())
         return i.code === 'unrecognized_keys' ? `unknown setting(s): ${i.keys.join(', ')}` : i.message.startsWith('--') ? i.message : `${key}: ${i.message}`;
       });
   const runtime = flags.runtime ?? AGENT_DEFAULTS.runtime;
-  if (flags.kubeconfig && runtime !== 'kubernetes') problems.push(`--kubeconfig is only used with --runtime kubernetes (the runtime is ${runtime})`);
+  if (flags.kubeconfig && (runtime === 'process' || runtime === 'none')) problems.push(`--kubeconfig is only used with --runtime kubernetes (the runtime is ${runtime})`);
   if (!parsed.success || problems.length > 0) throw new AgentConfigError(problems);
   const f = parsed.data;
   return {
