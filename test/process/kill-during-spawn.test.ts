@@ -4,6 +4,7 @@ import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { createInterface } from 'node:readline';
+import type { DesiredDeployment } from '@flotilla/contracts';
 import { readLedger } from '../../apps/agent/src/runtime/process/ledger.js';
 import {
   builtinDeployment,
@@ -22,11 +23,12 @@ import {
 
 /**
  * SIGKILL of the agent at random moments around the spawn of its inference
- * servers: whatever the moment, the next agent must leave no process with
- * this agent's marks that its ledger does not list, exactly one server per
- * desired deployment, and every one of them serving. The agent side runs in
- * a child process (test/support/process-runtime-harness.ts, compiled by
- * `npm run build`) so that it can really be killed.
+ * servers, at a first start and at a version swap: whatever the moment, the
+ * next agent must leave no process with this agent's marks that its ledger
+ * does not list, exactly one server per desired deployment, and every one of
+ * them serving the desired version. The agent side runs in a child process
+ * (test/support/process-runtime-harness.ts, compiled by `npm run build`) so
+ * that it can really be killed.
  */
 
 const HARNESS = path.join(REPO_ROOT, 'dist', 'test', 'support', 'process-runtime-harness.js');
@@ -61,10 +63,10 @@ interface Harness {
   waitForLine(what: string, match: (line: Record<string, unknown>) => boolean, timeoutMs?: number): Promise<Record<string, unknown>>;
 }
 
-function startHarness(stateDir: string, desiredFile: string, entry: string, onLine?: (line: Record<string, unknown>) => void): Harness {
-  const child = spawn(process.execPath, [HARNESS, '--state-dir', stateDir, '--desired', desiredFile, '--builtin-entry', entry, '--stop-workloads'], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+function startHarness(stateDir: string, desiredFile: string, entry: string, opts: { stopWorkloads: boolean; onLine?: (line: Record<string, unknown>) => void }): Harness {
+  const args = [HARNESS, '--state-dir', stateDir, '--desired', desiredFile, '--builtin-entry', entry, '--drain-ms', '300'];
+  const child = spawn(process.execPath, opts.stopWorkloads ? [...args, '--stop-workloads'] : args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  const onLine = opts.onLine;
   const lines: Record<string, unknown>[] = [];
   const waiters: { match: (line: Record<string, unknown>) => boolean; resolve: (line: Record<string, unknown>) => void }[] = [];
   let stderr = '';
@@ -113,9 +115,9 @@ function startHarness(stateDir: string, desiredFile: string, entry: string, onLi
 
 describe('process runtime killed with SIGKILL around a spawn', () => {
   let entry: string;
-  let desiredFile: string;
   let workDir: string;
-  const expected = new Map<string, string>();
+  /** Desired states: both deployments at their first version, then classifier-a swapped to 2.0.0. */
+  const desiredFiles = { initial: '', swapped: '' };
   const cleanups: (() => Promise<void>)[] = [];
 
   beforeAll(async () => {
@@ -128,13 +130,12 @@ describe('process runtime killed with SIGKILL around a spawn', () => {
     workDir = await mkdtemp(path.join(tmpdir(), 'flotilla-kill-'));
     const v1 = { version: '1.0.0', digest: await sha256Of(CLASSIFIER_V1) };
     const v2 = { version: '2.0.0', digest: await sha256Of(CLASSIFIER_V2) };
-    const deployments = [
-      builtinDeployment('classifier-a', v1, { model: { name: 'classifier', version: v1.version, digest: v1.digest, uri: `file://${CLASSIFIER_V1}`, format: 'onnx' } }),
-      builtinDeployment('classifier-b', v2, { model: { name: 'classifier', version: v2.version, digest: v2.digest, uri: `file://${CLASSIFIER_V2}`, format: 'onnx' } }),
-    ];
-    expected.set('classifier-a', '1.0.0').set('classifier-b', '2.0.0');
-    desiredFile = path.join(workDir, 'desired.json');
-    await writeFile(desiredFile, JSON.stringify(payload(deployments)));
+    const at = (name: string, v: { version: string; digest: string }, file: string): DesiredDeployment =>
+      builtinDeployment(name, v, { model: { name: 'classifier', version: v.version, digest: v.digest, uri: `file://${file}`, format: 'onnx' } });
+    desiredFiles.initial = path.join(workDir, 'initial.json');
+    desiredFiles.swapped = path.join(workDir, 'swapped.json');
+    await writeFile(desiredFiles.initial, JSON.stringify(payload([at('classifier-a', v1, CLASSIFIER_V1), at('classifier-b', v2, CLASSIFIER_V2)])));
+    await writeFile(desiredFiles.swapped, JSON.stringify(payload([at('classifier-a', v2, CLASSIFIER_V2), at('classifier-b', v2, CLASSIFIER_V2)])));
   }, 300_000);
 
   afterEach(async () => {
@@ -144,23 +145,12 @@ describe('process runtime killed with SIGKILL around a spawn', () => {
     if (workDir) await rm(workDir, { recursive: true, force: true });
   });
 
-  // Kill delays after the anchor line, in ms: the intent (before the spawn) or the "started" line (just after it).
-  const trials: { anchor: 'intent' | 'started'; delayMs: number }[] = [
-    ...[0, 3, 10, 25, 50].map((delayMs) => ({ anchor: 'intent' as const, delayMs })),
-    ...[0, 1, 5].map((delayMs) => ({ anchor: 'started' as const, delayMs })),
-  ];
-  const outcomes: string[] = [];
-  afterAll(() => {
-    // What the kills hit, for whoever reads the test output.
-    process.stdout.write(`kill-during-spawn trials: ${outcomes.join('; ')}\n`);
-  });
-
-  it.each(trials)('leaves nothing untracked and one serving process per deployment after a kill $delayMs ms after the $anchor line', async ({ anchor, delayMs }) => {
+  /** A fresh state directory, and whatever a trial leaves behind stopped afterwards. */
+  async function trialState(): Promise<{ stateDir: string; harnesses: ChildProcess[] }> {
     const stateDir = await tempStateDir();
-    const killers: ChildProcess[] = [];
+    const harnesses: ChildProcess[] = [];
     cleanups.push(async () => {
-      for (const k of killers) if (k.exitCode === null && k.signalCode === null) k.kill('SIGKILL');
-      // Whatever a failed trial left: stop it so that later trials and tests start clean.
+      for (const h of harnesses) if (h.exitCode === null && h.signalCode === null) h.kill('SIGKILL');
       for (const p of await processesMarkedWith(stateDir)) {
         try {
           process.kill(p.pid, 'SIGKILL');
@@ -170,48 +160,111 @@ describe('process runtime killed with SIGKILL around a spawn', () => {
       }
       await rm(stateDir, { recursive: true, force: true });
     });
+    return { stateDir, harnesses };
+  }
 
+  /** Runs a harness on `desiredFile` and SIGKILLs it `delayMs` after its first `anchor` line; says what the kill left. */
+  async function runAndKill(stateDir: string, desiredFile: string, anchor: 'intent' | 'started', delayMs: number, harnesses: ChildProcess[]): Promise<string> {
     const msg = anchor === 'intent' ? 'recording the intent to start a workload process' : 'workload process started';
     let killScheduled = false;
-    const first = startHarness(stateDir, desiredFile, entry, (line) => {
-      if (killScheduled || line.msg !== msg) return;
-      killScheduled = true;
-      setTimeout(() => first.child.kill('SIGKILL'), delayMs);
+    const h = startHarness(stateDir, desiredFile, entry, {
+      stopWorkloads: false,
+      onLine: (line) => {
+        if (killScheduled || line.msg !== msg) return;
+        killScheduled = true;
+        setTimeout(() => h.child.kill('SIGKILL'), delayMs);
+      },
     });
-    killers.push(first.child);
-    const firstExit = await first.exited;
-    expect(firstExit.signal).toBe('SIGKILL');
-
-    // What the kill left: processes whose pid the ledger has not (yet) recorded.
+    harnesses.push(h.child);
+    expect((await h.exited).signal).toBe('SIGKILL');
     const left = await processesMarkedWith(stateDir);
-    const ledgerAtKill = (await readLedger(stateDir)).ledger.processes;
-    const unrecorded = left.filter((p) => !ledgerAtKill.some((e) => e.pid === p.pid));
-    const intents = ledgerAtKill.filter((e) => e.pid === undefined).length;
-    outcomes.push(`${anchor}+${delayMs}ms: ${left.length} running, ${unrecorded.length} unrecorded, ${intents} intents`);
+    const atKill = (await readLedger(stateDir)).ledger.processes;
+    const unrecorded = left.filter((p) => !atKill.some((e) => e.pid === p.pid)).length;
+    return `${left.length} running, ${unrecorded} unrecorded, ${atKill.filter((e) => e.pid === undefined).length} intents`;
+  }
 
-    const second = startHarness(stateDir, desiredFile, entry);
-    killers.push(second.child);
-    const ready = await second.waitForLine('every deployment Ready after the restart', (l) => l.harness === 'ready');
-
-    const marked = await processesMarkedWith(stateDir);
-    const { ledger } = await readLedger(stateDir);
-    const listed = new Set(ledger.processes.map((e) => e.pid));
-    expect(marked.filter((p) => !listed.has(p.pid))).toEqual([]);
-    expect(marked.map((p) => p.workload.split('/')[1]).sort()).toEqual(['classifier-a', 'classifier-b']);
-    expect(ledger.processes.map((e) => [e.deployment, e.role]).sort()).toEqual([
-      ['classifier-a', 'active'],
-      ['classifier-b', 'active'],
-    ]);
-    for (const d of ready.deployments as { name: string; endpoint: string }[]) {
-      const { status, json } = await infer(d.endpoint);
-      expect(status).toBe(200);
-      const version = expected.get(d.name) as string;
-      expect(json.model_version).toBe(version);
-      logitsOf(json).forEach((v, i) => expect(v).toBeCloseTo(EXPECTED_LOGITS[version]![i]!, 5));
+  /**
+   * Restarts the agent on `desiredFile` and waits until it converged: every
+   * process with this state directory's marks is in the ledger, one per
+   * deployment, each serving the version it should, nothing draining.
+   */
+  async function restartAndCheck(stateDir: string, desiredFile: string, versions: Record<string, string>, harnesses: ChildProcess[]): Promise<void> {
+    const h = startHarness(stateDir, desiredFile, entry, { stopWorkloads: true });
+    harnesses.push(h.child);
+    await h.waitForLine('every deployment Ready after the restart', (l) => l.harness === 'ready');
+    const look = async () => {
+      const marked = await processesMarkedWith(stateDir);
+      const { ledger } = await readLedger(stateDir);
+      const served: Record<string, unknown> = {};
+      // In deployment order, so that two looks at the same state compare equal as JSON.
+      for (const e of [...ledger.processes].sort((x, y) => x.deployment.localeCompare(y.deployment))) {
+        const reply = await infer(`http://127.0.0.1:${e.port}/v2/models/classifier`).catch((err: unknown) => ({ status: 0, json: { error: String(err) } as Record<string, unknown> }));
+        served[e.deployment] = reply.status === 200 ? reply.json.model_version : `status ${reply.status}`;
+      }
+      return {
+        unlisted: marked.filter((p) => !ledger.processes.some((e) => e.pid === p.pid)),
+        markedPerDeployment: marked.map((p) => p.workload.split('/')[1]).sort(),
+        ledger: ledger.processes.map((e) => [e.deployment, e.role]).sort(),
+        served,
+      };
+    };
+    const want = {
+      unlisted: [],
+      markedPerDeployment: Object.keys(versions).sort(),
+      ledger: Object.keys(versions).sort().map((d) => [d, 'active']),
+      served: Object.fromEntries(Object.entries(versions).sort(([x], [y]) => x.localeCompare(y))),
+    };
+    // A replaced version drains for 300 ms before it stops: poll, then assert on the last look.
+    let last = await look();
+    const deadline = Date.now() + 20_000;
+    while (JSON.stringify(last) !== JSON.stringify(want) && Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, 200));
+      last = await look();
     }
-
-    second.child.kill('SIGTERM');
-    expect((await second.exited).code).toBe(0);
+    expect(last).toEqual(want);
+    const { ledger } = await readLedger(stateDir);
+    for (const e of ledger.processes) {
+      const { json } = await infer(`http://127.0.0.1:${e.port}/v2/models/classifier`);
+      logitsOf(json).forEach((v, i) => expect(v).toBeCloseTo(EXPECTED_LOGITS[versions[e.deployment] as string]![i]!, 5));
+    }
+    h.child.kill('SIGTERM');
+    expect((await h.exited).code).toBe(0);
     await waitUntil('the workloads to stop with the harness', async () => (await processesMarkedWith(stateDir)).length === 0, { timeoutMs: 20_000 });
+  }
+
+  // Kill delays after the anchor line, in ms: the intent (before the spawn) or the "started" line (just after it).
+  const firstStart: { anchor: 'intent' | 'started'; delayMs: number }[] = [
+    ...[0, 3, 10, 25, 50].map((delayMs) => ({ anchor: 'intent' as const, delayMs })),
+    ...[0, 1, 5].map((delayMs) => ({ anchor: 'started' as const, delayMs })),
+  ];
+  const swap: { anchor: 'intent' | 'started'; delayMs: number }[] = [
+    { anchor: 'intent', delayMs: 0 },
+    { anchor: 'intent', delayMs: 10 },
+    { anchor: 'started', delayMs: 0 },
+    { anchor: 'started', delayMs: 5 },
+  ];
+  const outcomes: string[] = [];
+  afterAll(() => {
+    // What the kills hit, for whoever reads the test output.
+    process.stdout.write(`kill-during-spawn trials: ${outcomes.join('; ')}\n`);
+  });
+
+  it.each(firstStart)('at a first start: nothing untracked, one serving process per deployment after a kill $delayMs ms after the $anchor line', async ({ anchor, delayMs }) => {
+    const { stateDir, harnesses } = await trialState();
+    outcomes.push(`start ${anchor}+${delayMs}ms: ${await runAndKill(stateDir, desiredFiles.initial, anchor, delayMs, harnesses)}`);
+    await restartAndCheck(stateDir, desiredFiles.initial, { 'classifier-a': '1.0.0', 'classifier-b': '2.0.0' }, harnesses);
+  }, 120_000);
+
+  it.each(swap)('at a version swap: nothing untracked, one serving process per deployment after a kill $delayMs ms after the $anchor line', async ({ anchor, delayMs }) => {
+    const { stateDir, harnesses } = await trialState();
+    // The agent serves the first versions and stops, leaving them running; the next one is told to swap.
+    const before = startHarness(stateDir, desiredFiles.initial, entry, { stopWorkloads: false });
+    harnesses.push(before.child);
+    await before.waitForLine('the first versions Ready', (l) => l.harness === 'ready');
+    before.child.kill('SIGTERM');
+    expect((await before.exited).code).toBe(0);
+
+    outcomes.push(`swap ${anchor}+${delayMs}ms: ${await runAndKill(stateDir, desiredFiles.swapped, anchor, delayMs, harnesses)}`);
+    await restartAndCheck(stateDir, desiredFiles.swapped, { 'classifier-a': '2.0.0', 'classifier-b': '2.0.0' }, harnesses);
   }, 120_000);
 });

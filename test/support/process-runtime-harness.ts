@@ -8,7 +8,7 @@
  * supervising until SIGTERM, which closes the runtime (stopping its
  * workloads with --stop-workloads, leaving them running otherwise).
  *
- *   node dist/test/support/process-runtime-harness.js --state-dir D --desired payload.json --builtin-entry E [--stop-workloads]
+ *   node dist/test/support/process-runtime-harness.js --state-dir D --desired payload.json --builtin-entry E [--drain-ms MS] [--stop-workloads]
  */
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
@@ -25,6 +25,7 @@ const { values } = parseArgs({
     desired: { type: 'string' },
     'builtin-entry': { type: 'string' },
     'stop-workloads': { type: 'boolean', default: false },
+    'drain-ms': { type: 'string', default: '30000' },
   },
 });
 const stateDir = path.resolve(values['state-dir'] ?? '');
@@ -45,6 +46,7 @@ const runtime = new ProcessRuntime({
   stopGraceMs: 3000,
   watchIntervalMs: 200,
   restartBackoff: { initialMs: 200, maxMs: 1000 },
+  drainMs: Number(values['drain-ms']),
 });
 
 const stop = new AbortController();
