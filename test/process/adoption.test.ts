@@ -154,6 +154,95 @@ describe('process runtime after an agent restart', () => {
     expect((await readLedger(stateDir)).problem).toBeNull();
   });
 
+  it('adopts a process carrying its marks that the ledger lost, when it serves a desired deployment', async () => {
+    const desired = payload([builtinDeployment('classifier', v1)]);
+    const before = await newRuntime().reconcile(desired, AbortSignal.timeout(60_000));
+    const [pid] = await pidsOf('classifier');
+    await runtimes[0]?.close();
+    await rm(path.join(stateDir, 'process-ledger.json'));
+
+    const after = await newRuntime().reconcile(desired, AbortSignal.timeout(60_000));
+
+    expect(after.deployments[0]).toMatchObject({ phase: 'Ready', endpoint: before.deployments[0]?.endpoint });
+    expect(await pidsOf('classifier')).toEqual([pid]);
+    expect((await infer(after.deployments[0]?.endpoint as string)).status).toBe(200);
+  });
+
+  it('stops a process carrying its marks that the ledger lost, when no desired deployment needs it', async () => {
+    await newRuntime().reconcile(payload([builtinDeployment('orphan', v1)]), AbortSignal.timeout(60_000));
+    const [pid] = await pidsOf('orphan');
+    await runtimes[0]?.close();
+    await writeFile(path.join(stateDir, 'process-ledger.json'), 'not json');
+
+    await newRuntime().reconcile(payload([builtinDeployment('classifier', v1)]), AbortSignal.timeout(60_000));
+
+    expect(await isAlive(pid as number)).toBe(false);
+    expect(await pidsOf('orphan')).toEqual([]);
+    expect((await pidsOf('classifier')).length).toBe(1);
+  });
+
+  it('resolves an intent left without a pid to the process that carries its marks', async () => {
+    const desired = payload([builtinDeployment('classifier', v1)]);
+    await newRuntime().reconcile(desired, AbortSignal.timeout(60_000));
+    const [pid] = await pidsOf('classifier');
+    await runtimes[0]?.close();
+    // As if the agent died between the spawn and the ledger write that records the pid.
+    const { ledger } = await readLedger(stateDir);
+    await writeLedger(stateDir, { ...ledger, processes: ledger.processes.map(({ pid: _pid, startTime: _startTime, readySince: _readySince, ...intent }) => intent) });
+
+    const after = await newRuntime().reconcile(desired, AbortSignal.timeout(60_000));
+
+    expect(after.deployments[0]?.phase).toBe('Ready');
+    expect(await pidsOf('classifier')).toEqual([pid]);
+  });
+
+  it('drops an intent whose process never started, and starts one', async () => {
+    const desired = payload([builtinDeployment('classifier', v1)]);
+    await writeLedger(stateDir, {
+      version: 1,
+      ports: {},
+      processes: [
+        {
+          instanceId: 'an-instance-that-was-never-spawned',
+          deployment: 'classifier',
+          key: 'classifier/x/y',
+          digest: v1.digest,
+          modelName: 'classifier',
+          modelVersion: '1.0.0',
+          port: 1,
+          role: 'active',
+          startedAt: new Date().toISOString(),
+          restarts: 0,
+          launch: { runtime: 'builtin', modelName: 'classifier', modelVersion: '1.0.0', modelPath: '/nowhere', executionProvider: 'cpu' },
+        },
+      ],
+    });
+
+    const report = await newRuntime().reconcile(desired, AbortSignal.timeout(60_000));
+
+    expect(report.deployments[0]?.phase).toBe('Ready');
+    const { ledger } = await readLedger(stateDir);
+    expect(ledger.processes.map((e) => e.instanceId)).not.toContain('an-instance-that-was-never-spawned');
+    expect(ledger.processes).toEqual([expect.objectContaining({ deployment: 'classifier', pid: expect.any(Number), startTime: expect.any(Number) })]);
+  });
+
+  it('re-adopts a process that was still starting when the agent stopped, and waits for it instead of restarting it', async () => {
+    // A server that takes 3 s before it listens, like a large model loading.
+    const slowEntry = path.join(stateDir, 'slow-server.mjs');
+    await writeFile(slowEntry, `setTimeout(() => import(${JSON.stringify(entry)}), 3000);\n`);
+    const desired = payload([builtinDeployment('classifier', v1)]);
+    await expect(newRuntime({ builtinEntry: slowEntry }).reconcile(desired, AbortSignal.timeout(500))).rejects.toThrow();
+    await runtimes[0]?.close();
+    const [pid] = await pidsOf('classifier');
+    expect(pid).toEqual(expect.any(Number));
+
+    const adopter = newRuntime({ builtinEntry: slowEntry });
+    const report = await reconcileUntil(adopter, desired, 'the adopted process to become ready', (r) => r.deployments[0]?.phase === 'Ready');
+
+    expect(await pidsOf('classifier')).toEqual([pid]);
+    expect((await infer(report.deployments[0]?.endpoint as string)).status).toBe(200);
+  });
+
   it('stops every workload on close when asked to', async () => {
     const r = newRuntime();
     await r.reconcile(payload([builtinDeployment('classifier', v1)]), AbortSignal.timeout(60_000));

@@ -21,3 +21,17 @@ export {
   type StateFileProblem,
 } from './state/state-dir.js';
 export { AGENT_VERSION } from './version.js';
+export { startAgent, AgentStartError, type AgentStartErrorCode, type RunningAgent, type StartAgentOptions } from './compose.js';
+export {
+  AGENT_DEFAULTS,
+  AgentConfigError,
+  parseAgentConfig,
+  type AgentConfig,
+  type AgentFlags,
+  type AgentLogLevel,
+  type AgentRuntimeKind,
+} from './config/agent-config.js';
+export { LOCK_FILE, StateDirLock, StateDirLockedError, type LockHolder } from './state/state-dir-lock.js';
+export { stopWorkloads, type StopWorkloadsResult, type StoppedWorkload } from './runtime/process/stop-workloads.js';
+export type { RunningWorkload } from './runtime/process/index.js';
+export { LEDGER_FILE } from './runtime/process/ledger.js';

@@ -1,10 +1,22 @@
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import pino from 'pino';
-import type { GpuDiscovery } from '../../../agent/src/health/index.js';
-import { DEFAULT_STATE_DIR, EnrollError, enroll, hasCredentials, readCredentials, runAgent } from '../../../agent/src/index.js';
+import {
+  AGENT_DEFAULTS,
+  AgentConfigError,
+  AgentStartError,
+  DEFAULT_STATE_DIR,
+  EnrollError,
+  LEDGER_FILE,
+  StateDirLockedError,
+  enroll,
+  parseAgentConfig,
+  startAgent,
+  stopWorkloads,
+  type AgentFlags,
+} from '../../../agent/src/index.js';
 import { CliError, EXIT } from '../exit-codes.js';
-import { createRuntime, type RuntimeKind } from './runtimes.js';
 
 function parseLabels(text: string | undefined): Record<string, string> | undefined {
   if (!text) return undefined;
@@ -16,6 +28,18 @@ function parseLabels(text: string | undefined): Record<string, string> | undefin
   }
   return labels;
 }
+
+/**
+ * Where `stop-workloads` looks by default: the local agent of a hub home
+ * (`$FLOTILLA_HOME`, else ./.flotilla, as the hub resolves it) when it has a
+ * ledger there, else the agent's usual state directory.
+ */
+function defaultWorkloadStateDir(): string {
+  const local = path.resolve(process.env.FLOTILLA_HOME || '.flotilla', 'local-agent');
+  return existsSync(path.join(local, LEDGER_FILE)) ? local : DEFAULT_STATE_DIR;
+}
+
+const START_ERROR_EXIT = { NotEnrolled: EXIT.invalid, StateDirLocked: EXIT.refused, KubeConfig: EXIT.invalid, MetricsPort: EXIT.failure } as const;
 
 export function registerAgent(program: Command): void {
   const agent = program.command('agent').description('the edge agent: enrol once, then run');
@@ -52,63 +76,58 @@ export function registerAgent(program: Command): void {
     .command('run')
     .description('run the agent daemon: follows the hub, keeps workloads running offline')
     .option('--state-dir <dir>', 'state directory', DEFAULT_STATE_DIR)
-    .option('--runtime <kind>', 'process | kubernetes | none', 'process')
+    .option('--runtime <kind>', 'process | kubernetes | none', AGENT_DEFAULTS.runtime)
     .option('--kubeconfig <file>', 'kubeconfig (kubernetes runtime; in-cluster config otherwise)')
-    .option('--namespace <ns>', 'namespace for workloads (kubernetes runtime)', 'flotilla')
+    .option('--namespace <ns>', 'namespace for workloads (kubernetes runtime)', AGENT_DEFAULTS.namespace)
     .option('--mqtt-url <url>', 'broker URL, overriding the one given at enrolment')
-    .option('--metrics-port <port>', 'local Prometheus /metrics port (0: any free port; off: none)', '9464')
-    .option('--metrics-host <host>', 'address for /metrics', '127.0.0.1')
-    .option('--gpu <source>', 'GPU discovery: nvidia-smi | dcgm=URL | none', 'nvidia-smi')
-    .option('--cache-max-bytes <bytes>', 'model cache budget; unused versions beyond it are collected (0: keep only what is in use)', String(50 * 1024 ** 3))
-    .option('--log-level <level>', 'log level', process.env.FLOTILLA_LOG_LEVEL ?? 'info')
-    .action(async (o: { stateDir: string; runtime: string; kubeconfig?: string; namespace: string; mqttUrl?: string; logLevel: string; metricsPort: string; metricsHost: string; gpu: string; cacheMaxBytes: string }) => {
-      if (!['process', 'kubernetes', 'none'].includes(o.runtime)) throw new CliError(`--runtime must be process, kubernetes or none (got ${o.runtime})`, EXIT.usage);
-      const stateDir = path.resolve(o.stateDir);
-      if (!(await hasCredentials(stateDir))) {
-        throw new CliError(`${stateDir} holds no credentials: run "flotilla agent enroll" first`, EXIT.invalid);
-      }
-      const metricsPort = o.metricsPort === 'off' ? null : Number(o.metricsPort);
-      if (metricsPort !== null && (!Number.isInteger(metricsPort) || metricsPort < 0 || metricsPort > 65535)) {
-        throw new CliError(`--metrics-port must be a TCP port or "off" (got ${o.metricsPort})`, EXIT.usage);
-      }
-      const gpu: GpuDiscovery =
-        o.gpu === 'none' ? { kind: 'none' } : o.gpu === 'nvidia-smi' ? { kind: 'nvidia-smi' } : o.gpu.startsWith('dcgm=') ? { kind: 'dcgm', url: o.gpu.slice(5) } : (() => {
-          throw new CliError(`--gpu must be nvidia-smi, dcgm=URL or none (got ${o.gpu})`, EXIT.usage);
-        })();
-      const cacheBytes = Number(o.cacheMaxBytes);
-      if (!Number.isSafeInteger(cacheBytes) || cacheBytes < 0) throw new CliError(`--cache-max-bytes must be a whole number of bytes (got ${o.cacheMaxBytes})`, EXIT.usage);
-      const log = pino({ level: o.logLevel, base: { service: 'flotilla-agent' }, timestamp: pino.stdTimeFunctions.isoTime });
-      const creds = await readCredentials(stateDir);
-      const runtime = await createRuntime(o.runtime as RuntimeKind, {
-        spoke: creds.spoke,
-        stateDir,
-        log,
-        namespace: o.namespace,
-        metricsPort,
-        metricsHost: o.metricsHost,
-        gpu,
-        cacheBytes,
-        ...(o.kubeconfig ? { kubeconfig: o.kubeconfig } : {}),
-      });
-      if (runtime.metrics) log.info({ url: runtime.metrics.url }, 'agent metrics served');
-      const controller = new AbortController();
-      const handle = await runAgent({
-        stateDir,
-        runtime: runtime.runtime,
-        logger: log,
-        signal: controller.signal,
-        ...(o.mqttUrl ? { mqttUrlOverride: o.mqttUrl } : {}),
-        ...runtime.extras,
+    .option('--metrics-port <port>', 'local Prometheus /metrics port (0: any free port; off: none)', AGENT_DEFAULTS.metricsPort)
+    .option('--metrics-host <host>', 'address for /metrics', AGENT_DEFAULTS.metricsHost)
+    .option('--gpu <source>', 'GPU discovery: nvidia-smi | dcgm=URL | none', AGENT_DEFAULTS.gpu)
+    .option('--cache-max-bytes <bytes>', 'model cache budget; unused versions beyond it are collected (0: keep only what is in use)', AGENT_DEFAULTS.cacheMaxBytes)
+    .option('--log-level <level>', 'log level', process.env.FLOTILLA_LOG_LEVEL || AGENT_DEFAULTS.logLevel)
+    .action(async (o: AgentFlags) => {
+      const config = (() => {
+        try {
+          return parseAgentConfig(o);
+        } catch (err) {
+          if (err instanceof AgentConfigError) throw new CliError(err.message, EXIT.usage);
+          throw err;
+        }
+      })();
+      const log = pino({ level: config.logLevel, base: { service: 'flotilla-agent' }, timestamp: pino.stdTimeFunctions.isoTime });
+      const running = await startAgent(config, { logger: log }).catch((err: unknown) => {
+        if (err instanceof AgentStartError) throw new CliError(err.message, START_ERROR_EXIT[err.code]);
+        throw err;
       });
       await new Promise<void>((resolve) => {
-        const onSignal = () => {
-          void handle
-            .stop()
-            .then(() => runtime.close())
-            .finally(resolve);
-        };
+        const onSignal = () => void running.stop().finally(resolve);
         process.once('SIGINT', onSignal);
         process.once('SIGTERM', onSignal);
       });
+    });
+
+  agent
+    .command('stop-workloads')
+    .description('stop every workload process an agent started and left running (the agent keeps them running when it stops); refuses while an agent runs on the state directory')
+    .option('--state-dir <dir>', `state directory (default: the local agent's under $FLOTILLA_HOME when there is one, else ${DEFAULT_STATE_DIR})`)
+    .option('--grace-period <seconds>', 'SIGTERM, then SIGKILL after this long', '30')
+    .action(async (o: { stateDir?: string; gracePeriod: string }) => {
+      const grace = Number(o.gracePeriod);
+      if (!Number.isFinite(grace) || grace < 0 || grace > 3600) throw new CliError(`--grace-period must be seconds between 0 and 3600 (got ${JSON.stringify(o.gracePeriod)})`, EXIT.usage);
+      const stateDir = path.resolve(o.stateDir ?? defaultWorkloadStateDir());
+      if (!existsSync(stateDir)) throw new CliError(`${stateDir} does not exist: no agent ran there (give --state-dir)`, EXIT.invalid);
+      const result = await stopWorkloads(stateDir, { graceMs: grace * 1000 }).catch((err: unknown) => {
+        if (err instanceof StateDirLockedError) throw new CliError(`${err.message} and supervises these workloads: stop that agent first, then run this again`, EXIT.refused);
+        throw err;
+      });
+      if (result.ledgerProblem) process.stderr.write(`warning: ${result.ledgerProblem}; stopped what carried the state directory's marks\n`);
+      if (result.stopped.length === 0) {
+        process.stdout.write(`no workload processes running for ${stateDir}\n`);
+        return;
+      }
+      for (const s of result.stopped) {
+        process.stdout.write(`${s.how === 'still running' ? 'could not stop' : 'stopped'} ${s.deployment} (pid ${s.pid})${s.how === 'SIGKILL' ? ' with SIGKILL after the grace period' : ''}\n`);
+      }
+      if (result.stopped.some((s) => s.how === 'still running')) throw new CliError('some workload processes are still running', EXIT.failure);
     });
 }

@@ -42,9 +42,12 @@ export function registerHub(program: Command): void {
       }
       const localAgent = opts.localAgent ?? !config.mqttUrl;
       const stops: Array<() => Promise<void>> = [];
+      let agentMetricsUrl: string | null = null;
       if (localAgent) {
         const { startLocalAgent } = await import('./local-agent.js');
-        stops.push(await startLocalAgent(handle, config, log));
+        const started = await startLocalAgent(handle, config, log);
+        stops.push(started.stop);
+        agentMetricsUrl = started.metricsUrl;
       }
       const banner = [
         '',
@@ -54,6 +57,7 @@ export function registerHub(program: Command): void {
         `  Admin token:  ${handle.adminTokenLocation === 'FLOTILLA_ADMIN_TOKEN' ? 'from FLOTILLA_ADMIN_TOKEN' : handle.adminTokenLocation}`,
         `  Data:         ${config.home}`,
         localAgent ? `  Local agent:  enrolled as "local" (process runtime)` : `  Local agent:  off`,
+        ...(agentMetricsUrl ? [`                metrics: ${agentMetricsUrl}`] : []),
         `Try: FLOTILLA_URL=${handle.apiUrl} FLOTILLA_TOKEN=$(cat ${handle.adminTokenLocation === 'FLOTILLA_ADMIN_TOKEN' ? '<token>' : handle.adminTokenLocation}) npx flotilla get spokes`,
         '',
       ].join('\n');

@@ -1,22 +1,56 @@
+import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
-import { EnrollError, enroll, hasCredentials, runAgent } from '../../../agent/src/index.js';
+import { EnrollError, enroll, hasCredentials, parseAgentConfig, startAgent, type RunningWorkload } from '../../../agent/src/index.js';
 import { hashSecret, newSecret, secretPrefix } from '../../../hub/src/common/secrets.js';
 import type { HubConfig } from '../../../hub/src/config/config.js';
 import { AuditEventEntity } from '../../../hub/src/database/entities/audit-event.entity.js';
 import { EnrollmentTokenEntity } from '../../../hub/src/database/entities/enrollment-token.entity.js';
 import type { HubHandle } from '../../../hub/src/hub.js';
-import { createRuntime } from './runtimes.js';
 
 export const LOCAL_AGENT_NAME = 'local';
+/** The local agent's /metrics port: 9464 (the agent's usual one) at the first start, then the one it got, kept here. */
+const DEFAULT_METRICS_PORT = 9464;
+const METRICS_PORT_FILE = 'metrics-port';
+
+export interface LocalAgent {
+  /** Its Prometheus endpoint; null when it could not start. */
+  metricsUrl: string | null;
+  /** Stops the agent and says which workloads keep running and how to stop them. */
+  stop(): Promise<void>;
+}
+
+async function rememberedPort(file: string): Promise<number> {
+  const text = await readFile(file, 'utf8').catch(() => '');
+  const port = Number(text.trim());
+  return Number.isInteger(port) && port > 0 && port <= 65535 ? port : DEFAULT_METRICS_PORT;
+}
+
+/** What Ctrl-C leaves behind, said plainly: the workloads are not stopped with the hub (as k3s leaves its containers). */
+function keptWorkloadsNotice(workloads: RunningWorkload[], stateDir: string): string {
+  if (workloads.length === 0) return '';
+  const rows = workloads.map((w) => [w.deployment, String(w.pid), w.modelVersion, w.endpoint ?? '- (draining)']);
+  const header = ['DEPLOYMENT', 'PID', 'VERSION', 'ENDPOINT'];
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] as string).length)));
+  const line = (cells: string[]) => `  ${cells.map((c, i) => (i < cells.length - 1 ? c.padEnd(widths[i] as number) : c)).join('  ')}`;
+  return [
+    '',
+    `Workloads of the local agent keep running (the next start adopts them):`,
+    line(header),
+    ...rows.map(line),
+    `Stop them with: npx flotilla agent stop-workloads --state-dir ${stateDir}`,
+    '',
+  ].join('\n');
+}
 
 /**
  * The agent beside the hub, as k3s runs one beside its server: enrolled once
  * (through the real enrolment endpoint, with a single-use token minted
- * here) into `<home>/local-agent`, then run with the process runtime.
- * Returns its stop function.
+ * here) into `<home>/local-agent`, then run with the process runtime and a
+ * local /metrics (9464, or any free port when that is taken; the port it
+ * got is remembered for the next start, so a Prometheus target stays put).
  */
-export async function startLocalAgent(hub: HubHandle, config: HubConfig, log: Logger): Promise<() => Promise<void>> {
+export async function startLocalAgent(hub: HubHandle, config: HubConfig, log: Logger): Promise<LocalAgent> {
   const stateDir = path.join(config.home, 'local-agent');
   const agentLog = log.child({ component: 'local-agent' });
   if (!(await hasCredentials(stateDir))) {
@@ -42,17 +76,29 @@ export async function startLocalAgent(hub: HubHandle, config: HubConfig, log: Lo
           { err: err.message },
           `the local agent could not enrol: a spoke named "${LOCAL_AGENT_NAME}" exists without its state in ${stateDir}; delete it (DELETE /api/v1/spokes/${LOCAL_AGENT_NAME}) or start with --no-local-agent`,
         );
-        return async () => {};
+        return { metricsUrl: null, stop: async () => {} };
       }
       throw err;
     }
     agentLog.info({ stateDir }, 'local agent enrolled');
   }
-  // No local /metrics: the hub's /metrics already carries this spoke's health.
-  const runtime = await createRuntime('process', { spoke: LOCAL_AGENT_NAME, stateDir, log: agentLog, namespace: 'flotilla', metricsPort: null, cacheBytes: config.localAgentCacheBytes });
-  const handle = await runAgent({ stateDir, runtime: runtime.runtime, logger: agentLog, ...runtime.extras });
-  return async () => {
-    await handle.stop();
-    await runtime.close();
+  const portFile = path.join(stateDir, METRICS_PORT_FILE);
+  const agentConfig = parseAgentConfig({
+    stateDir,
+    runtime: 'process',
+    metricsPort: String(await rememberedPort(portFile)),
+    cacheMaxBytes: String(config.localAgentCacheBytes),
+  });
+  const running = await startAgent(
+    { ...agentConfig, metrics: agentConfig.metrics && { ...agentConfig.metrics, orAnyFreePort: true } },
+    { logger: agentLog },
+  );
+  if (running.metricsUrl) await writeFile(portFile, `${new URL(running.metricsUrl).port}\n`);
+  return {
+    metricsUrl: running.metricsUrl,
+    async stop() {
+      await running.stop();
+      process.stdout.write(keptWorkloadsNotice(running.runningWorkloads(), stateDir));
+    },
   };
 }

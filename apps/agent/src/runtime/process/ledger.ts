@@ -9,10 +9,16 @@ import { writeFileAtomic } from '../../state/atomic-write.js';
  * port each deployment last had. After an agent restart it is how the
  * runtime finds its workloads again, re-adopting the healthy ones and
  * stopping the rest, without ever touching a process it did not start.
+ *
+ * An entry without a pid is an intent: written (and fsynced) before the
+ * spawn, completed with the pid and the process's start time right after.
+ * So an agent killed at any moment leaves every process it started either
+ * in the ledger or announced there by an intent that the next agent
+ * resolves through the process's own marks (workload-marker.ts).
  */
 export const LEDGER_FILE = 'process-ledger.json';
 
-const LaunchInfoSchema = z.discriminatedUnion('runtime', [
+export const LaunchInfoSchema = z.discriminatedUnion('runtime', [
   z
     .object({
       runtime: z.literal('builtin'),
@@ -33,7 +39,14 @@ export const LedgerEntrySchema = z
     digest: z.string().min(1),
     modelName: z.string().min(1),
     modelVersion: z.string().min(1),
-    pid: z.number().int().positive(),
+    /** Absent: an intent, the spawn may or may not have happened. */
+    pid: z.number().int().positive().optional(),
+    /** /proc field 22 of `pid`: tells the process from a later one that reused its pid. */
+    startTime: z.number().int().min(0).optional(),
+    /** When this launch answered ready (epoch ms); absent while it starts. */
+    readySince: z.number().optional(),
+    /** The command line of this launch, for people and for `flotilla agent stop-workloads`. */
+    command: z.array(z.string()).optional(),
     port: z.number().int().min(1).max(65535),
     metricsPort: z.number().int().min(1).max(65535).optional(),
     // candidate: a new version still starting beside the active one when the agent stopped.
@@ -88,4 +101,31 @@ export async function readLedger(stateDir: string): Promise<{ ledger: Ledger; pr
 
 export async function writeLedger(stateDir: string, ledger: Ledger): Promise<void> {
   await writeFileAtomic(ledgerPath(stateDir), `${JSON.stringify(ledger, null, 2)}\n`);
+}
+
+/**
+ * The one way the runtime reads and writes its ledger. Writes are queued
+ * one at a time, and each writes what `snapshot` returns when its turn
+ * comes, so the file never goes back to an older state than a write that
+ * was asked for earlier.
+ */
+export class ProcessLedger {
+  private tail: Promise<unknown> = Promise.resolve();
+
+  constructor(readonly stateDir: string) {}
+
+  get file(): string {
+    return ledgerPath(this.stateDir);
+  }
+
+  read(): Promise<{ ledger: Ledger; problem: string | null }> {
+    return readLedger(this.stateDir);
+  }
+
+  /** Rejects when the file cannot be written; an intent must not be followed by a spawn then. */
+  write(snapshot: () => Ledger): Promise<void> {
+    const run = this.tail.then(() => writeLedger(this.stateDir, snapshot()));
+    this.tail = run.catch(() => undefined);
+    return run;
+  }
 }

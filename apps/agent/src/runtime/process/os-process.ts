@@ -1,23 +1,14 @@
-import { readFile } from 'node:fs/promises';
 import { sleep } from '../../support/abort.js';
+import { procAvailable, readEnviron, readProcStat } from '../../support/proc.js';
 
 /**
  * Environment variable set on every process the runtime starts. Its value,
  * read back from /proc/<pid>/environ, proves that a pid from the ledger still
  * belongs to a process this runtime started and not to an unrelated process
- * that reused the pid after a reboot or a crash.
+ * that reused the pid after a reboot or a crash. (The other markers are in
+ * workload-marker.ts.)
  */
 export const INSTANCE_ENV = 'FLOTILLA_PROCESS_INSTANCE';
-
-async function procState(pid: number): Promise<string | null> {
-  try {
-    const stat = await readFile(`/proc/${pid}/stat`, 'utf8');
-    // The command name in parentheses may hold spaces; the state follows the last ")".
-    return stat.slice(stat.lastIndexOf(')') + 2).charAt(0) || null;
-  } catch {
-    return null;
-  }
-}
 
 /** Whether a pid names a running process (a zombie awaiting its parent's wait() does not count). */
 export async function isAlive(pid: number): Promise<boolean> {
@@ -27,7 +18,7 @@ export async function isAlive(pid: number): Promise<boolean> {
     // EPERM: it exists but belongs to someone else.
     if ((err as NodeJS.ErrnoException).code !== 'EPERM') return false;
   }
-  const state = await procState(pid);
+  const state = (await readProcStat(pid))?.state ?? null;
   return state !== 'Z' && state !== 'X';
 }
 
@@ -37,14 +28,20 @@ export async function isAlive(pid: number): Promise<boolean> {
  * in which case callers must not kill it on the ledger's word alone.
  */
 export async function ownsProcess(pid: number, instanceId: string): Promise<boolean | 'unknown'> {
-  if ((await procState(process.pid)) === null) return 'unknown';
-  try {
-    const environ = await readFile(`/proc/${pid}/environ`, 'utf8');
-    return environ.split('\0').includes(`${INSTANCE_ENV}=${instanceId}`);
-  } catch {
-    // Gone, or another user's process (ours run as the agent's user): not ours either way.
-    return false;
-  }
+  if (!(await procAvailable())) return 'unknown';
+  // Gone, or another user's process (ours run as the agent's user): not ours either way.
+  return (await readEnviron(pid))?.get(INSTANCE_ENV) === instanceId;
+}
+
+/**
+ * Whether `pid` is still the process that had `startTime` (/proc's field
+ * 22): false once the pid was reused; true when nothing was recorded or
+ * /proc cannot tell, leaving the decision to the instance marker.
+ */
+export async function sameProcess(pid: number, startTime: number | undefined): Promise<boolean> {
+  if (startTime === undefined) return true;
+  const stat = await readProcStat(pid);
+  return stat === null || stat.startTime === startTime;
 }
 
 /**
@@ -73,4 +70,15 @@ export async function waitForPidExit(pid: number, timeoutMs: number, signal?: Ab
     if (Date.now() >= deadline) return false;
     await sleep(Math.min(50, Math.max(1, deadline - Date.now())), signal);
   }
+}
+
+/**
+ * SIGTERM to the process group, SIGKILL after `graceMs` if it still runs.
+ * Resolves with how it ended, for the caller's log.
+ */
+export async function terminateGroup(pid: number, graceMs: number, signal?: AbortSignal): Promise<'SIGTERM' | 'SIGKILL' | 'still running'> {
+  signalGroup(pid, 'SIGTERM');
+  if (await waitForPidExit(pid, graceMs, signal)) return 'SIGTERM';
+  signalGroup(pid, 'SIGKILL');
+  return (await waitForPidExit(pid, 10_000, signal)) ? 'SIGKILL' : 'still running';
 }

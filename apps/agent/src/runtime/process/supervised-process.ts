@@ -4,7 +4,9 @@ import type { Logger } from 'pino';
 import { settleWithin, sleep } from '../../support/abort.js';
 import type { LaunchCommand, LaunchInfo } from './launch.js';
 import { appendLogLine, openLogFile, type LogLimits } from './log-file.js';
-import { INSTANCE_ENV, isAlive, ownsProcess, signalGroup, waitForPidExit } from './os-process.js';
+import { readProcStat } from '../../support/proc.js';
+import type { LedgerEntry } from './ledger.js';
+import { isAlive, ownsProcess, sameProcess, signalGroup, waitForPidExit } from './os-process.js';
 import type { ProcessRole } from './plan.js';
 import { waitUntilReady } from './readiness.js';
 
@@ -27,6 +29,8 @@ export interface SupervisorContext {
   logLimits: LogLimits;
   env: NodeJS.ProcessEnv;
   command(port: number, metricsPort: number | undefined): LaunchCommand;
+  /** Environment entries that mark one launch as ours (workload-marker.ts). */
+  marks(port: number, metricsPort: number | undefined): Record<string, string>;
   needsMetricsPort: boolean;
   /** A free port, `preferred` if possible, never one promised to another process. */
   allocatePort(preferred: number | undefined, self: SupervisedProcess): Promise<number>;
@@ -36,7 +40,12 @@ export interface SupervisorContext {
   startupTimeoutMs: number;
   /** How often an adopted process (not our child, so no exit event) is checked for life. */
   watchIntervalMs: number;
-  /** Its observable state changed (crashed, ready again): the owner re-reports. */
+  /**
+   * Called before every spawn, the process being `launching` (no pid yet):
+   * resolves once the ledger holds the intent; a rejection cancels the spawn.
+   */
+  recordIntent(): Promise<void>;
+  /** Its observable state changed (crashed, ready again): the owner re-reports and rewrites the ledger. */
   onChange(): void;
   /** Its pid or port changed: the owner rewrites the ledger. */
   onRelaunched(): void;
@@ -63,25 +72,46 @@ export function formatHost(host: string): string {
   return host.includes(':') ? `[${host}]` : host;
 }
 
+/** How a previous agent's process is taken over; the caller checked that it is ours. */
+export interface AdoptedProcess {
+  pid: number;
+  startTime?: number;
+  port: number;
+  metricsPort?: number;
+  startedAt: string;
+  restarts: number;
+  role: ProcessRole;
+  drainUntil?: number;
+  /** Answered ready just now; otherwise it is still starting and is given its startup timeout. */
+  ready: boolean;
+  command?: string[];
+}
+
 /**
  * One workload process under supervision: started detached in its own
  * process group with stdout and stderr in its log file, probed until ready,
  * restarted with exponential backoff when it exits unasked, and stopped with
  * SIGTERM, then SIGKILL after a grace period. A process re-adopted after an
  * agent restart is not our child: its exit is noticed by polling its pid.
+ *
+ * Its fields change only through its own methods; the runtime reads them.
  */
 export class SupervisedProcess {
-  state: SupervisedState = 'starting';
-  pid: number | undefined;
-  port: number;
-  metricsPort: number | undefined;
-  role: ProcessRole = 'active';
-  drainUntil: number | undefined;
-  restarts = 0;
-  lastExit: ExitRecord | undefined;
-  nextRestartAt: number | undefined;
-  readySince: number | undefined;
-  startedAt: string;
+  private stateValue: SupervisedState = 'starting';
+  private pidValue: number | undefined;
+  private startTimeValue: number | undefined;
+  private portValue: number;
+  private metricsPortValue: number | undefined;
+  private roleValue: ProcessRole = 'active';
+  private drainUntilValue: number | undefined;
+  private restartsValue = 0;
+  private lastExitValue: ExitRecord | undefined;
+  private nextRestartAtValue: number | undefined;
+  private readySinceValue: number | undefined;
+  private startedAtValue: string;
+  /** Between the intent and the spawn's outcome: the ledger holds this launch without a pid. */
+  private launchingValue = false;
+  private commandValue: string[] | undefined;
 
   private child: ChildProcess | undefined;
   private consecutiveFailures = 0;
@@ -99,34 +129,72 @@ export class SupervisedProcess {
     port: number,
     metricsPort: number | undefined,
   ) {
-    this.port = port;
-    this.metricsPort = metricsPort;
-    this.startedAt = new Date(ctx.now()).toISOString();
+    this.portValue = port;
+    this.metricsPortValue = metricsPort;
+    this.startedAtValue = new Date(ctx.now()).toISOString();
   }
 
-  /** Starts a new process; resolves once it is spawned (not yet ready: see `whenSettled`). */
-  static async start(identity: ProcessIdentity, ctx: SupervisorContext, port: number, metricsPort?: number): Promise<SupervisedProcess> {
-    const p = new SupervisedProcess(identity, ctx, port, metricsPort);
-    await p.launch();
-    return p;
+  /**
+   * A process not started yet: the owner places it (so that the ledger's
+   * snapshot includes it) and then calls `launch`.
+   */
+  static create(identity: ProcessIdentity, ctx: SupervisorContext, port: number, metricsPort?: number): SupervisedProcess {
+    return new SupervisedProcess(identity, ctx, port, metricsPort);
   }
 
-  /** Takes over a ready process a previous agent started (the caller checked pid, ownership and readiness). */
-  static adopt(
-    identity: ProcessIdentity,
-    ctx: SupervisorContext,
-    entry: { pid: number; port: number; metricsPort?: number; startedAt: string; restarts: number; role: ProcessRole; drainUntil?: number },
-  ): SupervisedProcess {
+  /** Takes over a process a previous agent started (the caller checked pid and ownership). */
+  static adopt(identity: ProcessIdentity, ctx: SupervisorContext, entry: AdoptedProcess): SupervisedProcess {
     const p = new SupervisedProcess(identity, ctx, entry.port, entry.metricsPort);
-    p.pid = entry.pid;
-    p.state = 'ready';
-    p.readySince = ctx.now();
-    p.startedAt = entry.startedAt;
-    p.restarts = entry.restarts;
-    p.role = entry.role;
-    p.drainUntil = entry.drainUntil;
+    p.pidValue = entry.pid;
+    p.startTimeValue = entry.startTime;
+    p.startedAtValue = entry.startedAt;
+    p.restartsValue = entry.restarts;
+    p.roleValue = entry.role;
+    p.drainUntilValue = entry.drainUntil;
+    p.commandValue = entry.command;
+    if (entry.ready) {
+      p.stateValue = 'ready';
+      p.readySinceValue = ctx.now();
+    } else {
+      p.stateValue = 'starting';
+      void p.awaitReadiness(entry.pid);
+    }
     void p.watchAdopted(entry.pid);
     return p;
+  }
+
+  get state(): SupervisedState {
+    return this.stateValue;
+  }
+  get pid(): number | undefined {
+    return this.pidValue;
+  }
+  get port(): number {
+    return this.portValue;
+  }
+  get metricsPort(): number | undefined {
+    return this.metricsPortValue;
+  }
+  get role(): ProcessRole {
+    return this.roleValue;
+  }
+  get drainUntil(): number | undefined {
+    return this.drainUntilValue;
+  }
+  get restarts(): number {
+    return this.restartsValue;
+  }
+  get lastExit(): ExitRecord | undefined {
+    return this.lastExitValue;
+  }
+  get nextRestartAt(): number | undefined {
+    return this.nextRestartAtValue;
+  }
+  get readySince(): number | undefined {
+    return this.readySinceValue;
+  }
+  get startedAt(): string {
+    return this.startedAtValue;
   }
 
   get adopted(): boolean {
@@ -137,33 +205,93 @@ export class SupervisedProcess {
     return `http://${formatHost(this.ctx.probeHost)}:${this.port}`;
   }
 
+  /** Replaced by a new version: it keeps serving until `untilMs`, then the runtime stops it. */
+  beginDrain(untilMs: number): void {
+    this.roleValue = 'draining';
+    this.drainUntilValue = untilMs;
+  }
+
+  /**
+   * What the ledger holds about this process in `role`: with its pid while
+   * it runs, without one (an intent) while a spawn is under way, nothing
+   * while it waits to restart or after it stopped.
+   */
+  ledgerEntry(role: LedgerEntry['role']): LedgerEntry | null {
+    if (this.state === 'stopped') return null;
+    if (this.pidValue === undefined && !this.launchingValue) return null;
+    return {
+      instanceId: this.identity.instanceId,
+      deployment: this.identity.deployment,
+      key: this.identity.key,
+      digest: this.identity.digest,
+      modelName: this.identity.modelName,
+      modelVersion: this.identity.modelVersion,
+      ...(this.pidValue !== undefined ? { pid: this.pidValue } : {}),
+      ...(this.pidValue !== undefined && this.startTimeValue !== undefined ? { startTime: this.startTimeValue } : {}),
+      ...(this.state === 'ready' && this.readySinceValue !== undefined ? { readySince: this.readySinceValue } : {}),
+      ...(this.commandValue ? { command: this.commandValue } : {}),
+      port: this.port,
+      ...(this.metricsPort !== undefined ? { metricsPort: this.metricsPort } : {}),
+      role,
+      ...(role === 'draining' && this.drainUntil !== undefined ? { drainUntil: this.drainUntil } : {}),
+      startedAt: this.startedAt,
+      restarts: this.restarts,
+      launch: this.identity.launch,
+    };
+  }
+
   private setState(state: SupervisedState): void {
-    this.state = state;
+    this.stateValue = state;
     this.events.emit('state', state);
   }
 
-  private async launch(): Promise<void> {
+  /**
+   * Starts the process: the intent goes to the ledger first, then the
+   * spawn. Resolves once it is spawned (not yet ready: see `whenSettled`);
+   * a failed spawn is handled like a crash (restart with backoff).
+   */
+  async launch(): Promise<void> {
     const { command, args } = this.ctx.command(this.port, this.metricsPort);
-    const log = await openLogFile(this.ctx.logFile, this.ctx.logLimits);
+    this.commandValue = [command, ...args];
+    this.launchingValue = true;
+    try {
+      await this.ctx.recordIntent();
+    } catch (err) {
+      this.launchingValue = false;
+      this.handleExit(null, null, `not started: the ledger could not record it (${(err as Error).message})`);
+      return;
+    }
+    if (this.stopRequested || this.detached) {
+      this.launchingValue = false;
+      return;
+    }
     let child: ChildProcess;
     let spawned: Promise<Error | null>;
     try {
-      // detached: its own process group, so it outlives the agent and a stop reaches its children too.
-      child = spawn(command, args, {
-        detached: true,
-        stdio: ['ignore', log.fd, log.fd],
-        env: { ...this.ctx.env, [INSTANCE_ENV]: this.identity.instanceId },
-      });
-      // Listen before any await: 'spawn' or 'error' follows on the next tick.
-      spawned = new Promise<Error | null>((resolve) => {
-        child.once('spawn', () => resolve(null));
-        child.once('error', (err) => resolve(err));
-      });
-    } finally {
-      // The child holds its own copy of the descriptor.
-      await log.close();
+      const log = await openLogFile(this.ctx.logFile, this.ctx.logLimits);
+      try {
+        // detached: its own process group, so it outlives the agent and a stop reaches its children too.
+        child = spawn(command, args, {
+          detached: true,
+          stdio: ['ignore', log.fd, log.fd],
+          env: { ...this.ctx.env, ...this.ctx.marks(this.port, this.metricsPort) },
+        });
+        // Listen before any await: 'spawn' or 'error' follows on the next tick.
+        spawned = new Promise<Error | null>((resolve) => {
+          child.once('spawn', () => resolve(null));
+          child.once('error', (err) => resolve(err));
+        });
+      } finally {
+        // The child holds its own copy of the descriptor.
+        await log.close();
+      }
+    } catch (err) {
+      this.launchingValue = false;
+      throw err;
     }
     const spawnError = await spawned;
+    const startTime = spawnError ? undefined : (await readProcStat(child.pid as number))?.startTime;
+    this.launchingValue = false;
     if (!spawnError && this.stopRequested) {
       // Stopped while this (re)start was under way: the new process must not outlive the stop.
       signalGroup(child.pid as number, 'SIGTERM');
@@ -175,7 +303,8 @@ export class SupervisedProcess {
     }
     child.unref();
     this.child = child;
-    this.pid = child.pid;
+    this.pidValue = child.pid;
+    this.startTimeValue = startTime;
     this.killReason = undefined;
     child.once('exit', (code, signal) => {
       if (this.child !== child || this.detached) return;
@@ -198,7 +327,7 @@ export class SupervisedProcess {
       });
       if (!current()) return;
       if (outcome === 'ready') {
-        this.readySince = this.ctx.now();
+        this.readySinceValue = this.ctx.now();
         this.setState('ready');
         this.ctx.onChange();
       } else if (outcome === 'timeout') {
@@ -226,21 +355,23 @@ export class SupervisedProcess {
 
   private handleExit(code: number | null, signal: NodeJS.Signals | null, detail: string | undefined): void {
     const now = this.ctx.now();
-    this.pid = undefined;
-    this.lastExit = { code, signal, at: now, description: describeExit(code, signal, detail) };
+    this.pidValue = undefined;
+    this.startTimeValue = undefined;
+    const exit: ExitRecord = { code, signal, at: now, description: describeExit(code, signal, detail) };
+    this.lastExitValue = exit;
     if (this.stopRequested) {
       this.setState('stopped');
       return;
     }
     const stable = this.readySince !== undefined && now - this.readySince >= this.ctx.stableAfterMs;
     this.consecutiveFailures = stable ? 1 : this.consecutiveFailures + 1;
-    this.restarts += 1;
-    this.readySince = undefined;
+    this.restartsValue += 1;
+    this.readySinceValue = undefined;
     const { initialMs, maxMs } = this.ctx.restartBackoff;
     const delay = Math.min(maxMs, initialMs * 2 ** Math.min(this.consecutiveFailures - 1, 30));
-    this.nextRestartAt = now + delay;
+    this.nextRestartAtValue = now + delay;
     this.setState('backoff');
-    const message = `${this.lastExit.description}; restart ${this.restarts} in ${delay} ms`;
+    const message = `${exit.description}; restart ${this.restarts} in ${delay} ms`;
     this.ctx.logger.warn({ deployment: this.identity.deployment, code, signal, restarts: this.restarts, delayMs: delay }, `workload process ${message}`);
     void appendLogLine(this.ctx.logFile, `process ${message}`).catch(() => undefined);
     this.ctx.onChange();
@@ -253,15 +384,15 @@ export class SupervisedProcess {
   private async relaunch(): Promise<void> {
     if (this.stopRequested || this.detached) return;
     try {
-      this.port = await this.ctx.allocatePort(this.port, this);
-      if (this.ctx.needsMetricsPort) this.metricsPort = await this.ctx.allocatePort(this.metricsPort, this);
+      this.portValue = await this.ctx.allocatePort(this.port, this);
+      if (this.ctx.needsMetricsPort) this.metricsPortValue = await this.ctx.allocatePort(this.metricsPort, this);
     } catch (err) {
       this.handleExit(null, null, `no port to restart on: ${(err as Error).message}`);
       return;
     }
     // A stop or detach may have come while the port was being found.
     if (this.background.signal.aborted) return;
-    this.nextRestartAt = undefined;
+    this.nextRestartAtValue = undefined;
     await this.launch();
   }
 
@@ -309,9 +440,9 @@ export class SupervisedProcess {
     }
     this.setState('stopping');
     const child = this.child;
-    if (!child && (await ownsProcess(pid, this.identity.instanceId)) !== true) {
+    if (!child && ((await ownsProcess(pid, this.identity.instanceId)) !== true || !(await sameProcess(pid, this.startTimeValue)))) {
       this.ctx.logger.warn({ deployment: this.identity.deployment, pid }, 'not stopping a pid that no longer carries our instance marker');
-      this.pid = undefined;
+      this.pidValue = undefined;
       this.setState('stopped');
       return;
     }
@@ -332,7 +463,7 @@ export class SupervisedProcess {
       signalGroup(pid, 'SIGKILL');
       await exited(10_000);
     }
-    this.pid = undefined;
+    this.pidValue = undefined;
     this.setState('stopped');
   }
 

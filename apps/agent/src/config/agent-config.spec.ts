@@ -1,0 +1,95 @@
+import { AgentConfigError, parseAgentConfig } from './agent-config.js';
+
+const problemsOf = (flags: Parameters<typeof parseAgentConfig>[0]): string[] => {
+  try {
+    parseAgentConfig(flags, '/srv');
+  } catch (err) {
+    if (err instanceof AgentConfigError) return err.problems;
+    throw err;
+  }
+  throw new Error('expected an AgentConfigError');
+};
+
+describe('agent configuration', () => {
+  it('fills in the defaults of `flotilla agent run`', () => {
+    expect(parseAgentConfig({}, '/srv')).toEqual({
+      stateDir: '/var/lib/flotilla-agent',
+      runtime: 'process',
+      kubeconfig: null,
+      namespace: 'flotilla',
+      mqttUrlOverride: null,
+      metrics: { port: 9464, host: '127.0.0.1', orAnyFreePort: false },
+      gpu: { kind: 'nvidia-smi' },
+      cacheMaxBytes: 50 * 1024 ** 3,
+      logLevel: 'info',
+    });
+  });
+
+  it('reads every flag, resolving paths against the working directory', () => {
+    expect(
+      parseAgentConfig(
+        {
+          stateDir: 'state',
+          runtime: 'kubernetes',
+          kubeconfig: 'kube/config',
+          namespace: 'edge-1',
+          mqttUrl: 'mqtts://broker:8883',
+          metricsPort: 'off',
+          gpu: 'dcgm=http://127.0.0.1:9400/metrics',
+          cacheMaxBytes: '0',
+          logLevel: 'debug',
+        },
+        '/srv',
+      ),
+    ).toEqual({
+      stateDir: '/srv/state',
+      runtime: 'kubernetes',
+      kubeconfig: '/srv/kube/config',
+      namespace: 'edge-1',
+      mqttUrlOverride: 'mqtts://broker:8883',
+      metrics: null,
+      gpu: { kind: 'dcgm', url: 'http://127.0.0.1:9400/metrics' },
+      cacheMaxBytes: 0,
+      logLevel: 'debug',
+    });
+  });
+
+  it('names every bad flag in one error, each with the value it got', () => {
+    const problems = problemsOf({
+      runtime: 'docker',
+      namespace: 'Not_A_Namespace',
+      mqttUrl: 'http://broker',
+      metricsPort: '70000',
+      gpu: 'amd',
+      cacheMaxBytes: '-1',
+      logLevel: 'loud',
+    });
+    expect(problems).toEqual([
+      '--runtime must be process, kubernetes or none (got "docker")',
+      '--namespace must be a Kubernetes namespace name (lower-case letters, digits and "-", at most 63)',
+      '--mqtt-url must use mqtt:, mqtts:, tcp:, ssl:, ws:, wss: (got http:)',
+      '--metrics-port must be a TCP port (0-65535, 0: any free port) or "off" (got "70000")',
+      '--gpu must be nvidia-smi, dcgm=URL or none (got "amd")',
+      '--cache-max-bytes must be a whole number of bytes (got "-1")',
+      '--log-level must be one of fatal, error, warn, info, debug, trace, silent (got "loud")',
+    ]);
+  });
+
+  it('rejects a kubeconfig for a runtime that does not use it, a DCGM source without a URL and an empty state directory', () => {
+    expect(problemsOf({ kubeconfig: '/etc/kube', gpu: 'dcgm=nowhere', stateDir: ' ' })).toEqual([
+      '--state-dir must not be empty',
+      '--gpu dcgm=URL needs an http(s) URL of a DCGM exporter (got "nowhere")',
+      '--kubeconfig is only used with --runtime kubernetes (the runtime is process)',
+    ]);
+  });
+
+  it('says which setting it does not know', () => {
+    expect(problemsOf({ metricsPort: '0', verbose: 'yes' } as never)).toEqual(['unknown setting(s): verbose']);
+  });
+
+  it('starts its message with one line and lists the problems under it', () => {
+    expect(() => parseAgentConfig({ metricsPort: 'x', cacheMaxBytes: 'y' })).toThrow(
+      'invalid agent configuration:\n  - --metrics-port must be a TCP port (0-65535, 0: any free port) or "off" (got "x")\n  - --cache-max-bytes must be a whole number of bytes (got "y")',
+    );
+  });
+});

@@ -1,0 +1,159 @@
+import path from 'node:path';
+import { z } from 'zod';
+import type { GpuDiscovery } from '../health/index.js';
+import { DEFAULT_STATE_DIR } from '../state/state-dir.js';
+
+export type AgentRuntimeKind = 'process' | 'kubernetes' | 'none';
+export type AgentLogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+
+/**
+ * Everything `flotilla agent run` (and the local agent beside the hub) runs
+ * the agent with, validated once: the composition (compose.ts) receives this
+ * and reads no flags or environment of its own.
+ */
+export interface AgentConfig {
+  /** Absolute. */
+  stateDir: string;
+  runtime: AgentRuntimeKind;
+  /** Kubernetes runtime: kubeconfig file; null = in-cluster configuration. */
+  kubeconfig: string | null;
+  namespace: string;
+  /** Broker URL overriding the one given at enrolment. */
+  mqttUrlOverride: string | null;
+  /**
+   * The agent's local Prometheus endpoint, or null for none. Port 0 takes
+   * any free port; with `orAnyFreePort` a taken port falls back to a free
+   * one instead of failing the start.
+   */
+  metrics: { port: number; host: string; orAnyFreePort: boolean } | null;
+  gpu: GpuDiscovery;
+  /** Model cache budget in bytes; unused versions beyond it are collected. */
+  cacheMaxBytes: number;
+  logLevel: AgentLogLevel;
+}
+
+/** The flags as the command line gives them: strings, any of them missing. */
+export interface AgentFlags {
+  stateDir?: string;
+  runtime?: string;
+  kubeconfig?: string;
+  namespace?: string;
+  mqttUrl?: string;
+  metricsPort?: string;
+  metricsHost?: string;
+  gpu?: string;
+  cacheMaxBytes?: string;
+  logLevel?: string;
+}
+
+export const AGENT_DEFAULTS = {
+  runtime: 'process',
+  namespace: 'flotilla',
+  metricsPort: '9464',
+  metricsHost: '127.0.0.1',
+  gpu: 'nvidia-smi',
+  cacheMaxBytes: String(50 * 1024 ** 3),
+  logLevel: 'info',
+} as const;
+
+export class AgentConfigError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`invalid agent configuration:\n${problems.map((p) => `  - ${p}`).join('\n')}`);
+    this.name = 'AgentConfigError';
+  }
+}
+
+const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+const MQTT_PROTOCOLS = ['mqtt:', 'mqtts:', 'tcp:', 'ssl:', 'ws:', 'wss:'];
+
+const text = (flag: string) => z.string({ message: `${flag} must be a string` }).optional();
+
+const FlagsSchema = z
+  .object({
+    stateDir: text('--state-dir').refine((v) => v === undefined || v.trim() !== '', { message: '--state-dir must not be empty' }),
+    runtime: z.enum(['process', 'kubernetes', 'none'], { error: (iss) => `--runtime must be process, kubernetes or none (got ${JSON.stringify(iss.input)})` }).optional(),
+    kubeconfig: text('--kubeconfig'),
+    namespace: text('--namespace').refine((v) => v === undefined || DNS_LABEL.test(v), {
+      message: '--namespace must be a Kubernetes namespace name (lower-case letters, digits and "-", at most 63)',
+    }),
+    mqttUrl: text('--mqtt-url').transform((v, ctx) => {
+      if (v === undefined || v === '') return null;
+      let url: URL;
+      try {
+        url = new URL(v);
+      } catch {
+        ctx.addIssue({ code: 'custom', message: `--mqtt-url ${JSON.stringify(v)} is not a URL` });
+        return z.NEVER;
+      }
+      if (!MQTT_PROTOCOLS.includes(url.protocol)) {
+        ctx.addIssue({ code: 'custom', message: `--mqtt-url must use ${MQTT_PROTOCOLS.join(', ')} (got ${url.protocol})` });
+        return z.NEVER;
+      }
+      return v;
+    }),
+    metricsPort: text('--metrics-port').transform((v, ctx) => {
+      const value = v ?? AGENT_DEFAULTS.metricsPort;
+      if (value === 'off') return null;
+      const n = Number(value);
+      if (value.trim() === '' || !Number.isInteger(n) || n < 0 || n > 65535) {
+        ctx.addIssue({ code: 'custom', message: `--metrics-port must be a TCP port (0-65535, 0: any free port) or "off" (got ${JSON.stringify(value)})` });
+        return z.NEVER;
+      }
+      return n;
+    }),
+    metricsHost: text('--metrics-host').refine((v) => v === undefined || v.trim() !== '', { message: '--metrics-host must not be empty' }),
+    gpu: text('--gpu').transform((v, ctx): GpuDiscovery => {
+      const value = v ?? AGENT_DEFAULTS.gpu;
+      if (value === 'none') return { kind: 'none' };
+      if (value === 'nvidia-smi') return { kind: 'nvidia-smi' };
+      if (value.startsWith('dcgm=')) {
+        const url = value.slice(5);
+        if (URL.canParse(url) && /^https?:$/.test(new URL(url).protocol)) return { kind: 'dcgm', url };
+        ctx.addIssue({ code: 'custom', message: `--gpu dcgm=URL needs an http(s) URL of a DCGM exporter (got ${JSON.stringify(url)})` });
+        return z.NEVER;
+      }
+      ctx.addIssue({ code: 'custom', message: `--gpu must be nvidia-smi, dcgm=URL or none (got ${JSON.stringify(value)})` });
+      return z.NEVER;
+    }),
+    cacheMaxBytes: text('--cache-max-bytes').transform((v, ctx) => {
+      const value = v ?? AGENT_DEFAULTS.cacheMaxBytes;
+      const n = Number(value);
+      if (value.trim() === '' || !Number.isSafeInteger(n) || n < 0) {
+        ctx.addIssue({ code: 'custom', message: `--cache-max-bytes must be a whole number of bytes (got ${JSON.stringify(value)})` });
+        return z.NEVER;
+      }
+      return n;
+    }),
+    logLevel: z.enum(LOG_LEVELS, { error: (iss) => `--log-level must be one of ${LOG_LEVELS.join(', ')} (got ${JSON.stringify(iss.input)})` }).optional(),
+  })
+  .strict();
+
+/**
+ * Validates the agent's flags and fills in defaults; throws one
+ * AgentConfigError naming every bad flag, so a user fixes them all at once.
+ */
+export function parseAgentConfig(flags: AgentFlags, cwd: string = process.cwd()): AgentConfig {
+  const parsed = FlagsSchema.safeParse(flags);
+  const problems = parsed.success
+    ? []
+    : parsed.error.issues.map((i) => {
+        const key = String(i.path[0] ?? '');
+        return i.code === 'unrecognized_keys' ? `unknown setting(s): ${i.keys.join(', ')}` : i.message.startsWith('--') ? i.message : `${key}: ${i.message}`;
+      });
+  const runtime = flags.runtime ?? AGENT_DEFAULTS.runtime;
+  if (flags.kubeconfig && (runtime === 'process' || runtime === 'none')) problems.push(`--kubeconfig is only used with --runtime kubernetes (the runtime is ${runtime})`);
+  if (!parsed.success || problems.length > 0) throw new AgentConfigError(problems);
+  const f = parsed.data;
+  return {
+    stateDir: path.resolve(cwd, f.stateDir ?? DEFAULT_STATE_DIR),
+    runtime: f.runtime ?? AGENT_DEFAULTS.runtime,
+    kubeconfig: f.kubeconfig ? path.resolve(cwd, f.kubeconfig) : null,
+    namespace: f.namespace ?? AGENT_DEFAULTS.namespace,
+    mqttUrlOverride: f.mqttUrl,
+    metrics: f.metricsPort === null ? null : { port: f.metricsPort, host: f.metricsHost ?? AGENT_DEFAULTS.metricsHost, orAnyFreePort: false },
+    gpu: f.gpu,
+    cacheMaxBytes: f.cacheMaxBytes,
+    logLevel: f.logLevel ?? AGENT_DEFAULTS.logLevel,
+  };
+}
