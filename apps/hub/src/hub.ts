@@ -5,7 +5,6 @@ import type { AddressInfo } from 'node:net';
 import { type INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
-import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import type { Logger } from 'pino';
 import { pinoHttp } from 'pino-http';
 import type { DataSource } from 'typeorm';
@@ -30,6 +29,7 @@ import { FleetMetrics } from './metrics/fleet-metrics.js';
 import { HubMetrics } from './metrics/hub-metrics.js';
 import { MetricsController } from './metrics/metrics.controller.js';
 import { HubPublisher, type MqttEndpoint } from './mqtt/hub-publisher.js';
+import { serveOpenApi } from './openapi/openapi-document.js';
 import { FleetEvents } from './spokes/fleet-events.js';
 import { presenceTopic } from '@flotilla/contracts';
 
@@ -187,16 +187,7 @@ export async function startHub(config: HubConfig, log: Logger): Promise<HubHandl
     app.useBodyParser('json', { limit: '1mb' });
     app.useBodyParser('text', { type: ['application/yaml', 'application/x-yaml', 'text/yaml', 'text/plain'], limit: '4mb' });
     app.useGlobalFilters(new HttpErrorFilter(log.child({ component: 'http' })));
-    const doc = SwaggerModule.createDocument(
-      app,
-      new DocumentBuilder()
-        .setTitle('Flotilla hub admin API')
-        .setDescription('Fleet manager for AI at the edge: spokes, models, policy, rollouts. Errors are {"error": {"code", "message", "details"}}.')
-        .setVersion('v1')
-        .addBearerAuth()
-        .build(),
-    );
-    SwaggerModule.setup('api/docs', app, doc, { jsonDocumentUrl: 'api/openapi.json', raw: ['json'] });
+    serveOpenApi(app, log.child({ component: 'openapi' }));
     app.connectMicroservice(
       {
         strategy: createIngestServer({

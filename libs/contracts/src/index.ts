@@ -6,3 +6,4 @@ export * from './limits.js';
 export * from './decode.js';
 export * from './enrollment.js';
 export { formatIssues } from './issues.js';
+export * from './api.js';

@@ -13,7 +13,7 @@ import { ModelEntity } from '../database/entities/model.entity.js';
 import { conflict, notFound } from '../errors/domain-error.js';
 import { FleetEvents } from '../spokes/fleet-events.js';
 
-const CreateModel = z
+export const CreateModel = z
   .object({
     name: ObjectNameSchema,
     task: z.string().max(128).optional(),
@@ -32,7 +32,7 @@ const LineageSchema = z
   })
   .strict();
 
-const CreateVersion = z
+export const CreateVersion = z
   .object({
     version: z.string().min(1).max(128).regex(/^[A-Za-z0-9][A-Za-z0-9._+-]*$/, 'letters, digits, ".", "_", "+", "-"'),
     digest: DigestSchema,
