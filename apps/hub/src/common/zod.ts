@@ -1,5 +1,5 @@
 import { Body, type PipeTransform, Query } from '@nestjs/common';
-import { z } from 'zod';
+import type { z } from 'zod';
 import { type FieldProblem, validationFailed } from '../errors/domain-error.js';
 
 export function zodProblems(error: z.ZodError): FieldProblem[] {

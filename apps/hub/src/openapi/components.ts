@@ -118,6 +118,16 @@ const REQUEST_COMPONENTS: [string, z.ZodType][] = [
   ['ApplyFilesRequest', ApplyFilesBody],
 ];
 
+/**
+ * zod marks `.includes()`, `.startsWith()` and `.endsWith()` with formats of
+ * its own next to the pattern that does the work; validators do not know
+ * those formats, so only the pattern is kept.
+ */
+const ZOD_ONLY_FORMATS = new Set(['includes', 'starts_with', 'ends_with']);
+function dropZodFormats(ctx: { jsonSchema: Record<string, unknown> }): void {
+  if (typeof ctx.jsonSchema.format === 'string' && ZOD_ONLY_FORMATS.has(ctx.jsonSchema.format)) delete ctx.jsonSchema.format;
+}
+
 const componentRef = (name: string) => ({ $ref: `#/components/schemas/${name}` });
 
 /** Named schemas, and the reference to use for each zod schema that has a name. */
@@ -154,6 +164,7 @@ export class SchemaComponents {
       target: 'draft-2020-12',
       unrepresentable: 'any',
       uri: (id) => `#/components/schemas/${id}`,
+      override: dropZodFormats,
     }) as { schemas: Record<string, JsonSchema> };
     const out: Record<string, JsonSchema> = {};
     for (const [id, schema] of Object.entries(converted.schemas)) {
@@ -167,7 +178,7 @@ export class SchemaComponents {
 
 /** One query-string schema as OpenAPI parameters, each with its own description. */
 export function queryParameters(query: z.ZodObject): Record<string, unknown>[] {
-  const json = z.toJSONSchema(query, { io: 'input', target: 'draft-2020-12', unrepresentable: 'any' }) as {
+  const json = z.toJSONSchema(query, { io: 'input', target: 'draft-2020-12', unrepresentable: 'any', override: dropZodFormats }) as {
     properties?: Record<string, JsonSchema>;
     required?: string[];
   };

@@ -25,7 +25,7 @@ import { CreateEnrollmentToken } from '../enrollment/enrollment-tokens.controlle
 import { DeleteQuery } from '../git/git-sources.controller.js';
 import { CreateGitSourceSchema } from '../git/git-source.dto.js';
 import { CreateModel, CreateVersion } from '../models/models.controller.js';
-import { ApplyFilesBody, ApplyQuery } from '../policy/apply.controller.js';
+import { ApplyQuery } from '../policy/apply.controller.js';
 import { ListQuery, ObjectsQuery } from '../policy/policy-views.controller.js';
 import { ListSpokesQuery, PatchSpoke } from '../spokes/spokes.controller.js';
 import { CreateApiToken } from '../tokens/api-tokens.controller.js';
