@@ -5,7 +5,6 @@ import type { AddressInfo } from 'node:net';
 import { type INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
-import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
 import type { Logger } from 'pino';
 import { pinoHttp } from 'pino-http';
 import type { DataSource } from 'typeorm';
@@ -47,6 +46,7 @@ import { HubPublisher, type MqttEndpoint } from './mqtt/hub-publisher.js';
 
 /** Every controller looks at all its keys this often, whatever notifications arrived. */
 const RESYNC_MS = 300_000;
+import { serveOpenApi } from './openapi/openapi-document.js';
 
 export interface HubHandle {
   apiUrl: string;
@@ -200,16 +200,7 @@ export async function startHub(config: HubConfig, log: Logger): Promise<HubHandl
     app.useBodyParser('json', { limit: '1mb' });
     app.useBodyParser('text', { type: ['application/yaml', 'application/x-yaml', 'text/yaml', 'text/plain'], limit: '4mb' });
     app.useGlobalFilters(new HttpErrorFilter(log.child({ component: 'http' })));
-    const doc = SwaggerModule.createDocument(
-      app,
-      new DocumentBuilder()
-        .setTitle('Flotilla hub admin API')
-        .setDescription('Fleet manager for AI at the edge: spokes, models, policy, rollouts. Errors are {"error": {"code", "message", "details"}}.')
-        .setVersion('v1')
-        .addBearerAuth()
-        .build(),
-    );
-    SwaggerModule.setup('api/docs', app, doc, { jsonDocumentUrl: 'api/openapi.json', raw: ['json'] });
+    serveOpenApi(app, log.child({ component: 'openapi' }));
     const ingest = new IngestSubscriber({
       endpoint,
       sharedSubscriptions: config.brokerAuth !== 'embedded',

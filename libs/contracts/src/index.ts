@@ -7,3 +7,4 @@ export * from './decode.js';
 export * from './enrollment.js';
 export * from './gpu-product.js';
 export { formatIssues } from './issues.js';
+export * from './api.js';

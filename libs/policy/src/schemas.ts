@@ -9,6 +9,18 @@ import {
   ReplicasSchema,
   ScheduleSchema,
 } from '@flotilla/contracts';
+import {
+  BEYOND_JSON_SCHEMA,
+  POSITIVE_DURATION_PATTERN,
+  TIME_ZONES,
+  labelKeyJson,
+  labelValueJson,
+  labelsJson,
+  quantityJson,
+  requirementRulesJson,
+  timeZoneProblem,
+  trainerRulesJson,
+} from './json-schema-rules.js';
 import { labelKeyProblem, labelValueProblem, requirementProblem } from './selector.js';
 
 /**
@@ -24,12 +36,15 @@ export type PolicyKind = (typeof POLICY_KINDS)[number];
 
 /* ------------------------------------------------------------ primitives */
 
-const LabelsSchema = z.record(z.string(), z.string()).superRefine((labels, ctx) => {
-  for (const [key, value] of Object.entries(labels)) {
-    const problem = labelKeyProblem(key) ?? labelValueProblem(value);
-    if (problem) ctx.addIssue({ code: 'custom', message: problem, path: [key] });
-  }
-});
+const LabelsSchema = z
+  .record(z.string(), z.string())
+  .superRefine((labels, ctx) => {
+    for (const [key, value] of Object.entries(labels)) {
+      const problem = labelKeyProblem(key) ?? labelValueProblem(value);
+      if (problem) ctx.addIssue({ code: 'custom', message: problem, path: [key] });
+    }
+  })
+  .meta(labelsJson);
 
 export const MetadataSchema = z
   .object({
@@ -53,14 +68,17 @@ export function parseDuration(text: string): number {
 const DurationSchema = z
   .string()
   .regex(DURATION, 'must be a duration like "30s", "2m" or "1h30m"')
-  .refine((d) => parseDuration(d) > 0, 'must be longer than zero');
+  // zod runs this even when the pattern failed; parseDuration would throw on such text.
+  .refine((d) => !DURATION.test(d) || parseDuration(d) > 0, 'must be longer than zero')
+  .meta({ pattern: POSITIVE_DURATION_PATTERN, description: 'a duration longer than zero, like "30s", "2m" or "1h30m"' });
 
 // Kubernetes resource quantities; YAML users often write `cpu: 2`, so numbers are taken too.
 const quantity = (pattern: RegExp, example: string) =>
   z
     .union([z.string(), z.number().nonnegative()])
     .transform((q) => String(q))
-    .pipe(z.string().max(16).regex(pattern, `must be a quantity like ${example}`));
+    .pipe(z.string().max(16).regex(pattern, `must be a quantity like ${example}`))
+    .meta(quantityJson(pattern.source, example));
 const CpuQuantity = quantity(/^([0-9]+(\.[0-9]+)?|[0-9]+m)$/, '"2", "0.5" or "500m"');
 const MemoryQuantity = quantity(/^[0-9]+(\.[0-9]+)?(Ki|Mi|Gi|Ti|Pi|Ei|k|M|G|T|P|E)?$/, '"8Gi" or "512Mi"');
 
@@ -79,23 +97,22 @@ const ModelVersionRefSchema = z
   })
   .strict();
 
-const isTimeZone = (tz: string): boolean => {
-  try {
-    new Intl.DateTimeFormat('en', { timeZone: tz });
-    return true;
-  } catch {
-    return false;
-  }
-};
+const TimeZoneSchema = z
+  .string()
+  .min(1)
+  .superRefine((tz, ctx) => {
+    const problem = timeZoneProblem(tz);
+    if (problem) ctx.addIssue({ code: 'custom', message: problem });
+  })
+  .meta({ enum: [...TIME_ZONES], description: 'an IANA time zone name like Europe/Paris' });
 
-const PolicyScheduleSchema = ScheduleSchema.superRefine((schedule, ctx) => {
-  if (!isTimeZone(schedule.timezone)) {
-    ctx.addIssue({ code: 'custom', path: ['timezone'], message: `unknown time zone "${schedule.timezone}"; use an IANA name like Europe/Paris` });
-  }
-  for (const [i, w] of schedule.windows.entries()) {
-    if (w.start === w.end) ctx.addIssue({ code: 'custom', path: ['windows', i, 'end'], message: 'window must not start and end at the same time' });
-  }
-});
+const PolicyScheduleSchema = ScheduleSchema.extend({ timezone: TimeZoneSchema })
+  .superRefine((schedule, ctx) => {
+    for (const [i, w] of schedule.windows.entries()) {
+      if (w.start === w.end) ctx.addIssue({ code: 'custom', path: ['windows', i, 'end'], message: 'window must not start and end at the same time' });
+    }
+  })
+  .meta({ description: 'replica bounds by time of day; checked by flotilla validate only: a window does not start and end at the same time, and replicas.max >= replicas.min' });
 
 /* ----------------------------------------------------------------- Model */
 
@@ -123,22 +140,24 @@ const ModelSpecSchema = z
       if (seen.has(v.version)) ctx.addIssue({ code: 'custom', path: ['versions', i, 'version'], message: `version "${v.version}" is listed twice` });
       seen.add(v.version);
     }
-  });
+  })
+  .meta({ description: 'checked by flotilla validate only: each version is listed once' });
 
 /* ------------------------------------------------------------- Placement */
 
 export const LabelSelectorSchema = z
   .object({
-    matchLabels: z.record(z.string(), z.string()).optional(),
+    matchLabels: z.record(z.string(), z.string()).meta(labelsJson).optional(),
     matchExpressions: z
       .array(
         z
           .object({
-            key: z.string(),
+            key: z.string().meta(labelKeyJson),
             operator: z.enum(['In', 'NotIn', 'Exists', 'DoesNotExist', 'Gt', 'Lt']),
             values: z.array(z.string()).optional(),
           })
-          .strict(),
+          .strict()
+          .meta(requirementRulesJson),
       )
       .optional(),
   })
@@ -169,7 +188,7 @@ const PlacementSpecSchema = z
     requirements: z.object({ gpu: GpuRequirementSchema.optional() }).strict().optional(),
     /** Values of the spoke label `data-residency` that may host this placement. */
     residency: z
-      .array(z.string().refine((v) => v.length > 0 && !labelValueProblem(v), 'must be a label value like "eu"'))
+      .array(z.string().refine((v) => v.length > 0 && !labelValueProblem(v), 'must be a label value like "eu"').meta({ ...labelValueJson, minLength: 1 }))
       .min(1)
       .optional(),
     maxSpokes: z.number().int().min(1).optional(),
@@ -194,7 +213,8 @@ export const RolloutSchema = z
     if (DURATION.test(r.minSuccessTime) && DURATION.test(r.progressDeadline) && parseDuration(r.progressDeadline) <= parseDuration(r.minSuccessTime)) {
       ctx.addIssue({ code: 'custom', path: ['progressDeadline'], message: `must be longer than minSuccessTime (${r.minSuccessTime})` });
     }
-  });
+  })
+  .meta({ description: 'checked by flotilla validate only: progressDeadline is longer than minSuccessTime' });
 export type Rollout = z.infer<typeof RolloutSchema>;
 
 const ModelDeploymentSpecSchema = z
@@ -203,7 +223,7 @@ const ModelDeploymentSpecSchema = z
     placement: ObjectNameSchema,
     runtime: z.enum(['triton', 'builtin']),
     resources: WorkloadResourcesSchema.prefault({}),
-    replicas: ReplicasSchema.prefault({ min: 1, max: 1 }),
+    replicas: ReplicasSchema.meta({ description: 'checked by flotilla validate only: max >= min' }).prefault({ min: 1, max: 1 }),
     schedule: PolicyScheduleSchema.optional(),
     remediation: z.enum(['enforce', 'inform']).default('enforce'),
     rollout: RolloutSchema.prefault({}),
@@ -233,7 +253,8 @@ const TrainerSpecSchema = z
     if (t.builtin !== undefined && t.command !== undefined) {
       ctx.addIssue({ code: 'custom', path: ['command'], message: '"command" only applies to an "image" trainer' });
     }
-  });
+  })
+  .meta(trainerRulesJson);
 
 const FineTuneJobSpecSchema = z
   .object({
@@ -286,3 +307,6 @@ export const KIND_SCHEMAS = {
 } as const;
 
 export const PolicyObjectSchema = z.discriminatedUnion('kind', [ModelSchema, PlacementSchema, ModelDeploymentSchema, FineTuneJobSchema]);
+
+/** What `flotilla validate` checks beyond this schema, for the JSON Schema's description. */
+export const RULES_BEYOND_JSON_SCHEMA: readonly string[] = BEYOND_JSON_SCHEMA;

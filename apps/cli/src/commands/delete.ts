@@ -3,7 +3,8 @@ import { type PolicyKind, readPolicyIdentities } from '@flotilla/policy';
 import { type ConnectionFlags, HubClient, resolveTarget } from '../client/hub-client.js';
 import { type OutputFormat, outputOption, structured } from '../client/output.js';
 import { CliError, EXIT } from '../exit-codes.js';
-import { type ApplyResult, collect, invalid, renderResult, withConnectionOptions } from './policy.js';
+import type { ApplyResult } from '../client/hub-types.js';
+import { collect, invalid, renderResult, withConnectionOptions } from './policy.js';
 import { readPolicyFiles } from './policy-files.js';
 import { WordArgument } from './word-argument.js';
 

@@ -1,16 +1,11 @@
 import type { Command } from 'commander';
 import { type PolicyError, checkReferences, parsePolicyDocuments } from '@flotilla/policy';
 import { type ConnectionFlags, HubClient, formatProblem, resolveTarget } from '../client/hub-client.js';
+import type { ApplyResult } from '../client/hub-types.js';
 import { type OutputFormat, outputOption, structured, table } from '../client/output.js';
 import { CliError, EXIT } from '../exit-codes.js';
 import { type PolicyFile, readPolicyFiles } from './policy-files.js';
 
-/** What POST /api/v1/apply answers (and, with deletions only, POST /api/v1/delete). */
-export interface ApplyResult {
-  dryRun: boolean;
-  objects: { kind: string; name: string; action: 'created' | 'updated' | 'unchanged' | 'deleted' }[];
-  spokes: { spoke: string; added: string[]; removed: string[]; changed: string[] }[];
-}
 
 export const collect = (value: string, previous: string[]) => [...previous, value];
 

@@ -6,7 +6,7 @@ import { PageQuerySchema, decodeCursor, toPage } from '../common/pagination.js';
 import { ZodQuery } from '../common/zod.js';
 import { AuditEventEntity } from '../database/entities/audit-event.entity.js';
 
-const AuditQuery = PageQuerySchema.extend({
+export const AuditQuery = PageQuerySchema.extend({
   actor: z.string().max(256).optional().describe('exact actor, e.g. token:ci-bot'),
   action: z.string().max(128).optional().describe('exact action, e.g. spoke.delete'),
   target: z.string().max(512).optional().describe('target or target prefix ending in "/", e.g. spoke/'),

@@ -11,7 +11,7 @@ import { ZodBody, ZodQuery } from '../common/zod.js';
 import { EnrollmentTokenEntity } from '../database/entities/enrollment-token.entity.js';
 import { notFound } from '../errors/domain-error.js';
 
-const CreateEnrollmentToken = z
+export const CreateEnrollmentToken = z
   .object({
     labels: LabelsSchema.optional(),
     uses: z.number().int().min(1).max(100_000).default(1),

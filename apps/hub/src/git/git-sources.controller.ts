@@ -13,7 +13,7 @@ import { type CreateGitSource, CreateGitSourceSchema, toGitSourceDto } from './g
 import { GitSyncer } from './git-syncer.js';
 import { redactUrl } from './policy-repository.js';
 
-const DeleteQuery = z
+export const DeleteQuery = z
   .object({
     keepObjects: z.enum(['true', 'false']).optional().describe('true: leave the source’s policy objects in place (default: delete them with the source)'),
   })

@@ -14,7 +14,7 @@ import { conflict, notFound } from '../errors/domain-error.js';
 import { FleetTriggers } from '../controllers/fleet-triggers.js';
 import { RegisterModelVersion } from './register-model-version.js';
 
-const CreateModel = z
+export const CreateModel = z
   .object({
     name: ObjectNameSchema,
     task: z.string().max(128).optional(),
@@ -33,7 +33,7 @@ const LineageSchema = z
   })
   .strict();
 
-const CreateVersion = z
+export const CreateVersion = z
   .object({
     version: z.string().min(1).max(128).regex(/^[A-Za-z0-9][A-Za-z0-9._+-]*$/, 'letters, digits, ".", "_", "+", "-"'),
     digest: DigestSchema,

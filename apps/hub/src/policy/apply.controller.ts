@@ -1,17 +1,21 @@
 import { Controller, HttpCode, Inject, Post, Req } from '@nestjs/common';
-import { ApiBearerAuth, ApiBody, ApiConsumes, ApiOperation, ApiQuery, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { Request } from 'express';
 import { z } from 'zod';
 import { Ctx, RequireRole, type RequestContext } from '../auth/principal.js';
-import { ZodPipe, openApiSchema } from '../common/zod.js';
+import { ZodPipe } from '../common/zod.js';
 import { DomainError } from '../errors/domain-error.js';
 import { ApplyPolicy } from './apply-policy.js';
 
-const ApplyQuery = z
+export const ApplyQuery = z
   .object({
-    dryRun: z.enum(['true', 'false']).optional(),
-    prune: z.enum(['true', 'false']).optional(),
-    source: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9:._/-]{0,127}$/, 'letters, digits and ":._/-"').optional(),
+    dryRun: z.enum(['true', 'false']).optional().describe('true: answer with what would change and touch nothing'),
+    prune: z.enum(['true', 'false']).optional().describe('true: delete the objects of `source` that the body does not contain'),
+    source: z
+      .string()
+      .regex(/^[A-Za-z0-9][A-Za-z0-9:._/-]{0,127}$/, 'letters, digits and ":._/-"')
+      .optional()
+      .describe('source recorded on the objects (default api:<token name>); needed with prune'),
   })
   .strict();
 
@@ -49,20 +53,6 @@ export class ApplyController {
   @HttpCode(200)
   @RequireRole('operator')
   @ApiOperation({ summary: 'Apply policy documents (YAML, one or many, or a JSON list) all or nothing; dryRun returns the per-spoke diff and touches nothing' })
-  @ApiConsumes('application/yaml', 'application/json')
-  @ApiBody({
-    schema: {
-      oneOf: [
-        { type: 'string', description: 'YAML documents' },
-        { type: 'array', items: { type: 'object' }, description: 'policy objects' },
-        { ...openApiSchema(ApplyFilesBody), description: 'several files, each YAML or JSON text; errors name each file' },
-        { type: 'object', description: 'one policy object' },
-      ],
-    },
-  })
-  @ApiQuery({ name: 'dryRun', required: false, schema: { type: 'string', enum: ['true', 'false'] } })
-  @ApiQuery({ name: 'prune', required: false, schema: { type: 'string', enum: ['true', 'false'] } })
-  @ApiQuery({ name: 'source', required: false, schema: { type: 'string' }, description: 'source recorded on the objects; needed with prune' })
   async apply(@Req() req: Request, @Ctx() ctx: RequestContext) {
     const q = new ZodPipe(ApplyQuery, 'query string').transform(req.query);
     const prune = q.prune === 'true';

@@ -1,14 +1,14 @@
 import { Controller, Delete, HttpCode, Inject, Param, Post, Req } from '@nestjs/common';
-import { ApiBearerAuth, ApiBody, ApiConsumes, ApiOperation, ApiTags } from '@nestjs/swagger';
+import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { POLICY_KINDS, type PolicyKind, readPolicyIdentities } from '@flotilla/policy';
 import type { Request } from 'express';
 import { z } from 'zod';
 import { Ctx, RequireRole, type RequestContext } from '../auth/principal.js';
-import { ZodPipe, ZodQuery, openApiSchema } from '../common/zod.js';
+import { ZodPipe, ZodQuery } from '../common/zod.js';
 import { DomainError, validationFailed } from '../errors/domain-error.js';
 import { DeletePolicy, type DeletePolicyCommand, type DeletePolicyResult } from './delete-policy.js';
 
-const DeleteQuery = z
+export const DeleteQuery = z
   .object({
     dryRun: z.enum(['true', 'false']).optional().describe('true: answer what would be deleted and what each spoke would lose; change nothing'),
     ignoreNotFound: z.enum(['true', 'false']).optional().describe('true: objects that do not exist are listed in notFound instead of failing the request'),
@@ -61,17 +61,6 @@ export class DeletePolicyController {
   @Post('delete')
   @HttpCode(200)
   @ApiOperation({ summary: 'Delete the policy objects the documents name (kind and metadata.name; specs are not checked), all or nothing' })
-  @ApiConsumes('application/yaml', 'application/json')
-  @ApiBody({
-    schema: {
-      oneOf: [
-        { type: 'string', description: 'YAML documents' },
-        { type: 'array', items: { type: 'object' }, description: 'policy objects' },
-        { ...openApiSchema(FilesBody), description: 'several files, each YAML or JSON text; errors name each file' },
-        { type: 'object', description: 'one policy object' },
-      ],
-    },
-  })
   async deleteMany(@Req() req: Request, @ZodQuery(DeleteQuery) q: DeleteQueryT, @Ctx() ctx: RequestContext) {
     const files = bodyFiles(req.body);
     const { identities, errors } = readPolicyIdentities(files);

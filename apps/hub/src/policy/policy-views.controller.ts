@@ -9,12 +9,12 @@ import { COMPLIANCE_STATES, JOB_STATES, countStates, deploymentCompliance, jobRu
 import { toPolicyObjectDto } from './policy-object.dto.js';
 import { type FleetStatus, PolicyQueries, type StoredDecision, objectKey } from './policy-queries.js';
 
-const ListQuery = PageQuerySchema.extend({
+export const ListQuery = PageQuerySchema.extend({
   selector: z.string().max(4096).optional().describe('label selector over the objects’ own labels, e.g. team=vision'),
   source: z.string().max(256).optional().describe('only objects last written by this source, e.g. git:policies or api:ci-bot'),
 }).strict();
 
-const ObjectsQuery = ListQuery.extend({
+export const ObjectsQuery = ListQuery.extend({
   kind: z.enum(POLICY_KINDS).optional().describe('one kind: Model, Placement, ModelDeployment or FineTuneJob'),
 }).strict();
 

@@ -1,3 +1,4 @@
+import type { Spoke, SpokeDetail } from '@flotilla/contracts';
 import type { SpokeEntity } from '../database/entities/spoke.entity.js';
 
 export type Connection = 'online' | 'offline' | 'stale';
@@ -11,7 +12,8 @@ export function connectionOf(s: Pick<SpokeEntity, 'presence' | 'lastSeenAt'>, no
   return 'online';
 }
 
-export function toSpokeDto(s: SpokeEntity, now: number, intervalSeconds: number) {
+/** Typed with the API's response schema, so the mapping and the OpenAPI document cannot drift apart. */
+export function toSpokeDto(s: SpokeEntity, now: number, intervalSeconds: number): Spoke {
   return {
     name: s.name,
     labels: s.labels,
@@ -28,7 +30,7 @@ export function toSpokeDto(s: SpokeEntity, now: number, intervalSeconds: number)
   };
 }
 
-export function toSpokeDetailDto(s: SpokeEntity, now: number, intervalSeconds: number) {
+export function toSpokeDetailDto(s: SpokeEntity, now: number, intervalSeconds: number): SpokeDetail {
   return {
     ...toSpokeDto(s, now, intervalSeconds),
     facts: s.facts,

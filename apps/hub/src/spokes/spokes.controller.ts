@@ -11,12 +11,12 @@ import { RevokeSpoke } from './revoke-spoke.js';
 import { SpokesRepository } from './spokes.repository.js';
 import { toSpokeDetailDto, toSpokeDto } from './spoke.dto.js';
 
-const ListSpokesQuery = PageQuerySchema.extend({
+export const ListSpokesQuery = PageQuerySchema.extend({
   selector: z.string().max(4096).optional().describe('Kubernetes label selector, e.g. region=eu,gpu.product in (L40S,H100),!quarantined'),
 }).strict();
 
 /** JSON merge patch of labels: a null value removes the label. */
-const PatchSpoke = z
+export const PatchSpoke = z
   .object({
     labels: z.record(z.string(), z.string().nullable()),
   })

@@ -10,7 +10,7 @@ import { ZodBody, ZodQuery } from '../common/zod.js';
 import { ApiTokenEntity } from '../database/entities/api-token.entity.js';
 import { conflict, notFound } from '../errors/domain-error.js';
 
-const CreateApiToken = z
+export const CreateApiToken = z
   .object({
     name: z.string().regex(/^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$/, 'lower-case letters, digits, "-" and "."').max(63),
     role: z.enum(['viewer', 'operator', 'admin']),

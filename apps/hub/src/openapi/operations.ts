@@ -1,0 +1,445 @@
+import {
+  ApplyResultSchema,
+  DeleteResultSchema,
+  VersionSchema,
+  CreatedApiTokenSchema,
+  CreatedEnrollmentTokenSchema,
+  EnrollRequestSchema,
+  EnrollResponseSchema,
+  DeploymentViewSchema,
+  FineTuneJobViewSchema,
+  GitSourceDeletedSchema,
+  GitSourceSchema,
+  GitSyncResultSchema,
+  HealthSchema,
+  PlacementViewSchema,
+  ReadinessSchema,
+  RegisteredModelSchema,
+  RegisteredModelVersionSchema,
+  RegisteredModelWithVersionsSchema,
+  SpokeDetailSchema,
+} from '@flotilla/contracts';
+import type { z } from 'zod';
+import { AuditQuery } from '../audit/audit-events.controller.js';
+import { PageQuerySchema } from '../common/pagination.js';
+import type { Role } from '../database/entities/api-token.entity.js';
+import { CreateEnrollmentToken } from '../enrollment/enrollment-tokens.controller.js';
+import { DeleteQuery } from '../git/git-sources.controller.js';
+import { CreateGitSourceSchema } from '../git/git-source.dto.js';
+import { CreateModel, CreateVersion } from '../models/models.controller.js';
+import { ApplyQuery } from '../policy/apply.controller.js';
+import { DeleteQuery as DeletePolicyQuery } from '../policy/delete-policy.controller.js';
+import { ListQuery, ObjectsQuery } from '../policy/policy-views.controller.js';
+import { ListSpokesQuery, PatchSpoke } from '../spokes/spokes.controller.js';
+import { CreateApiToken } from '../tokens/api-tokens.controller.js';
+import { Pages } from './components.js';
+
+/**
+ * What each route of the admin API takes and answers, keyed by the route
+ * itself (method and path, the contract of DESIGN.md section 4). Summaries and
+ * tags stay on the controllers (`@ApiOperation`, `@ApiTags`); the document
+ * builder joins the two and reports any route missing here.
+ *
+ * Error responses follow from the route: 401 and 429 unless public, 403 when
+ * the route needs more than `viewer`, 400 with a body or query string (and
+ * 413 with a body), 404 with a path parameter; `errors` adds the rest.
+ */
+
+export type ErrorStatus = 400 | 401 | 403 | 404 | 409 | 413 | 429 | 502 | 503;
+
+export interface ResponseDoc {
+  status: number;
+  description: string;
+  /** JSON body; absent for 204. */
+  schema?: z.ZodType;
+  /** A non-JSON body (the Prometheus exposition). */
+  text?: { contentType: string };
+}
+
+export interface OperationDoc {
+  method: 'get' | 'post' | 'patch' | 'delete';
+  /** OpenAPI path template, e.g. `/api/v1/spokes/{name}`. */
+  path: string;
+  operationId: string;
+  /** `public` routes need no token; otherwise the least role that may call it. */
+  access: 'public' | Role;
+  pathParams?: Record<string, string>;
+  query?: z.ZodObject;
+  /** A JSON body validated by this schema (a named component), or content given in full (apply). */
+  body?: z.ZodType | { content: Record<string, unknown>; description: string };
+  response: ResponseDoc;
+  /** Other success or non-error answers (readiness 503). */
+  alsoResponds?: ResponseDoc[];
+  /** Error statuses beyond those that follow from the route, with why. */
+  errors?: Partial<Record<ErrorStatus, string>>;
+}
+
+const NAME = 'object name (DNS label)';
+
+export const OPERATIONS: OperationDoc[] = [
+  /* ------------------------------------------------------------- health */
+  {
+    method: 'get',
+    path: '/healthz',
+    operationId: 'getHealth',
+    access: 'public',
+    response: { status: 200, description: 'the hub process is alive', schema: HealthSchema },
+  },
+  {
+    method: 'get',
+    path: '/readyz',
+    operationId: 'getReadiness',
+    access: 'public',
+    response: { status: 200, description: 'database and broker reachable', schema: ReadinessSchema },
+    alsoResponds: [{ status: 503, description: 'a dependency does not answer; `checks` says which', schema: ReadinessSchema }],
+  },
+  {
+    method: 'get',
+    path: '/metrics',
+    operationId: 'getMetrics',
+    access: 'public',
+    response: {
+      status: 200,
+      description: 'Prometheus text exposition of the hub and fleet metrics',
+      text: { contentType: 'text/plain; version=0.0.4; charset=utf-8' },
+    },
+  },
+
+  {
+    method: 'get',
+    path: '/api/v1/version',
+    operationId: 'getVersion',
+    access: 'public',
+    response: { status: 200, description: 'hub version, API version and MQTT protocol version', schema: VersionSchema },
+  },
+
+  /* ------------------------------------------------------------- tokens */
+  {
+    method: 'post',
+    path: '/api/v1/api-tokens',
+    operationId: 'createApiToken',
+    access: 'admin',
+    body: CreateApiToken,
+    response: { status: 201, description: 'the token, with its secret (shown once)', schema: CreatedApiTokenSchema },
+    errors: { 409: 'an API token of that name exists (api_token_exists)' },
+  },
+  {
+    method: 'get',
+    path: '/api/v1/api-tokens',
+    operationId: 'listApiTokens',
+    access: 'admin',
+    query: PageQuerySchema,
+    response: { status: 200, description: 'API tokens by name', schema: Pages.ApiToken },
+  },
+  {
+    method: 'delete',
+    path: '/api/v1/api-tokens/{name}',
+    operationId: 'deleteApiToken',
+    access: 'admin',
+    pathParams: { name: 'token name' },
+    response: { status: 204, description: 'revoked' },
+  },
+  {
+    method: 'post',
+    path: '/api/v1/enrollment-tokens',
+    operationId: 'createEnrollmentToken',
+    access: 'admin',
+    body: CreateEnrollmentToken,
+    response: { status: 201, description: 'the enrolment token, with its secret (shown once)', schema: CreatedEnrollmentTokenSchema },
+  },
+  {
+    method: 'get',
+    path: '/api/v1/enrollment-tokens',
+    operationId: 'listEnrollmentTokens',
+    access: 'admin',
+    query: PageQuerySchema,
+    response: { status: 200, description: 'enrolment tokens, newest first', schema: Pages.EnrollmentToken },
+  },
+  {
+    method: 'delete',
+    path: '/api/v1/enrollment-tokens/{id}',
+    operationId: 'deleteEnrollmentToken',
+    access: 'admin',
+    pathParams: { id: 'enrolment token id (a UUID)' },
+    response: { status: 204, description: 'revoked' },
+  },
+  {
+    method: 'post',
+    path: '/api/v1/enroll',
+    operationId: 'enroll',
+    access: 'public',
+    body: EnrollRequestSchema,
+    response: { status: 201, description: 'the spoke is enrolled: its MQTT credentials (shown once) and the hub signing key', schema: EnrollResponseSchema },
+    errors: {
+      401: 'the enrolment token is unknown, revoked, expired or used up',
+      409: 'a spoke of that name is enrolled (spoke_exists)',
+      429: 'too many failed attempts from this address; see Retry-After',
+    },
+  },
+
+  /* ------------------------------------------------------------- spokes */
+  {
+    method: 'get',
+    path: '/api/v1/spokes',
+    operationId: 'listSpokes',
+    access: 'viewer',
+    query: ListSpokesQuery,
+    response: { status: 200, description: 'spokes by name', schema: Pages.Spoke },
+  },
+  {
+    method: 'get',
+    path: '/api/v1/spokes/{name}',
+    operationId: 'getSpoke',
+    access: 'viewer',
+    pathParams: { name: 'spoke name' },
+    response: { status: 200, description: 'the spoke', schema: SpokeDetailSchema },
+  },
+  {
+    method: 'patch',
+    path: '/api/v1/spokes/{name}',
+    operationId: 'patchSpoke',
+    access: 'operator',
+    pathParams: { name: 'spoke name' },
+    body: PatchSpoke,
+    response: { status: 200, description: 'the spoke with its new labels', schema: SpokeDetailSchema },
+  },
+  {
+    method: 'delete',
+    path: '/api/v1/spokes/{name}',
+    operationId: 'deleteSpoke',
+    access: 'admin',
+    pathParams: { name: 'spoke name' },
+    response: { status: 204, description: 'revoked: its credentials no longer work and its session is closed' },
+    errors: { 502: 'revoked in the database, but the external broker did not confirm (revocation_incomplete); retry' },
+  },
+
+  /* ------------------------------------------------------------- models */
+  {
+    method: 'post',
+    path: '/api/v1/models',
+    operationId: 'createModel',
+    access: 'operator',
+    body: CreateModel,
+    response: { status: 201, description: 'the registered model', schema: RegisteredModelSchema },
+    errors: { 409: 'a model of that name exists (model_exists)' },
+  },
+  {
+    method: 'get',
+    path: '/api/v1/models',
+    operationId: 'listModels',
+    access: 'viewer',
+    query: PageQuerySchema,
+    response: { status: 200, description: 'registered models by name', schema: Pages.RegisteredModel },
+  },
+  {
+    method: 'get',
+    path: '/api/v1/models/{name}',
+    operationId: 'getModel',
+    access: 'viewer',
+    pathParams: { name: 'model name' },
+    response: { status: 200, description: 'the model with its versions', schema: RegisteredModelWithVersionsSchema },
+  },
+  {
+    method: 'get',
+    path: '/api/v1/models/{name}/versions',
+    operationId: 'listModelVersions',
+    access: 'viewer',
+    pathParams: { name: 'model name' },
+    query: PageQuerySchema,
+    response: { status: 200, description: 'versions by version string', schema: Pages.ModelVersion },
+  },
+  {
+    method: 'post',
+    path: '/api/v1/models/{name}/versions',
+    operationId: 'createModelVersion',
+    access: 'operator',
+    pathParams: { name: 'model name' },
+    body: CreateVersion,
+    response: { status: 201, description: 'the registered version', schema: RegisteredModelVersionSchema },
+    errors: { 409: 'the model has that version already; versions are immutable (model_version_exists)' },
+  },
+
+  /* ------------------------------------------------------------- policy */
+  {
+    method: 'post',
+    path: '/api/v1/apply',
+    operationId: 'applyPolicy',
+    access: 'operator',
+    query: ApplyQuery,
+    body: {
+      description: 'policy documents: YAML (one or many), a JSON list of objects, one JSON object, or several files by name',
+      content: {
+        ...Object.fromEntries(
+          ['application/yaml', 'application/x-yaml', 'text/yaml', 'text/plain'].map((type) => [type, { schema: { type: 'string', description: 'YAML documents separated by ---' } }]),
+        ),
+        'application/json': {
+          schema: {
+            oneOf: [
+              { type: 'array', items: { type: 'object' }, description: 'policy objects' },
+              { $ref: '#/components/schemas/ApplyFilesRequest' },
+              {
+                type: 'object',
+                required: ['apiVersion', 'kind'],
+                properties: { apiVersion: { const: 'flotilla.dev/v1' }, kind: { type: 'string' } },
+                description: 'one policy object',
+              },
+            ],
+          },
+        },
+      },
+    },
+    response: { status: 200, description: 'what was (or, on a dry run, would be) created, updated, deleted, and what each spoke gains or loses', schema: ApplyResultSchema },
+    errors: {
+      400: 'a document is invalid or refers to what does not exist, also after a prune (invalid_policy: details.problems gives file, line, column and field of each), or the request is malformed',
+      409: 'a Model document gives a registered version another digest, URI or format; versions are immutable (model_version_exists: details.registeredDigest)',
+    },
+  },
+  {
+    method: 'delete',
+    path: '/api/v1/policy-objects/{kind}/{name}',
+    operationId: 'deletePolicyObject',
+    access: 'admin',
+    pathParams: { kind: 'Model, Placement, ModelDeployment or FineTuneJob (any case)', name: NAME },
+    query: DeletePolicyQuery,
+    response: { status: 200, description: 'what was (or, on a dry run, would be) deleted, and what each spoke loses', schema: DeleteResultSchema },
+    errors: { 409: 'another object still refers to it (still_referenced: details.referrers names each)' },
+  },
+  {
+    method: 'post',
+    path: '/api/v1/delete',
+    operationId: 'deletePolicyObjects',
+    access: 'admin',
+    query: DeletePolicyQuery,
+    body: {
+      description: 'the documents naming the objects to delete (kind and metadata.name; specs are not checked), in the body shapes apply takes',
+      content: {
+        ...Object.fromEntries(
+          ['application/yaml', 'application/x-yaml', 'text/yaml', 'text/plain'].map((type) => [type, { schema: { type: 'string', description: 'YAML documents separated by ---' } }]),
+        ),
+        'application/json': {
+          schema: {
+            oneOf: [
+              { type: 'array', items: { type: 'object' }, description: 'policy objects' },
+              { $ref: '#/components/schemas/ApplyFilesRequest' },
+              { type: 'object', required: ['apiVersion', 'kind'], properties: { apiVersion: { const: 'flotilla.dev/v1' }, kind: { type: 'string' } }, description: 'one policy object' },
+            ],
+          },
+        },
+      },
+    },
+    response: { status: 200, description: 'what was (or, on a dry run, would be) deleted, all or nothing, and what each spoke loses', schema: DeleteResultSchema },
+    errors: { 404: 'a named object does not exist and ignoreNotFound is not set', 409: 'another object still refers to one of them (still_referenced)' },
+  },
+  {
+    method: 'get',
+    path: '/api/v1/policy-objects',
+    operationId: 'listPolicyObjects',
+    access: 'viewer',
+    query: ObjectsQuery,
+    response: { status: 200, description: 'policy objects by kind, then name', schema: Pages.PolicyObject },
+  },
+  {
+    method: 'get',
+    path: '/api/v1/placements',
+    operationId: 'listPlacements',
+    access: 'viewer',
+    query: ListQuery,
+    response: { status: 200, description: 'placements by name', schema: Pages.Placement },
+  },
+  {
+    method: 'get',
+    path: '/api/v1/placements/{name}',
+    operationId: 'getPlacement',
+    access: 'viewer',
+    pathParams: { name: NAME },
+    response: { status: 200, description: 'the placement with its decision', schema: PlacementViewSchema },
+  },
+  {
+    method: 'get',
+    path: '/api/v1/deployments',
+    operationId: 'listDeployments',
+    access: 'viewer',
+    query: ListQuery,
+    response: { status: 200, description: 'model deployments by name', schema: Pages.ModelDeployment },
+  },
+  {
+    method: 'get',
+    path: '/api/v1/deployments/{name}',
+    operationId: 'getDeployment',
+    access: 'viewer',
+    pathParams: { name: NAME },
+    response: { status: 200, description: 'the deployment with per-spoke compliance', schema: DeploymentViewSchema },
+  },
+  {
+    method: 'get',
+    path: '/api/v1/finetune-jobs',
+    operationId: 'listFineTuneJobs',
+    access: 'viewer',
+    query: ListQuery,
+    response: { status: 200, description: 'fine-tuning jobs by name', schema: Pages.FineTuneJob },
+  },
+  {
+    method: 'get',
+    path: '/api/v1/finetune-jobs/{name}',
+    operationId: 'getFineTuneJob',
+    access: 'viewer',
+    pathParams: { name: NAME },
+    response: { status: 200, description: 'the job with its run on each spoke', schema: FineTuneJobViewSchema },
+  },
+
+  /* -------------------------------------------------------- git sources */
+  {
+    method: 'post',
+    path: '/api/v1/git-sources',
+    operationId: 'createGitSource',
+    access: 'admin',
+    body: CreateGitSourceSchema,
+    response: { status: 201, description: 'the git source; the first sync follows shortly', schema: GitSourceSchema },
+    errors: { 409: 'a git source of that name exists (git_source_exists)' },
+  },
+  {
+    method: 'get',
+    path: '/api/v1/git-sources',
+    operationId: 'listGitSources',
+    access: 'viewer',
+    query: PageQuerySchema,
+    response: { status: 200, description: 'git sources by name', schema: Pages.GitSource },
+  },
+  {
+    method: 'get',
+    path: '/api/v1/git-sources/{name}',
+    operationId: 'getGitSource',
+    access: 'viewer',
+    pathParams: { name: 'git source name' },
+    response: { status: 200, description: 'the git source', schema: GitSourceSchema },
+  },
+  {
+    method: 'post',
+    path: '/api/v1/git-sources/{name}/sync',
+    operationId: 'syncGitSource',
+    access: 'operator',
+    pathParams: { name: 'git source name' },
+    response: { status: 200, description: 'the outcome (applied, unchanged or failed with the error) and the source after it', schema: GitSyncResultSchema },
+    errors: { 503: 'the hub is stopping (hub_stopping)' },
+  },
+  {
+    method: 'delete',
+    path: '/api/v1/git-sources/{name}',
+    operationId: 'deleteGitSource',
+    access: 'admin',
+    pathParams: { name: 'git source name' },
+    query: DeleteQuery,
+    response: { status: 200, description: 'the source is gone; the objects deleted with it', schema: GitSourceDeletedSchema },
+    errors: { 409: 'other objects refer to objects the source wrote (git_source_objects_in_use)' },
+  },
+
+  /* -------------------------------------------------------------- audit */
+  {
+    method: 'get',
+    path: '/api/v1/audit-events',
+    operationId: 'listAuditEvents',
+    access: 'viewer',
+    query: AuditQuery,
+    response: { status: 200, description: 'audit events, newest first', schema: Pages.AuditEvent },
+  },
+];
