@@ -174,7 +174,8 @@ async function main(): Promise<number> {
   process.once('SIGTERM', onSignal);
   try {
     for (let i = 1; i <= args.trials && !interrupted; i++) {
-      const external = args.postgres === 'external' || (args.postgres === 'mixed' && i % 2 === 0);
+      // mixed: embedded and external Postgres in turn, each with every broker asked for.
+      const external = args.postgres === 'external' || (args.postgres === 'mixed' && Math.floor((i - 1) / brokers.length) % 2 === 1);
       let db: { url: string; drop(): Promise<void> } | null = null;
       if (external) {
         server ??= await externalServer(args.databaseUrl, workDir);

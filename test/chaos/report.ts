@@ -54,7 +54,10 @@ export function renderSummary(s: RunSummary, trials: TrialReport[], reportFile: 
       for (const v of r!.violations.slice(0, 4)) lines.push(`  trial ${t.index} ${name}: ${v.message}`);
       if (r!.violations.length > 4) lines.push(`  trial ${t.index} ${name}: ... and ${r!.violations.length - 4} more`);
     }
-    for (const c of t.crashes) lines.push(`  trial ${t.index}: ${c.unit} exited by itself ${c.count} time(s)${c.last ? ` (last: code ${c.last.code}, signal ${c.last.signal})` : ''}`);
+    for (const c of t.crashes) {
+      const kinds = [...new Set(c.exits.map((e) => (e.signal ? `signal ${e.signal}${e.note ? ' not sent by the harness' : ''}` : `code ${e.code}`)))];
+      lines.push(`  trial ${t.index}: ${c.unit} exited without a harness fault ${c.count} time(s) (${kinds.join(', ')})`);
+    }
   }
   lines.push(`report: ${reportFile}`);
   lines.push(s.ok ? 'every invariant held' : 'FAILED: at least one invariant was violated or could not be checked');

@@ -55,7 +55,7 @@ export interface TrialReport {
   faultTargets: FaultTarget[];
   faults: FaultRecord[];
   /** Exits the harness did not cause (crashes), per unit, with the log tail of the last. */
-  crashes: Array<{ unit: string; count: number; last?: { at: string; code: number | null; signal: string | null; logTail?: string } }>;
+  crashes: Array<{ unit: string; count: number; exits: Array<{ at: string; code: number | null; signal: string | null; note?: string }>; firstLogTail?: string; lastLogTail?: string }>;
   steps: StepRecord[];
   intent?: Intent;
   invariants: Partial<Record<InvariantName, InvariantResult>>;
@@ -145,9 +145,19 @@ export async function runTrial(o: TrialOptions): Promise<TrialReport> {
     for (const unit of [system.hub, ...[...system.agents.values()].map((a) => a.process)]) {
       if (!unit) continue;
       const crashes = unit.exits.filter((e) => !e.killedByHarness);
-      const last = crashes.at(-1);
       if (crashes.length > 0) {
-        report.crashes.push({ unit: unit.spec.name, count: crashes.length, ...(last ? { last: { at: new Date(last.at).toISOString(), code: last.code, signal: last.signal, logTail: last.logTail } } : {}) });
+        report.crashes.push({
+          unit: unit.spec.name,
+          count: crashes.length,
+          exits: crashes.slice(0, 10).map((e) => ({
+            at: new Date(e.at).toISOString(),
+            code: e.code,
+            signal: e.signal,
+            ...(e.signal === 'SIGKILL' ? { note: 'SIGKILL not sent by the harness (OOM killer, or another process on the machine)' } : {}),
+          })),
+          firstLogTail: crashes[0]!.logTail,
+          lastLogTail: crashes.at(-1)!.logTail,
+        });
       }
     }
     await system.destroy();
