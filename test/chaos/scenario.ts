@@ -70,6 +70,7 @@ export class ScenarioDriver {
   private readonly registered = new Map<string, keyof typeof FIXTURE_FILES>();
   private nextVersion = 1;
   revokedAt: number | null = null;
+  private hubLost = false;
 
   constructor(
     private readonly api: HubClient,
@@ -122,16 +123,22 @@ spec:
    * have committed before dying, so those request ids stay candidates.
    */
   private async attempt(send: () => Promise<ApiAttempt>): Promise<Attempted> {
-    const deadline = Date.now() + this.stepDeadlineMs;
+    // Once a step got no definite answer in its whole deadline, the hub is not coming back by itself:
+    // later steps try briefly, so a dead hub does not multiply the trial's length.
+    const deadline = Date.now() + (this.hubLost ? 5_000 : this.stepDeadlineMs);
     const attempts: ApiAttempt[] = [];
     const uncertainIds: string[] = [];
     for (;;) {
       const a = await send();
       attempts.push(a);
+      if (a.status !== null && a.status < 500) this.hubLost = false;
       if (a.status !== null && a.status >= 200 && a.status < 300) return { outcome: 'committed', last: a, uncertainIds, attempts };
       if (a.status !== null && a.status >= 400 && a.status < 500) return { outcome: 'rejected', last: a, uncertainIds, attempts };
       if (a.status === null || a.status >= 500) uncertainIds.push(a.requestId);
-      if (Date.now() > deadline) return { outcome: 'unknown', last: a, uncertainIds, attempts };
+      if (Date.now() > deadline) {
+        this.hubLost = true;
+        return { outcome: 'unknown', last: a, uncertainIds, attempts };
+      }
       await new Promise((r) => setTimeout(r, 500));
     }
   }
