@@ -21,6 +21,8 @@ export interface ApiAttempt {
 
 export class HubClient {
   private seq = 0;
+  /** What the last failed read got: `HTTP 500: message` or a connection error code. */
+  lastFailure: string | null = null;
 
   constructor(
     readonly apiUrl: string,
@@ -64,7 +66,10 @@ export class HubClient {
   /** GET that must answer 200; null otherwise (the hub is down or failing). */
   async read<T>(route: string, timeoutMs = 10_000): Promise<T | null> {
     const a = await this.call('GET', route, undefined, timeoutMs);
-    return a.status === 200 ? (a.body as T) : null;
+    if (a.status === 200) return a.body as T;
+    const message = (a.body as { error?: { message?: string } } | null)?.error?.message;
+    this.lastFailure = a.status === null ? `no answer (${a.error})` : `HTTP ${a.status}${message ? `: ${message.slice(0, 200)}` : ''}`;
+    return null;
   }
 
   async ready(): Promise<boolean> {

@@ -202,8 +202,9 @@ async function chaos(o: TrialOptions, rng: SeededRandom, driver: ScenarioDriver,
   const stepTimes = kinds.map(() => plan.between(0, windowMs * 0.85)).sort((a, b) => a - b);
   const coupled = new Map<number, Array<{ target: FaultTarget; offsetMs: number }>>();
   const timed: Array<{ target: FaultTarget; atMs: number }> = [];
-  for (let i = 0; i < o.faults; i++) {
-    const target = injector.pickTarget();
+  // Each kind of target at least once when the budget allows, the rest at random.
+  const targets = Array.from({ length: o.faults }, (_, i) => (i < injector.targets.length && o.faults >= injector.targets.length ? injector.targets[i]! : injector.pickTarget()));
+  for (const target of targets) {
     if (plan.chance(0.5)) {
       const step = plan.int(0, o.steps - 1);
       coupled.set(step, [...(coupled.get(step) ?? []), { target, offsetMs: plan.int(0, 1500) }]);
@@ -211,6 +212,9 @@ async function chaos(o: TrialOptions, rng: SeededRandom, driver: ScenarioDriver,
       timed.push({ target, atMs: plan.between(0, windowMs) });
     }
   }
+  // Half the trials also kill the hub within 400 ms of the revocation's request: between its commit
+  // and the broker's update is where a revocation can be lost.
+  if (plan.chance(0.5)) coupled.set(revokeAt, [...(coupled.get(revokeAt) ?? []), { target: 'hub', offsetMs: plan.int(0, 400) }]);
   const t0 = Date.now();
   const pending: Promise<unknown>[] = [];
   const timers: NodeJS.Timeout[] = [];

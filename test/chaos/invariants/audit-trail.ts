@@ -25,7 +25,7 @@ export async function checkAuditTrail(ctx: CheckContext): Promise<InvariantResul
   let events: AuditEvent[] | null = null;
   while (!(events = await ctx.api.readAll<AuditEvent>('/api/v1/audit-events')) && Date.now() < deadline) await sleep(1_000);
   if (!events) {
-    return result([{ message: 'the hub did not answer GET /api/v1/audit-events within 30 s', evidence: { hubLogTail: ctx.system.hub?.logTail(2000) } }], undefined, true);
+    return result([{ message: `GET /api/v1/audit-events never succeeded within 30 s (last: ${ctx.api.lastFailure})`, evidence: { hubLogTail: ctx.system.hub?.logTail(2000) } }], undefined, true);
   }
   const unused = new Set(events.map((e) => e.id));
   const violations: Violation[] = [];

@@ -47,7 +47,7 @@ export async function checkConvergence(ctx: CheckContext): Promise<InvariantResu
   const violations: Violation[] = [];
   if (!rows) {
     return result(
-      [{ message: `the hub never answered GET /api/v1/spokes within ${boundSeconds} s of the last restart`, evidence: { hubExits: system.hub?.exits.slice(-3), hubLogTail: system.hub?.logTail(2500) } }],
+      [{ message: `GET /api/v1/spokes never succeeded within ${boundSeconds} s of the last restart (last: ${api.lastFailure})`, evidence: { hubExits: system.hub?.exits.slice(-3), hubLogTail: system.hub?.logTail(2500) } }],
       undefined,
       false,
     );
