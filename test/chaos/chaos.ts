@@ -165,15 +165,16 @@ async function main(): Promise<number> {
   let server: { url: string; stop(): Promise<void> } | null = null;
   const reports: TrialReport[] = [];
   const startedAt = new Date();
-  let interrupted = false;
+  const interrupt = new AbortController();
   const onSignal = () => {
-    interrupted = true;
-    log('interrupted: finishing the current trial\'s cleanup, then stopping');
+    if (interrupt.signal.aborted) process.exit(130); // a second Ctrl-C: leave now
+    interrupt.abort();
+    log('interrupted: cleaning up the current trial, then stopping (Ctrl-C again to leave at once)');
   };
-  process.once('SIGINT', onSignal);
-  process.once('SIGTERM', onSignal);
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   try {
-    for (let i = 1; i <= args.trials && !interrupted; i++) {
+    for (let i = 1; i <= args.trials && !interrupt.signal.aborted; i++) {
       // mixed: embedded and external Postgres in turn, each with every broker asked for.
       const external = args.postgres === 'external' || (args.postgres === 'mixed' && Math.floor((i - 1) / brokers.length) % 2 === 1);
       let db: { url: string; drop(): Promise<void> } | null = null;
@@ -199,6 +200,7 @@ async function main(): Promise<number> {
           workDir,
           keep: args.keep,
           timeoutMs: (240 + args.chaosSeconds + 4 * args.convergeSeconds + 120) * 1000,
+          signal: interrupt.signal,
           log,
         });
         reports.push(report);
@@ -227,6 +229,10 @@ async function main(): Promise<number> {
   };
   await writeFile(file, `${JSON.stringify(full, null, 2)}\n`);
   console.log(renderSummary(summary, reports, file));
+  if (interrupt.signal.aborted) {
+    console.log(`interrupted after ${reports.length} of ${args.trials} trials`);
+    return 130;
+  }
   return summary.ok ? 0 : 1;
 }
 

@@ -38,6 +38,8 @@ export interface TrialOptions {
   workDir: string;
   keep: boolean;
   timeoutMs: number;
+  /** Aborting (Ctrl-C) ends the trial at once; cleanup still runs. */
+  signal: AbortSignal;
   log: (msg: string) => void;
 }
 
@@ -134,6 +136,7 @@ export async function runTrial(o: TrialOptions): Promise<TrialReport> {
       running,
       new Promise<never>((_, reject) => {
         timer = setTimeout(() => reject(new Error(`trial timed out after ${Math.round(o.timeoutMs / 1000)} s`)), o.timeoutMs);
+        o.signal.addEventListener('abort', () => reject(new Error('interrupted')), { once: true });
       }),
     ]);
   } catch (err) {
