@@ -200,12 +200,15 @@ async function main(): Promise<number> {
           workDir,
           keep: args.keep,
           timeoutMs: (240 + args.chaosSeconds + 4 * args.convergeSeconds + 120) * 1000,
+          env: process.env,
           signal: interrupt.signal,
           log,
         });
         reports.push(report);
         const held = Object.entries(report.invariants).filter(([, r]) => r!.status === 'held').length;
-        log(`trial ${i}: ${report.error ? 'error' : `${held}/5 invariants held`} in ${Math.round(report.durationMs / 1000)} s`);
+        const converged = report.invariants.convergence?.measured?.convergedAfterRecoveryMs;
+        const when = typeof converged === 'number' ? `, converged ${(converged / 1000).toFixed(1)} s after the last restart` : '';
+        log(`trial ${i}: ${report.error ? 'error' : `${held}/5 invariants held${when}`} in ${Math.round(report.durationMs / 1000)} s`);
       } finally {
         await db?.drop().catch((err: Error) => log(`cannot drop the trial database: ${err.message}`));
       }

@@ -30,6 +30,8 @@ export interface TrialSystemOptions {
   databaseUrl: string | null;
   agentNames: string[];
   telemetrySeconds: number;
+  /** The environment the processes start from (the harness's own, handed down by its entry point). */
+  env: NodeJS.ProcessEnv;
 }
 
 export interface AgentUnderTest {
@@ -120,7 +122,7 @@ export class TrialSystem {
     this.hubHome = path.join(opts.dir, 'hub-home');
     this.bin = path.join(opts.repoRoot, 'bin', 'flotilla.js');
     // Every process of the trial carries the marker, and so do their children (inference servers, Postgres).
-    this.baseEnv = { ...process.env, [TRIAL_ENV]: opts.trialId, FLOTILLA_LOG_FORMAT: 'json' };
+    this.baseEnv = { ...opts.env, [TRIAL_ENV]: opts.trialId, FLOTILLA_LOG_FORMAT: 'json' };
     delete this.baseEnv.FLOTILLA_URL;
     delete this.baseEnv.FLOTILLA_TOKEN;
   }

@@ -38,6 +38,8 @@ export interface TrialOptions {
   workDir: string;
   keep: boolean;
   timeoutMs: number;
+  /** Environment the trial's processes start from. */
+  env: NodeJS.ProcessEnv;
   /** Aborting (Ctrl-C) ends the trial at once; cleanup still runs. */
   signal: AbortSignal;
   log: (msg: string) => void;
@@ -78,7 +80,7 @@ export async function runTrial(o: TrialOptions): Promise<TrialReport> {
   if (process.getuid?.() === 0) await chmod(dir, 0o711);
   await mkdir(path.join(dir, 'agents'), { recursive: true });
   const agentNames = Array.from({ length: o.agents }, (_, i) => `chaos-${i + 1}`);
-  const system = new TrialSystem({ trialId, dir, repoRoot: o.repoRoot, broker: o.broker, databaseUrl: o.databaseUrl, agentNames, telemetrySeconds: 10 });
+  const system = new TrialSystem({ trialId, dir, repoRoot: o.repoRoot, broker: o.broker, databaseUrl: o.databaseUrl, agentNames, telemetrySeconds: 10, env: o.env });
   const targets: FaultTarget[] = ['hub', ...(o.broker === 'mosquitto' ? (['broker'] as const) : []), ...(o.databaseUrl ? [] : (['postgres'] as const)), 'agent'];
   const injector = new FaultInjector(system, rng.fork('faults'), targets, o.restartDelayMs);
   const report: TrialReport = {
