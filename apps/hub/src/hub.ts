@@ -29,6 +29,7 @@ import { DesiredStateReconciler } from './desired/desired-state.reconciler.js';
 import { EnvelopePublisher } from './desired/envelope-publisher.js';
 import { FleetRenderer } from './desired/fleet-renderer.js';
 import { SpokeSyncReconciler } from './desired/spoke-sync.reconciler.js';
+import { IssueEnrollmentToken } from './enrollment/issue-enrollment-token.js';
 import { EnrollSpoke } from './enrollment/enroll-spoke.js';
 import { RegisterModelVersion } from './models/register-model-version.js';
 import { ApplyPolicy } from './policy/apply-policy.js';
@@ -58,6 +59,8 @@ export interface HubHandle {
   app: INestApplication;
   /** The hub's controllers (desired state, spoke sync, broker credentials). */
   controllers: Controller[];
+  /** Use cases the CLI's local-agent bootstrap calls, as the API does. */
+  useCases: { issueEnrollmentToken: IssueEnrollmentToken };
   metrics: HubMetrics;
   /** The hub's own broker connection (diagnostics, tests). */
   publisher: HubPublisher;
@@ -167,6 +170,7 @@ export async function startHub(config: HubConfig, log: Logger): Promise<HubHandl
     });
     cleanups.push(() => writer.close());
     const register = new RegisterModelVersion(audit);
+    const issueEnrollmentToken = new IssueEnrollmentToken(ds, audit);
     const useCases = [
       { provide: FleetTriggers, useValue: triggers },
       { provide: RegisterModelVersion, useValue: register },
@@ -174,6 +178,7 @@ export async function startHub(config: HubConfig, log: Logger): Promise<HubHandl
       { provide: EnrollSpoke, useValue: new EnrollSpoke(ds, audit, provisioner, triggers) },
       { provide: RevokeSpoke, useValue: new RevokeSpoke(ds, audit, brokerCredentialsReconciler, triggers) },
       { provide: DeletePolicy, useValue: new DeletePolicy(ds, audit, renderer, envelopes) },
+      { provide: IssueEnrollmentToken, useValue: issueEnrollmentToken },
       { provide: LabelSpoke, useValue: new LabelSpoke(ds, audit, triggers) },
       { provide: SpokesRepository, useValue: new SpokesRepository(ds) },
     ];
@@ -240,6 +245,7 @@ export async function startHub(config: HubConfig, log: Logger): Promise<HubHandl
       dataSource: ds,
       app,
       controllers,
+      useCases: { issueEnrollmentToken },
       metrics,
       publisher,
       flushIngest: () => writer.flush(),

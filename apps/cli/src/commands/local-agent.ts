@@ -2,10 +2,7 @@ import { readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { EnrollError, enroll, hasCredentials, parseAgentConfig, startAgent, type RunningWorkload } from '../../../agent/src/index.js';
-import { hashSecret, newSecret, secretPrefix } from '../../../hub/src/common/secrets.js';
 import type { HubConfig } from '../../../hub/src/config/config.js';
-import { AuditEventEntity } from '../../../hub/src/database/entities/audit-event.entity.js';
-import { EnrollmentTokenEntity } from '../../../hub/src/database/entities/enrollment-token.entity.js';
 import type { HubHandle } from '../../../hub/src/hub.js';
 
 export const LOCAL_AGENT_NAME = 'local';
@@ -54,19 +51,13 @@ export async function startLocalAgent(hub: HubHandle, config: HubConfig, log: Lo
   const stateDir = path.join(config.home, 'local-agent');
   const agentLog = log.child({ component: 'local-agent' });
   if (!(await hasCredentials(stateDir))) {
-    const token = newSecret('fle');
-    await hub.dataSource.transaction(async (em) => {
-      const row = em.create(EnrollmentTokenEntity, {
-        tokenHash: hashSecret(token),
-        tokenPrefix: secretPrefix(token),
-        labels: { 'flotilla.dev/local': 'true' },
-        usesTotal: 1,
-        usesLeft: 1,
-        expiresAt: new Date(Date.now() + 60_000),
-        createdBy: 'system',
-      });
-      await em.save(row);
-      await em.save(em.create(AuditEventEntity, { actor: 'system', action: 'enrollment-token.create', target: `enrollment-token/${row.id}`, details: { for: 'local agent' } }));
+    // Through the same use case as POST /api/v1/enrollment-tokens: hashed, audited, single use, short-lived.
+    const { token } = await hub.useCases.issueEnrollmentToken.execute({
+      labels: { 'flotilla.dev/local': 'true' },
+      uses: 1,
+      expiresInSeconds: 60,
+      actor: 'system',
+      note: 'local agent',
     });
     try {
       await enroll({ hubUrl: hub.apiUrl, token, name: LOCAL_AGENT_NAME, stateDir });

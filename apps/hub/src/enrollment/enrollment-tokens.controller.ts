@@ -6,10 +6,10 @@ import { AuditService } from '../audit/audit.service.js';
 import { Ctx, RequireRole, type RequestContext } from '../auth/principal.js';
 import { LabelsSchema } from '../common/labels.js';
 import { PageQuerySchema, decodeCursor, toPage } from '../common/pagination.js';
-import { hashSecret, newSecret, secretPrefix } from '../common/secrets.js';
 import { ZodBody, ZodQuery } from '../common/zod.js';
 import { EnrollmentTokenEntity } from '../database/entities/enrollment-token.entity.js';
 import { notFound } from '../errors/domain-error.js';
+import { IssueEnrollmentToken } from './issue-enrollment-token.js';
 
 export const CreateEnrollmentToken = z
   .object({
@@ -38,31 +38,18 @@ export class EnrollmentTokensController {
   constructor(
     private readonly ds: DataSource,
     private readonly audit: AuditService,
+    private readonly issueToken: IssueEnrollmentToken,
   ) {}
 
   @Post()
   @ApiOperation({ summary: 'Create an N-use, expiring enrolment token; its secret is in this response only' })
   async create(@ZodBody(CreateEnrollmentToken) body: z.infer<typeof CreateEnrollmentToken>, @Ctx() ctx: RequestContext) {
-    const token = newSecret('fle');
-    const row = await this.ds.transaction(async (em) => {
-      const r = em.create(EnrollmentTokenEntity, {
-        tokenHash: hashSecret(token),
-        tokenPrefix: secretPrefix(token),
-        labels: body.labels ?? {},
-        usesTotal: body.uses,
-        usesLeft: body.uses,
-        expiresAt: new Date(Date.now() + body.expiresInSeconds * 1000),
-        createdBy: ctx.principal.actor,
-      });
-      await em.save(r);
-      await this.audit.record(em, {
-        actor: ctx.principal.actor,
-        action: 'enrollment-token.create',
-        target: `enrollment-token/${r.id}`,
-        after: { labels: r.labels, uses: r.usesTotal, expiresAt: r.expiresAt.toISOString() },
-        requestId: ctx.requestId,
-      });
-      return r;
+    const { row, token } = await this.issueToken.execute({
+      labels: body.labels ?? {},
+      uses: body.uses,
+      expiresInSeconds: body.expiresInSeconds,
+      actor: ctx.principal.actor,
+      requestId: ctx.requestId,
     });
     return { ...toDto(row), token };
   }
