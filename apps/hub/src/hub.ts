@@ -176,10 +176,10 @@ export async function startHub(config: HubConfig, log: Logger): Promise<HubHandl
       { provide: RegisterModelVersion, useValue: register },
       { provide: ApplyPolicy, useValue: new ApplyPolicy(ds, audit, renderer, envelopes, register) },
       { provide: EnrollSpoke, useValue: new EnrollSpoke(ds, audit, provisioner, triggers) },
-      { provide: RevokeSpoke, useValue: new RevokeSpoke(ds, audit, brokerCredentialsReconciler, triggers) },
+      { provide: RevokeSpoke, useValue: new RevokeSpoke(ds, audit, brokerCredentialsReconciler, triggers, renderer, envelopes) },
       { provide: DeletePolicy, useValue: new DeletePolicy(ds, audit, renderer, envelopes) },
       { provide: IssueEnrollmentToken, useValue: issueEnrollmentToken },
-      { provide: LabelSpoke, useValue: new LabelSpoke(ds, audit, triggers) },
+      { provide: LabelSpoke, useValue: new LabelSpoke(ds, audit, renderer, envelopes) },
       { provide: SpokesRepository, useValue: new SpokesRepository(ds) },
     ];
     for (const c of controllers) c.start();

@@ -1,22 +1,28 @@
 import { type DataSource, IsNull } from 'typeorm';
 import type { AuditService } from '../audit/audit.service.js';
 import { LabelsSchema } from '../common/labels.js';
-import type { FleetTriggers } from '../controllers/fleet-triggers.js';
 import { SpokeEntity } from '../database/entities/spoke.entity.js';
+import type { EnvelopePublisher } from '../desired/envelope-publisher.js';
+import type { FleetRenderer, StoredRender } from '../desired/fleet-renderer.js';
 import { notFound, validationFailed } from '../errors/domain-error.js';
 
 /**
- * Merge-patches a spoke's labels (null removes one), audited, then asks the
- * desired-state controller to render again: labels move placements.
+ * Merge-patches a spoke's labels (null removes one), audited. Labels move
+ * placements, so the fleet is rendered in the same transaction, as an apply
+ * is: once the patch is answered, every spoke's desired generation already
+ * says what the new labels ask (no window where a stale rendering looks in
+ * sync). The envelopes go out after the commit.
  */
 export class LabelSpoke {
   constructor(
     private readonly ds: DataSource,
     private readonly audit: AuditService,
-    private readonly triggers: FleetTriggers,
+    private readonly renderer: FleetRenderer,
+    private readonly envelopes: EnvelopePublisher,
   ) {}
 
   async execute(name: string, patch: Record<string, string | null>, actor: string, requestId: string | null): Promise<SpokeEntity> {
+    let rendered: StoredRender | null = null;
     const updated = await this.ds.transaction(async (em) => {
       const row = await em.findOne(SpokeEntity, { where: { name, revokedAt: IsNull() }, lock: { mode: 'pessimistic_write' } });
       if (!row) throw notFound('spoke', name);
@@ -31,9 +37,10 @@ export class LabelSpoke {
       }
       await em.update(SpokeEntity, { id: row.id }, { labels });
       await this.audit.record(em, { actor, action: 'spoke.labels.patch', target: `spoke/${name}`, before: row.labels, after: labels, details: { patch }, requestId });
+      rendered = await this.renderer.renderAndStore(em);
       return { ...row, labels };
     });
-    this.triggers.renderFleet();
+    if (rendered) await this.envelopes.publish((rendered as StoredRender).changed, 'changed');
     return updated;
   }
 }
