@@ -66,7 +66,7 @@ export class SpokeStateWriter {
     const batch = [...this.pending.values()];
     this.pending = new Map();
     if (batch.length === 0) return this.flushing;
-    this.flushing = this.flushing.then(() => this.write(batch)).catch((err) => this.log.error({ err }, 'spoke state batch failed'));
+    this.flushing = this.flushing.then(() => this.writeRetrying(batch)).catch((err) => this.log.error({ err }, 'spoke state batch failed'));
     return this.flushing;
   }
 
@@ -82,6 +82,24 @@ export class SpokeStateWriter {
       this.timer = null;
       void this.flush();
     }, ms);
+  }
+
+  /**
+   * A batch touches many spoke rows at once, as a render does; Postgres may
+   * pick one of the two as a deadlock victim. The batch is idempotent (it sets
+   * values), so it is written again rather than lost.
+   */
+  private async writeRetrying(batch: Array<SpokeStatePatch & { sawStatus: boolean }>): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        return await this.write(batch);
+      } catch (err) {
+        const code = (err as { driverError?: { code?: string } }).driverError?.code;
+        if (attempt >= 5 || (code !== '40P01' && code !== '40001')) throw err;
+        this.log.warn({ attempt, code }, 'spoke state batch lost a lock conflict; writing it again');
+        await new Promise((r) => setTimeout(r, 20 * attempt));
+      }
+    }
   }
 
   private async write(batch: Array<SpokeStatePatch & { sawStatus: boolean }>): Promise<void> {

@@ -3,7 +3,7 @@ import type { AuditService } from '../audit/audit.service.js';
 import { LabelsSchema } from '../common/labels.js';
 import { SpokeEntity } from '../database/entities/spoke.entity.js';
 import type { EnvelopePublisher } from '../desired/envelope-publisher.js';
-import type { FleetRenderer, StoredRender } from '../desired/fleet-renderer.js';
+import { type FleetRenderer, RENDER_LOCK, type StoredRender } from '../desired/fleet-renderer.js';
 import { notFound, validationFailed } from '../errors/domain-error.js';
 
 /**
@@ -24,6 +24,8 @@ export class LabelSpoke {
   async execute(name: string, patch: Record<string, string | null>, actor: string, requestId: string | null): Promise<SpokeEntity> {
     let rendered: StoredRender | null = null;
     const updated = await this.ds.transaction(async (em) => {
+      // The render lock before any row lock, in the order every renderer takes them (else a render running now deadlocks with us).
+      await em.query('SELECT pg_advisory_xact_lock($1)', [RENDER_LOCK]);
       const row = await em.findOne(SpokeEntity, { where: { name, revokedAt: IsNull() }, lock: { mode: 'pessimistic_write' } });
       if (!row) throw notFound('spoke', name);
       const labels: Record<string, string> = { ...row.labels };

@@ -4,7 +4,7 @@ import type { BrokerCredentialsReconciler } from '../broker/broker-credentials.r
 import type { FleetTriggers } from '../controllers/fleet-triggers.js';
 import { SpokeEntity } from '../database/entities/spoke.entity.js';
 import type { EnvelopePublisher } from '../desired/envelope-publisher.js';
-import type { FleetRenderer, StoredRender } from '../desired/fleet-renderer.js';
+import { type FleetRenderer, RENDER_LOCK, type StoredRender } from '../desired/fleet-renderer.js';
 import { DomainError, notFound } from '../errors/domain-error.js';
 
 /**
@@ -26,6 +26,8 @@ export class RevokeSpoke {
   async execute(name: string, actor: string, requestId: string | null): Promise<void> {
     let rendered: StoredRender | null = null;
     await this.ds.transaction(async (em) => {
+      // The render lock before any row lock, in the order every renderer takes them (else a render running now deadlocks with us).
+      await em.query('SELECT pg_advisory_xact_lock($1)', [RENDER_LOCK]);
       const row = await em.findOne(SpokeEntity, { where: { name, revokedAt: IsNull() }, lock: { mode: 'pessimistic_write' } });
       if (!row) throw notFound('spoke', name);
       await em.update(SpokeEntity, { id: row.id }, { revokedAt: new Date(), credentialHash: null, presence: 'offline' });
