@@ -511,8 +511,9 @@ describe('KubernetesRuntime against the fake kube-apiserver', () => {
       watched.reset();
       fake.clearRequests();
       await waitFor(() => watched.changes() > 0, 'a change notification after the relist');
-      // The stale watch was refused (410) and the runtime listed again before watching anew.
-      expect(fake.requests()).toContainEqual(expect.objectContaining({ verb: 'list', resource: 'deployments', query: expect.objectContaining({ limit: '1' }) }));
+      // A stale watch was refused (410) and the runtime listed again before watching anew. Which of
+      // the five watches comes back after the compaction depends on timing (one may reopen before it).
+      expect(fake.requests()).toContainEqual(expect.objectContaining({ verb: 'list', query: expect.objectContaining({ limit: '1' }) }));
 
     });
 
