@@ -20,6 +20,7 @@ import { GitSourcesController } from './git/git-sources.controller.js';
 import { GitSyncer } from './git/git-syncer.js';
 import { DataSource as TypeOrmDataSource } from 'typeorm';
 import { SpokesController } from './spokes/spokes.controller.js';
+import { ApiTokens } from './tokens/api-tokens.js';
 import { ApiTokensController } from './tokens/api-tokens.controller.js';
 
 export interface HubModuleOptions {
@@ -66,6 +67,7 @@ export class HubModule {
         { provide: READINESS_CHECKS, useValue: o.readiness },
         { provide: FailedAuthLimiter, useValue: new FailedAuthLimiter() },
         AuditService,
+        ApiTokens,
         ...(o.useCases ?? []),
         {
           provide: PolicyQueries,

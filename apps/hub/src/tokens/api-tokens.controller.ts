@@ -1,14 +1,11 @@
 import { Controller, Delete, Get, HttpCode, Param, Post } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
-import { DataSource, MoreThan } from 'typeorm';
 import { z } from 'zod';
-import { AuditService } from '../audit/audit.service.js';
 import { Ctx, RequireRole, type RequestContext } from '../auth/principal.js';
-import { PageQuerySchema, decodeCursor, toPage } from '../common/pagination.js';
-import { hashSecret, newSecret, secretPrefix } from '../common/secrets.js';
+import { PageQuerySchema, toPage } from '../common/pagination.js';
 import { ZodBody, ZodQuery } from '../common/zod.js';
-import { ApiTokenEntity } from '../database/entities/api-token.entity.js';
-import { conflict, notFound } from '../errors/domain-error.js';
+import type { ApiTokenEntity } from '../database/entities/api-token.entity.js';
+import { ApiTokens } from './api-tokens.js';
 
 export const CreateApiToken = z
   .object({
@@ -34,49 +31,19 @@ const toDto = (t: ApiTokenEntity) => ({
 @Controller('api/v1/api-tokens')
 @RequireRole('admin')
 export class ApiTokensController {
-  constructor(
-    private readonly ds: DataSource,
-    private readonly audit: AuditService,
-  ) {}
+  constructor(private readonly tokens: ApiTokens) {}
 
   @Post()
   @ApiOperation({ summary: 'Create an API token; its secret is in this response only' })
   async create(@ZodBody(CreateApiToken) body: z.infer<typeof CreateApiToken>, @Ctx() ctx: RequestContext) {
-    const token = newSecret('flt');
-    const saved = await this.ds.transaction(async (em) => {
-      if (await em.exists(ApiTokenEntity, { where: { name: body.name } })) {
-        throw conflict('api_token_exists', `an API token named "${body.name}" exists`, { name: body.name });
-      }
-      const row = em.create(ApiTokenEntity, {
-        name: body.name,
-        role: body.role,
-        tokenHash: hashSecret(token),
-        tokenPrefix: secretPrefix(token),
-        createdBy: ctx.principal.actor,
-        expiresAt: body.expiresInSeconds ? new Date(Date.now() + body.expiresInSeconds * 1000) : null,
-      });
-      await em.save(row);
-      await this.audit.record(em, {
-        actor: ctx.principal.actor,
-        action: 'api-token.create',
-        target: `api-token/${body.name}`,
-        after: { name: body.name, role: body.role },
-        requestId: ctx.requestId,
-      });
-      return row;
-    });
+    const { row: saved, token } = await this.tokens.issue({ ...body, actor: ctx.principal.actor, requestId: ctx.requestId });
     return { ...toDto(saved), token };
   }
 
   @Get()
   @ApiOperation({ summary: 'List API tokens (never their secrets)' })
   async list(@ZodQuery(PageQuerySchema) q: z.infer<typeof PageQuerySchema>) {
-    const after = decodeCursor(q.cursor);
-    const rows = await this.ds.getRepository(ApiTokenEntity).find({
-      where: after ? { name: MoreThan(after) } : {},
-      order: { name: 'ASC' },
-      take: q.limit + 1,
-    });
+    const rows = await this.tokens.page(q);
     return toPage(rows, q.limit, (r) => r.name, toDto);
   }
 
@@ -84,17 +51,6 @@ export class ApiTokensController {
   @HttpCode(204)
   @ApiOperation({ summary: 'Revoke an API token at once' })
   async remove(@Param('name') name: string, @Ctx() ctx: RequestContext) {
-    await this.ds.transaction(async (em) => {
-      const row = await em.findOne(ApiTokenEntity, { where: { name } });
-      if (!row) throw notFound('API token', name);
-      await em.delete(ApiTokenEntity, { id: row.id });
-      await this.audit.record(em, {
-        actor: ctx.principal.actor,
-        action: 'api-token.delete',
-        target: `api-token/${name}`,
-        before: { name: row.name, role: row.role },
-        requestId: ctx.requestId,
-      });
-    });
+    await this.tokens.revoke(name, ctx.principal.actor, ctx.requestId);
   }
 }
