@@ -2,20 +2,13 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import type { Command } from 'commander';
 import pino from 'pino';
-import {
-  AGENT_DEFAULTS,
-  AgentConfigError,
-  AgentStartError,
-  DEFAULT_STATE_DIR,
-  EnrollError,
-  LEDGER_FILE,
-  StateDirLockedError,
-  enroll,
-  parseAgentConfig,
-  startAgent,
-  stopWorkloads,
-  type AgentFlags,
-} from '../../../agent/src/index.js';
+// Only light modules at start: the agent's composition (Kubernetes client, ONNX, collectors) is
+// loaded by the commands that run it, so every other CLI command starts in a fraction of the time.
+import { AGENT_DEFAULTS, AgentConfigError, type AgentFlags, parseAgentConfig } from '../../../agent/src/config/agent-config.js';
+import { EnrollError, enroll } from '../../../agent/src/enroll/enroll.js';
+import { LEDGER_FILE } from '../../../agent/src/runtime/process/ledger.js';
+import { DEFAULT_STATE_DIR } from '../../../agent/src/state/state-dir.js';
+import { StateDirLockedError } from '../../../agent/src/state/state-dir-lock.js';
 import { CliError, EXIT } from '../exit-codes.js';
 
 function parseLabels(text: string | undefined): Record<string, string> | undefined {
@@ -95,6 +88,7 @@ export function registerAgent(program: Command): void {
         }
       })();
       const log = pino({ level: config.logLevel, base: { service: 'flotilla-agent' }, timestamp: pino.stdTimeFunctions.isoTime });
+      const { startAgent, AgentStartError } = await import('../../../agent/src/compose.js');
       const running = await startAgent(config, { logger: log }).catch((err: unknown) => {
         if (err instanceof AgentStartError) throw new CliError(err.message, START_ERROR_EXIT[err.code]);
         throw err;
@@ -116,6 +110,7 @@ export function registerAgent(program: Command): void {
       if (!Number.isFinite(grace) || grace < 0 || grace > 3600) throw new CliError(`--grace-period must be seconds between 0 and 3600 (got ${JSON.stringify(o.gracePeriod)})`, EXIT.usage);
       const stateDir = path.resolve(o.stateDir ?? defaultWorkloadStateDir());
       if (!existsSync(stateDir)) throw new CliError(`${stateDir} does not exist: no agent ran there (give --state-dir)`, EXIT.invalid);
+      const { stopWorkloads } = await import('../../../agent/src/runtime/process/stop-workloads.js');
       const result = await stopWorkloads(stateDir, { graceMs: grace * 1000 }).catch((err: unknown) => {
         if (err instanceof StateDirLockedError) throw new CliError(`${err.message} and supervises these workloads: stop that agent first, then run this again`, EXIT.refused);
         throw err;
