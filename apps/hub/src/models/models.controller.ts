@@ -1,6 +1,6 @@
 import { Controller, Get, Param, Post } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
-import { ArtifactUriSchema, DigestSchema, ModelRefSchema, ObjectNameSchema } from '@flotilla/contracts';
+import { ArtifactUriSchema, DigestSchema, LineageSchema, ModelRefSchema, ObjectNameSchema } from '@flotilla/contracts';
 import { DataSource, MoreThan, QueryFailedError } from 'typeorm';
 import { z } from 'zod';
 import { AuditService } from '../audit/audit.service.js';
@@ -20,16 +20,6 @@ export const CreateModel = z
     task: z.string().max(128).optional(),
     description: z.string().max(4096).optional(),
     labels: LabelsSchema.optional(),
-  })
-  .strict();
-
-const LineageSchema = z
-  .object({
-    baseVersion: z.string().max(128).optional(),
-    job: z.string().max(128).optional(),
-    spoke: z.string().max(128).optional(),
-    datasetFingerprint: DigestSchema.optional(),
-    metrics: z.record(z.string(), z.number()).optional(),
   })
   .strict();
 

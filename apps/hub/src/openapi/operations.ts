@@ -76,6 +76,32 @@ export interface OperationDoc {
 
 const NAME = 'object name (DNS label)';
 
+/** The body apply and delete take: YAML text, a JSON list of objects, one object, or named files. */
+function policyDocuments(description: string): OperationDoc['body'] {
+  return {
+    description,
+    content: {
+      ...Object.fromEntries(
+        ['application/yaml', 'application/x-yaml', 'text/yaml', 'text/plain'].map((type) => [type, { schema: { type: 'string', description: 'YAML documents separated by ---' } }]),
+      ),
+      'application/json': {
+        schema: {
+          oneOf: [
+            { type: 'array', items: { type: 'object' }, description: 'policy objects' },
+            { $ref: '#/components/schemas/ApplyFilesRequest' },
+            {
+              type: 'object',
+              required: ['apiVersion', 'kind'],
+              properties: { apiVersion: { const: 'flotilla.dev/v1' }, kind: { type: 'string' } },
+              description: 'one policy object',
+            },
+          ],
+        },
+      },
+    },
+  };
+}
+
 export const OPERATIONS: OperationDoc[] = [
   /* ------------------------------------------------------------- health */
   {
@@ -266,28 +292,7 @@ export const OPERATIONS: OperationDoc[] = [
     operationId: 'applyPolicy',
     access: 'operator',
     query: ApplyQuery,
-    body: {
-      description: 'policy documents: YAML (one or many), a JSON list of objects, one JSON object, or several files by name',
-      content: {
-        ...Object.fromEntries(
-          ['application/yaml', 'application/x-yaml', 'text/yaml', 'text/plain'].map((type) => [type, { schema: { type: 'string', description: 'YAML documents separated by ---' } }]),
-        ),
-        'application/json': {
-          schema: {
-            oneOf: [
-              { type: 'array', items: { type: 'object' }, description: 'policy objects' },
-              { $ref: '#/components/schemas/ApplyFilesRequest' },
-              {
-                type: 'object',
-                required: ['apiVersion', 'kind'],
-                properties: { apiVersion: { const: 'flotilla.dev/v1' }, kind: { type: 'string' } },
-                description: 'one policy object',
-              },
-            ],
-          },
-        },
-      },
-    },
+    body: policyDocuments('policy documents: YAML (one or many), a JSON list of objects, one JSON object, or several files by name'),
     response: { status: 200, description: 'what was (or, on a dry run, would be) created, updated, deleted, and what each spoke gains or loses', schema: ApplyResultSchema },
     errors: {
       400: 'a document is invalid or refers to what does not exist, also after a prune (invalid_policy: details.problems gives file, line, column and field of each), or the request is malformed',
@@ -310,23 +315,7 @@ export const OPERATIONS: OperationDoc[] = [
     operationId: 'deletePolicyObjects',
     access: 'admin',
     query: DeletePolicyQuery,
-    body: {
-      description: 'the documents naming the objects to delete (kind and metadata.name; specs are not checked), in the body shapes apply takes',
-      content: {
-        ...Object.fromEntries(
-          ['application/yaml', 'application/x-yaml', 'text/yaml', 'text/plain'].map((type) => [type, { schema: { type: 'string', description: 'YAML documents separated by ---' } }]),
-        ),
-        'application/json': {
-          schema: {
-            oneOf: [
-              { type: 'array', items: { type: 'object' }, description: 'policy objects' },
-              { $ref: '#/components/schemas/ApplyFilesRequest' },
-              { type: 'object', required: ['apiVersion', 'kind'], properties: { apiVersion: { const: 'flotilla.dev/v1' }, kind: { type: 'string' } }, description: 'one policy object' },
-            ],
-          },
-        },
-      },
-    },
+    body: policyDocuments('the documents naming the objects to delete (kind and metadata.name; specs are not checked), in the body shapes apply takes'),
     response: { status: 200, description: 'what was (or, on a dry run, would be) deleted, all or nothing, and what each spoke loses', schema: DeleteResultSchema },
     errors: { 404: 'a named object does not exist and ignoreNotFound is not set', 409: 'another object still refers to one of them (still_referenced)' },
   },
