@@ -8,6 +8,7 @@ import { NoneRuntime } from '../../apps/agent/src/runtime/none/none-runtime.js';
 import { startTestHub, type TestHub } from '../support/hub.js';
 import { DIGEST_1, DIGEST_2, basePolicy } from '../support/fleet-kit.js';
 import { waitFor } from '../support/wait.js';
+import { runCli } from '../support/cli.js';
 
 const timing = { statusIntervalMs: 500, reconcileIntervalMs: 2_000, reconnect: { initialMs: 100, maxMs: 500 }, stopTimeoutMs: 500 };
 const log = pino({ level: 'silent' });
@@ -93,6 +94,10 @@ describe('truthful core: generations, restarts, stalled objects, one registry', 
     const metrics = await (await fetch(`${t.hub.apiUrl}/metrics`)).text();
     expect(metrics).toMatch(/flotilla_policy_object_stalled\{kind="ModelDeployment",name="ghost-deployment"\} 1/);
     expect(metrics).toMatch(/flotilla_policy_object_stalled\{kind="ModelDeployment",name="bridge-defects-eu"\} 0/);
+    const described = await runCli(['describe', 'deployment', 'ghost-deployment'], { FLOTILLA_URL: t.hub.apiUrl, FLOTILLA_TOKEN: t.adminToken });
+    expect(described.stdout).toMatch(/Condition: +Stalled \(UnresolvedReference\): .*9\.9\.9/);
+    const spokeText = (await runCli(['describe', 'spoke', 'eu-2'], { FLOTILLA_URL: t.hub.apiUrl, FLOTILLA_TOKEN: t.adminToken })).stdout;
+    expect(spokeText).toMatch(/Generation: +desired \d+, accepted \d+, observed \d+ \(in sync\)/);
     const healthy = (await t.api('GET', '/api/v1/deployments/bridge-defects-eu')).body;
     expect(healthy.conditions.find((c: { type: string }) => c.type === 'Stalled')).toMatchObject({ status: 'False' });
     await t.hub.dataSource.query(`DELETE FROM policy_objects WHERE name = 'ghost-deployment'`);

@@ -23,7 +23,7 @@ function describeSpoke(s: SpokeView, now: number): string {
       ['Name', s.name],
       ['Labels', labelsText(s.labels)],
       ['Connection', `${s.connection}${s.lastSeenAt ? ` (last seen ${age(s.lastSeenAt, now)} ago)` : ' (never seen)'}`],
-      ['Generation', `observed ${s.observedGeneration} / desired ${s.desiredGeneration}${s.inSync ? ' (in sync)' : ' (behind)'}`],
+      ['Generation', `desired ${s.desiredGeneration}, accepted ${s.acceptedGeneration}, observed ${s.observedGeneration}${s.inSync ? ' (in sync)' : s.acceptedGeneration < s.desiredGeneration ? ' (behind)' : ' (reconciling)'}`],
       ['Capacity', cap ? `${cap.cpuCores} CPU cores, ${cap.memoryGiB} GiB memory, ${cap.gpus.length} GPU${cap.gpus.length === 1 ? '' : 's'}` : 'not reported yet'],
       ['Enrolled', `${age(s.createdAt, now)} ago`],
     ]),
@@ -43,6 +43,13 @@ function describeSpoke(s: SpokeView, now: number): string {
       : 'Jobs:  <none>\n',
   );
   return out.join('\n');
+}
+
+/** `Stalled` (with why) when the last render could not render the object, else `Rendered`. */
+function renderedText(o: { conditions: { type: string; status: string; reason: string; message: string }[] }): string {
+  const stalled = o.conditions.find((c) => c.type === 'Stalled');
+  if (!stalled) return 'not rendered yet';
+  return stalled.status === 'True' ? `Stalled (${stalled.reason}): ${stalled.message}; its spokes keep what they had` : 'Rendered';
 }
 
 function describePlacement(p: PlacementView): string {
@@ -84,6 +91,7 @@ function describeDeployment(d: DeploymentView): string {
       ['Name', d.name],
       ['Labels', labelsText(d.labels)],
       ['Source', origin(d)],
+      ['Condition', renderedText(d)],
       ['Model', `${s.model.name} ${s.model.version}`],
       ['Runtime', s.runtime],
       ['Replicas', `min ${s.replicas.min}, max ${s.replicas.max}${s.replicas.targetConcurrency ? `, target concurrency ${s.replicas.targetConcurrency}` : ''}`],
@@ -111,6 +119,7 @@ function describeJob(j: JobView): string {
     fields([
       ['Name', j.name],
       ['Source', origin(j)],
+      ['Condition', renderedText(j)],
       ['Base model', `${s.baseModel.name} ${s.baseModel.version}`],
       ['Trainer', s.trainer.builtin ? `builtin ${s.trainer.builtin}` : dash(s.trainer.image)],
       ['Dataset', `${s.dataset.path} (${s.dataset.format}, stays on the spoke)`],
