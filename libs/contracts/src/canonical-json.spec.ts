@@ -5,8 +5,11 @@ import { CanonicalJsonError, canonicalJson, payloadHash } from './canonical-json
 function reorder(value: unknown, order: (keys: string[]) => string[]): unknown {
   if (Array.isArray(value)) return value.map((v) => reorder(v, order));
   if (value !== null && typeof value === 'object') {
+    // defineProperty, not assignment: a "__proto__" key (fast-check makes them) must stay an own key.
     const out: Record<string, unknown> = {};
-    for (const k of order(Object.keys(value))) out[k] = reorder((value as Record<string, unknown>)[k], order);
+    for (const k of order(Object.keys(value))) {
+      Object.defineProperty(out, k, { value: reorder((value as Record<string, unknown>)[k], order), enumerable: true, writable: true, configurable: true });
+    }
     return out;
   }
   return value;
