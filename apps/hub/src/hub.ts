@@ -33,6 +33,7 @@ import { IssueEnrollmentToken } from './enrollment/issue-enrollment-token.js';
 import { EnrollSpoke } from './enrollment/enroll-spoke.js';
 import { RegisterModelVersion } from './models/register-model-version.js';
 import { ApplyPolicy } from './policy/apply-policy.js';
+import { ApplyReports } from './policy/apply-reports.js';
 import { DeletePolicy } from './policy/delete-policy.js';
 import { LabelSpoke } from './spokes/label-spoke.js';
 import { RevokeSpoke } from './spokes/revoke-spoke.js';
@@ -175,6 +176,7 @@ export async function startHub(config: HubConfig, log: Logger): Promise<HubHandl
       { provide: FleetTriggers, useValue: triggers },
       { provide: RegisterModelVersion, useValue: register },
       { provide: ApplyPolicy, useValue: new ApplyPolicy(ds, audit, renderer, envelopes, register) },
+      { provide: ApplyReports, useValue: new ApplyReports(ds, config.applySpokesInAnswer) },
       { provide: EnrollSpoke, useValue: new EnrollSpoke(ds, audit, provisioner, triggers) },
       { provide: RevokeSpoke, useValue: new RevokeSpoke(ds, audit, brokerCredentialsReconciler, triggers, renderer, envelopes) },
       { provide: DeletePolicy, useValue: new DeletePolicy(ds, audit, renderer, envelopes) },

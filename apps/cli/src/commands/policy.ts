@@ -31,15 +31,22 @@ export function renderResult(r: ApplyResult, verb: 'would' | 'did'): string {
   const out: string[] = [];
   out.push(verb === 'would' ? 'Objects (dry run, nothing changed):' : 'Objects:');
   out.push(...table(['', 'OBJECT', 'ACTION'], r.objects.map((o) => [SIGN[o.action], `${o.kind}/${o.name}`, o.action])).trimEnd().split('\n').map((l) => `  ${l}`));
-  if (r.spokes.length === 0) {
+  // Older hubs answered with every spoke and no summary.
+  const total = r.spokeSummary?.spokes ?? r.spokes.length;
+  if (total === 0) {
     out.push(verb === 'would' ? 'No spoke would change.' : 'No spoke changed.');
   } else {
-    out.push(`${r.spokes.length} spoke${r.spokes.length === 1 ? '' : 's'} ${verb === 'would' ? 'would change' : 'changed'}:`);
+    // Listed in full below unless the hub paged them: then the counts say what the page does not.
+    const counts = r.reportId && r.spokeSummary ? ` (workloads: ${r.spokeSummary.added} added, ${r.spokeSummary.changed} changed, ${r.spokeSummary.removed} removed; the first ${r.spokes.length} spokes below)` : '';
+    out.push(`${total} spoke${total === 1 ? '' : 's'} ${verb === 'would' ? 'would change' : 'changed'}${counts}:`);
     for (const s of r.spokes) {
       out.push(`  ${s.spoke}`);
       for (const a of s.added) out.push(`    + ${a}`);
       for (const c of s.changed) out.push(`    ~ ${c}`);
       for (const d of s.removed) out.push(`    - ${d}`);
+    }
+    if (r.reportId && total > r.spokes.length) {
+      out.push(`  … and ${total - r.spokes.length} more: GET /api/v1/apply-reports/${r.reportId} (kept for 24 hours)`);
     }
   }
   return out.join('\n') + '\n';

@@ -26,6 +26,8 @@ export interface HubConfig {
   mqttUsername: string | null;
   mqttPassword: string | null;
   telemetryIntervalSeconds: number;
+  /** Spokes an apply's or delete's answer lists before it summarises and points at a report (default 100). */
+  applySpokesInAnswer?: number;
   /** Byte budget of the local agent's model cache; unused versions beyond it are collected. */
   localAgentCacheBytes: number;
   publicUrl: string | null;
@@ -109,6 +111,18 @@ const EnvSchema = z.object({
       }
       return n;
     }),
+  FLOTILLA_APPLY_SPOKES_IN_ANSWER: z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v === '') return 100;
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 1 || n > 500) {
+        ctx.addIssue({ code: 'custom', message: `FLOTILLA_APPLY_SPOKES_IN_ANSWER=${JSON.stringify(v)} must be a whole number from 1 to 500` });
+        return z.NEVER;
+      }
+      return n;
+    }),
   FLOTILLA_PUBLIC_URL: url('FLOTILLA_PUBLIC_URL', ['http:', 'https:']),
   FLOTILLA_LOCAL_AGENT_CACHE_BYTES: z
     .string()
@@ -181,6 +195,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd: string = process.cwd(), 
     mqttUsername: e.FLOTILLA_MQTT_USERNAME || null,
     mqttPassword: e.FLOTILLA_MQTT_PASSWORD || null,
     telemetryIntervalSeconds: e.FLOTILLA_TELEMETRY_INTERVAL,
+    applySpokesInAnswer: e.FLOTILLA_APPLY_SPOKES_IN_ANSWER,
     localAgentCacheBytes: e.FLOTILLA_LOCAL_AGENT_CACHE_BYTES,
     publicUrl: e.FLOTILLA_PUBLIC_URL,
     logLevel: e.FLOTILLA_LOG_LEVEL,

@@ -1,4 +1,5 @@
 import {
+  ApplyReportPageSchema,
   ApplyResultSchema,
   DeleteResultSchema,
   VersionSchema,
@@ -298,6 +299,16 @@ export const OPERATIONS: OperationDoc[] = [
       400: 'a document is invalid or refers to what does not exist, also after a prune (invalid_policy: details.problems gives file, line, column and field of each), or the request is malformed',
       409: 'a Model document gives a registered version another digest, URI or format; versions are immutable (model_version_exists: details.registeredDigest)',
     },
+  },
+  {
+    method: 'get',
+    path: '/api/v1/apply-reports/{id}',
+    operationId: 'getApplyReport',
+    access: 'viewer',
+    pathParams: { id: 'reportId from the apply or delete answer' },
+    query: PageQuerySchema,
+    response: { status: 200, description: 'a page of the per-spoke diff of an apply or delete whose answer listed only the first spokes', schema: ApplyReportPageSchema },
+    errors: { 404: 'no such report, or it expired (reports are kept for 24 hours)' },
   },
   {
     method: 'delete',

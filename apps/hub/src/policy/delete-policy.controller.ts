@@ -6,6 +6,7 @@ import { z } from 'zod';
 import { Ctx, RequireRole, type RequestContext } from '../auth/principal.js';
 import { ZodPipe, ZodQuery } from '../common/zod.js';
 import { DomainError, validationFailed } from '../errors/domain-error.js';
+import { type BoundedSpokes, ApplyReports } from './apply-reports.js';
 import { DeletePolicy, type DeletePolicyCommand, type DeletePolicyResult } from './delete-policy.js';
 
 export const DeleteQuery = z
@@ -49,7 +50,10 @@ function kindOf(text: string): PolicyKind {
 @Controller('api/v1')
 @RequireRole('admin')
 export class DeletePolicyController {
-  constructor(@Inject(DeletePolicy) private readonly deleter: DeletePolicy) {}
+  constructor(
+    @Inject(DeletePolicy) private readonly deleter: DeletePolicy,
+    @Inject(ApplyReports) private readonly reports: ApplyReports,
+  ) {}
 
   @Delete('policy-objects/:kind/:name')
   @HttpCode(200)
@@ -75,7 +79,8 @@ export class DeletePolicyController {
     return { dryRun: q.dryRun === 'true', ignoreNotFound: q.ignoreNotFound === 'true' };
   }
 
-  private async run(cmd: DeletePolicyCommand): Promise<DeletePolicyResult> {
-    return this.deleter.execute(cmd);
+  private async run(cmd: DeletePolicyCommand): Promise<Omit<DeletePolicyResult, 'spokes'> & BoundedSpokes> {
+    const { spokes, ...result } = await this.deleter.execute(cmd);
+    return { ...result, ...(await this.reports.bound(spokes, { dryRun: result.dryRun, actor: cmd.actor })) };
   }
 }
