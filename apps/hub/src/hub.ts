@@ -114,8 +114,10 @@ export async function startHub(config: HubConfig, log: Logger): Promise<HubHandl
     const hubPassword = config.mqttPassword ?? randomBytes(24).toString('base64url');
     let broker: EmbeddedBroker | null = null;
     let mqttPort: number | null = null;
+    const metrics = new HubMetrics();
     if (!config.mqttUrl) {
       broker = await startEmbeddedBroker({
+        onRefused: (reason) => metrics.brokerRefused.inc({ reason }),
         host: config.mqttHost,
         port: config.mqttPort,
         authority: new BrokerAuthority(ds, hubUsername, hubPassword),
@@ -140,7 +142,6 @@ export async function startHub(config: HubConfig, log: Logger): Promise<HubHandl
       provisioner = dynsec;
     }
 
-    const metrics = new HubMetrics();
     const publisher = new HubPublisher(endpoint, log.child({ component: 'publisher' }), metrics, broker ? broker.publish : undefined);
     cleanups.push(() => publisher.close());
     await publisher.waitConnected();
