@@ -5,6 +5,8 @@ import { MAX_MESSAGE_BYTES, MAX_PACKET_BYTES, spokeTopic } from '@flotilla/contr
 import type { BrokerAuthority, BrokerIdentity } from '../../apps/hub/src/broker/broker-authority.js';
 import type { BrokerRefusal } from '../../apps/hub/src/broker/broker-refusals.js';
 import { type EmbeddedBroker, startEmbeddedBroker } from '../../apps/hub/src/broker/embedded-broker.js';
+import { readFile } from 'node:fs/promises';
+import { findMosquitto, startMosquitto } from '../support/mosquitto.js';
 import { waitFor } from '../support/wait.js';
 
 /**
@@ -154,5 +156,25 @@ describe('embedded broker limits (findings 1 and 11)', () => {
       expect(refusals).toEqual(['PacketTooLarge']);
       expect(MAX_PACKET_BYTES).toBeLessThan(300 * 1024);
     });
+  });
+});
+
+const mosquitto = findMosquitto();
+if (!mosquitto.ok) console.warn(`SKIPPED the Mosquitto part of test/security/broker-limits.test.ts: ${mosquitto.reason}`);
+const describeWithMosquitto = mosquitto.ok ? describe : describe.skip;
+
+describeWithMosquitto('Mosquitto with the shipped limits (finding 1 on an external broker)', () => {
+  it('ships max_packet_size = MAX_PACKET_BYTES, and Mosquitto then cuts a 250 MiB CONNECT at its header', async () => {
+    const shipped = await readFile(new URL('../../deploy/mosquitto/mosquitto.conf', import.meta.url), 'utf8');
+    const limitLines = shipped.split('\n').filter((l) => /^(max_packet_size|message_size_limit) /.test(l));
+    expect(limitLines).toEqual([`max_packet_size ${MAX_PACKET_BYTES}`, `message_size_limit ${MAX_MESSAGE_BYTES}`]);
+    const broker = await startMosquitto({ extraConfig: limitLines });
+    try {
+      const r = await sendAndAwaitClose(broker.port, [fixedHeader(1, 250 * 1024 * 1024), Buffer.alloc(64 * 1024, 0x41)], 2_000);
+      expect(r.closedAfterMs).not.toBeNull();
+      await waitFor('Mosquitto to log the refusal', () => broker.log().includes('oversize packet'), 2_000);
+    } finally {
+      await broker.stop();
+    }
   });
 });
