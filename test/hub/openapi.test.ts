@@ -64,7 +64,7 @@ describe('OpenAPI document', () => {
   const seen = new Map<string, Set<number>>();
 
   beforeAll(async () => {
-    t = await startTestHub();
+    t = await startTestHub({ FLOTILLA_TRUST_PROXY: 'loopback' }); // each call names its client address in X-Forwarded-For
     fleet = await startFleet(t, [
       { name: 'eu-1', labels: { region: 'eu' } },
       { name: 'us-1', labels: { region: 'us' } },

@@ -201,7 +201,8 @@ export async function startHub(config: HubConfig, log: Logger): Promise<HubHandl
       }),
       { logger: new NestPinoLogger(log.child({ component: 'nest' })), bodyParser: false, abortOnError: false },
     );
-    app.set('trust proxy', 'loopback');
+    // X-Forwarded-For is believed only from the proxies FLOTILLA_TRUST_PROXY names: else anyone could choose their address.
+    app.set('trust proxy', config.trustProxy.length > 0 ? config.trustProxy : false);
     app.use(pinoHttp(requestLogOptions(log.child({ component: 'http' }))));
     app.useBodyParser('json', { limit: '1mb' });
     app.useBodyParser('text', { type: ['application/yaml', 'application/x-yaml', 'text/yaml', 'text/plain'], limit: '4mb' });
