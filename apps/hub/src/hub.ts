@@ -48,6 +48,7 @@ import { HubPublisher, type MqttEndpoint } from './mqtt/hub-publisher.js';
 /** Every controller looks at all its keys this often, whatever notifications arrived. */
 const RESYNC_MS = 300_000;
 import { serveOpenApi } from './openapi/openapi-document.js';
+import { installBodyParsers } from './common/body-parsers.js';
 
 export interface HubHandle {
   apiUrl: string;
@@ -204,8 +205,7 @@ export async function startHub(config: HubConfig, log: Logger): Promise<HubHandl
     // X-Forwarded-For is believed only from the proxies FLOTILLA_TRUST_PROXY names: else anyone could choose their address.
     app.set('trust proxy', config.trustProxy.length > 0 ? config.trustProxy : false);
     app.use(pinoHttp(requestLogOptions(log.child({ component: 'http' }))));
-    app.useBodyParser('json', { limit: '1mb' });
-    app.useBodyParser('text', { type: ['application/yaml', 'application/x-yaml', 'text/yaml', 'text/plain'], limit: '4mb' });
+    installBodyParsers(app);
     app.useGlobalFilters(new HttpErrorFilter(log.child({ component: 'http' })));
     serveOpenApi(app, log.child({ component: 'openapi' }));
     const ingest = new IngestSubscriber({

@@ -82,7 +82,8 @@ export class IngestSubscriber {
   }
 }
 
-function handle(o: IngestOptions, dropLog: LogThrottle, topic: string, payload: Buffer): void {
+/** One agent message: decoded and validated, then handed to the writer, or dropped and counted. Never throws. */
+export function handle(o: IngestOptions, dropLog: LogThrottle, topic: string, payload: Buffer): void {
   const parsed = parseSpokeTopic(topic);
   if (!parsed || !(SPOKE_PUBLISH_CHANNELS as readonly string[]).includes(parsed.channel)) {
     o.metrics.messagesDropped.inc({ channel: parsed?.channel ?? 'unknown', reason: 'UnknownTopic' });
