@@ -64,7 +64,9 @@ export function scanPolicyText(sources: readonly { file: string; text: string }[
         continue;
       }
       if (atLineStart) {
-        if (c === 32 /* space */) {
+        // Compact sequences (`- - - x`) nest on one line: their dashes count as indentation.
+        const dash = c === 45 /* - */ && (i + 1 === text.length || text.charCodeAt(i + 1) === 32 || text.charCodeAt(i + 1) === 10);
+        if (c === 32 /* space */ || dash) {
           if (++indent > MAX_INDENT) return { file: s.file, line, message: `indented more than ${MAX_INDENT} columns (nesting is limited to ${POLICY_LIMITS.depth} levels)` };
           continue;
         }
