@@ -129,3 +129,17 @@ describe('policy parser under fuzzing', () => {
     }
   });
 });
+
+describe('policy byte limit', () => {
+  it('counts UTF-8 bytes, not characters, across files', () => {
+    const third = Math.floor(POLICY_LIMITS.bytes / 3);
+    // 'é' is two bytes: two files of `third` of them are over the limit, one is not.
+    const one = parsePolicyDocuments([{ file: 'a.yaml', text: `# ${'é'.repeat(third)}\n` }]);
+    expect(one.errors.map((e) => e.message)).toEqual([]);
+    const two = parsePolicyDocuments([
+      { file: 'a.yaml', text: `# ${'é'.repeat(third)}\n` },
+      { file: 'b.yaml', text: `# ${'é'.repeat(third)}\n` },
+    ]);
+    expect(two.errors.map((e) => `${e.file}: ${e.message}`)).toEqual([`b.yaml: policy input is over ${POLICY_LIMITS.bytes} bytes (the limit on one apply, diff, delete or git sync)`]);
+  });
+});

@@ -36,14 +36,7 @@ export interface InputProblem {
  * null when the text may be parsed.
  */
 export function scanPolicyText(sources: readonly { file: string; text: string }[]): InputProblem | null {
-  let bytes = 0;
   let entries = 0;
-  for (const s of sources) {
-    bytes += utf8Length(s.text);
-    if (bytes > POLICY_LIMITS.bytes) {
-      return { file: s.file, line: 0, message: `policy input is over ${POLICY_LIMITS.bytes} bytes (the limit on one apply, diff, delete or git sync)` };
-    }
-  }
   for (const s of sources) {
     const text = s.text;
     let line = 1;
@@ -89,6 +82,17 @@ export function scanPolicyText(sources: readonly { file: string; text: string }[
       } else if (c === 44 /* , */) {
         if (++entries > POLICY_LIMITS.entries) return tooManyEntries(s.file, line);
       }
+    }
+  }
+  // Bytes last: the structure scan above stops early on a hostile body, a byte count never does.
+  // A UTF-16 unit is 1 to 3 bytes of UTF-8, so the exact count is needed only in between.
+  const chars = sources.reduce((n, s) => n + s.text.length, 0);
+  if (chars * 3 <= POLICY_LIMITS.bytes) return null;
+  let bytes = 0;
+  for (const s of sources) {
+    bytes += chars > POLICY_LIMITS.bytes ? s.text.length : utf8Length(s.text);
+    if (bytes > POLICY_LIMITS.bytes) {
+      return { file: s.file, line: 0, message: `policy input is over ${POLICY_LIMITS.bytes} bytes (the limit on one apply, diff, delete or git sync)` };
     }
   }
   return null;
