@@ -80,6 +80,12 @@ describe('bounded policy input and 4xx for client mistakes (findings 3 and 8)', 
     expect(r.body.error.details.problems[0].message).toBe(`nested more than ${POLICY_LIMITS.depth} levels deep`);
   });
 
+  it('answers a YAML body over 4 MiB with 413 naming the limit', async () => {
+    const r = await raw('POST', '/api/v1/apply?dryRun=true', `# ${'x'.repeat(POLICY_LIMITS.bytes)}\n`, 'application/yaml');
+    expect(r.status).toBe(413);
+    expect(r.body.error).toMatchObject({ code: 'payload_too_large', details: { limitBytes: POLICY_LIMITS.bytes } });
+  });
+
   it('refuses the same hostile body on the delete path', async () => {
     const r = await raw('POST', '/api/v1/delete?dryRun=true', placement('- x\n'.repeat(100_000)), 'application/yaml');
     expect(r.status).toBe(400);

@@ -54,6 +54,57 @@ function requireKnownContentType(req: Request, _res: Response, next: NextFunctio
   );
 }
 
+/**
+ * Reads a YAML (or text) policy body, counting its bytes, newlines and
+ * commas as the chunks arrive: a body over the byte limit or with more lines
+ * and list entries than the policy parser accepts is refused without being
+ * decoded or kept (the same limits as libs/policy's scan; this only refuses
+ * earlier and cheaper). An over-full body is still read to its end, up to the
+ * byte limit, so that the client gets the answer; past that, the connection
+ * is closed after answering.
+ */
+function readPolicyText(req: Request, res: Response, next: NextFunction): void {
+  const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+  if (!hasBody(req) || !YAML_TYPES.includes(type)) return next();
+  const chunks: Buffer[] = [];
+  let bytes = 0;
+  let entries = 0;
+  let refused: DomainError | null = null;
+  let finished = false;
+  const finish = (err: unknown) => {
+    if (finished) return;
+    finished = true;
+    next(err);
+  };
+  req.on('data', (chunk: Buffer) => {
+    if (finished) return;
+    bytes += chunk.length;
+    if (bytes > BODY_LIMITS.textBytes) {
+      res.setHeader('Connection', 'close');
+      req.pause();
+      return finish(new DomainError('payload_too_large', 413, `request body is over the limit of ${BODY_LIMITS.textBytes} bytes for its content type`, { limitBytes: BODY_LIMITS.textBytes }));
+    }
+    if (refused) return;
+    for (let i = 0; i < chunk.length; i++) if (chunk[i] === 0x0a || chunk[i] === 0x2c) entries++;
+    if (entries > POLICY_LIMITS.entries) {
+      const message = `policy input has more than ${POLICY_LIMITS.entries} lines and list entries (the limit on one apply, diff, delete or git sync)`;
+      refused = new DomainError('invalid_policy', 400, `policy has 1 error(s): request: ${message}`, {
+        problems: [{ file: 'request', line: 0, column: 0, field: '', message }],
+        problemCount: 1,
+      });
+      chunks.length = 0;
+      return;
+    }
+    chunks.push(chunk);
+  });
+  req.on('end', () => {
+    if (refused) return finish(refused);
+    req.body = Buffer.concat(chunks).toString('utf8');
+    finish(undefined);
+  });
+  req.on('error', (err) => finish(err));
+}
+
 /** The hub's body parsing: content types, sizes and JSON depth, checked before any handler runs. */
 export function installBodyParsers(app: NestExpressApplication): void {
   app.use(requireKnownContentType);
@@ -64,5 +115,5 @@ export function installBodyParsers(app: NestExpressApplication): void {
     }
     next();
   });
-  app.useBodyParser('text', { type: YAML_TYPES, limit: BODY_LIMITS.textBytes });
+  app.use(POLICY_BODY_ROUTES, readPolicyText);
 }
