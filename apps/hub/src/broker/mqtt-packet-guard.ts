@@ -39,7 +39,7 @@ export class MqttPacketGuard extends Duplex {
   private bodyLeft = 0;
   private held: Buffer[] = [];
   private readonly timer: NodeJS.Timeout;
-  refusal: GuardRefusal | null = null;
+  private refusal: GuardRefusal | null = null;
 
   constructor(
     readonly socket: Socket,
@@ -65,10 +65,6 @@ export class MqttPacketGuard extends Duplex {
     this.held = [];
     for (const chunk of held) this.inspect(chunk);
     if (!this.destroyed) this.socket.resume();
-  }
-
-  get isAccepted(): boolean {
-    return this.accepted;
   }
 
   private inspect(chunk: Buffer): void {
