@@ -186,7 +186,15 @@ export function parsePolicyDocuments(sources: readonly PolicySource[]): ParsedPo
 
   for (const source of sources) {
     const lines = new LineCounter();
-    const parsed = parseAllDocuments(source.text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+    let parsed: ReturnType<typeof parseAllDocuments>;
+    try {
+      parsed = parseAllDocuments(source.text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+    } catch (err) {
+      // The scan above should have refused anything the parser cannot hold; a stack overflow is still an input problem.
+      if (!(err instanceof RangeError)) throw err;
+      errors.add({ file: source.file, line: 0, column: 0, path: '', message: `cannot be parsed: ${err.message} (nesting is limited to ${POLICY_LIMITS.depth} levels)` });
+      continue;
+    }
     // Each file's problems are sorted by line before joining the others; only the first ones are kept.
     const fileErrors = new BoundedErrors<PolicyError>();
     const at = (offset: number) => ({ file: source.file, ...position(lines, offset) });

@@ -42,7 +42,14 @@ export function readPolicyIdentities(sources: readonly PolicySource[]): ParsedId
   let documents = 0;
   for (const source of sources) {
     const lines = new LineCounter();
-    const docs = parseAllDocuments(source.text, { lineCounter: lines, prettyErrors: false });
+    let docs: ReturnType<typeof parseAllDocuments>;
+    try {
+      docs = parseAllDocuments(source.text, { lineCounter: lines, prettyErrors: false });
+    } catch (err) {
+      if (!(err instanceof RangeError)) throw err;
+      errors.add({ file: source.file, line: 0, column: 0, path: '', message: `cannot be parsed: ${err.message} (nesting is limited to ${POLICY_LIMITS.depth} levels)` });
+      continue;
+    }
     const at = (offset: number | undefined) => {
       const p = lines.linePos(offset ?? 0);
       return { file: source.file, line: p.line, column: p.col };

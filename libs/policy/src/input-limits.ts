@@ -57,8 +57,8 @@ export function scanPolicyText(sources: readonly { file: string; text: string }[
         continue;
       }
       if (atLineStart) {
-        // Compact sequences (`- - - x`) nest on one line: their dashes count as indentation.
-        const dash = c === 45 /* - */ && (i + 1 === text.length || text.charCodeAt(i + 1) === 32 || text.charCodeAt(i + 1) === 10);
+        // Compact sequences and explicit keys (`- - - x`, `? ? x`) nest on one line: their indicators count as indentation.
+        const dash = (c === 45 /* - */ || c === 63) /* ? */ && (i + 1 === text.length || text.charCodeAt(i + 1) === 32 || text.charCodeAt(i + 1) === 10);
         if (c === 32 /* space */ || dash) {
           if (++indent > MAX_INDENT) return { file: s.file, line, message: `indented more than ${MAX_INDENT} columns (nesting is limited to ${POLICY_LIMITS.depth} levels)` };
           continue;
@@ -70,8 +70,11 @@ export function scanPolicyText(sources: readonly { file: string; text: string }[
         else if (c === quote.charCodeAt(0)) quote = null;
         continue;
       }
-      if (c === 34 /* " */) quote = '"';
-      else if (c === 39 /* ' */) quote = "'";
+      // A quote opens a scalar only where one can start: `it's` is plain text, and its apostrophe must not hide what follows.
+      const prev = i === 0 ? 32 : text.charCodeAt(i - 1);
+      const scalarStart = prev === 32 || prev === 9 || prev === 91 || prev === 123 || prev === 44;
+      if (c === 34 /* " */ && scalarStart) quote = '"';
+      else if (c === 39 /* ' */ && scalarStart) quote = "'";
       else if (c === 35 /* # */ && (i === 0 || text.charCodeAt(i - 1) === 32 || text.charCodeAt(i - 1) === 10)) {
         // A comment: skip to the end of the line.
         while (i + 1 < text.length && text.charCodeAt(i + 1) !== 10) i++;
