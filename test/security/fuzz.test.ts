@@ -75,7 +75,7 @@ describe('MQTT ingest decoder under fuzzing', () => {
         if (p.length === 0 && parsed && (SPOKE_PUBLISH_CHANNELS as readonly string[]).includes(parsed.channel)) empty++;
         for (const a of added.slice(before)) expect(`flotilla/v1/spokes/${a.name}/`).toBe(t.slice(0, t.lastIndexOf('/') + 1));
       }),
-      { seed: 20261129, numRuns: 2_000 },
+      { seed: 20261129, numRuns: 1_500 },
     );
     // Empty payloads on a spoke topic (a cleared retained presence) are neither received nor dropped.
     expect(await counted(metrics)).toBe(messages - empty);
@@ -107,7 +107,7 @@ describe('policy parser under fuzzing', () => {
         const ids = readPolicyIdentities(sources);
         expect(ids.errors.length).toBeLessThanOrEqual(POLICY_LIMITS.errors);
       }),
-      { seed: 20261129, numRuns: 200 },
+      { seed: 20261129, numRuns: 120 },
     );
   });
 

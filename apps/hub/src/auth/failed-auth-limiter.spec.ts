@@ -34,8 +34,8 @@ describe('FailedAuthLimiter', () => {
   });
 
   it('holds at most maxKeys windows however many addresses fail', () => {
-    const limiter = new FailedAuthLimiter({ maxKeys: 1_000, total: Number.MAX_SAFE_INTEGER });
-    for (let i = 0; i < 50_000; i++) outcome(limiter, `10.${i >> 16}.${(i >> 8) & 255}.${i & 255}`);
-    expect(limiter.size).toBe(1_000);
+    const limiter = new FailedAuthLimiter({ maxKeys: 500, total: Number.MAX_SAFE_INTEGER });
+    for (let i = 0; i < 5_000; i++) outcome(limiter, `10.${i >> 16}.${(i >> 8) & 255}.${i & 255}`);
+    expect(limiter.size).toBe(500);
   });
 });

@@ -2,11 +2,13 @@ import { POLICY_LIMITS } from '@flotilla/policy';
 import { startTestHub, type TestHub } from '../support/hub.js';
 
 /**
- * Findings 3 and 8 of the security issue, replayed over real HTTP: hostile
- * policy bodies are refused by their size before parsing, with an answer
- * that names the limit and stays small; client mistakes get 4xx, not 500.
+ * Findings 2, 3 and 8 of the security issue, replayed over real HTTP against
+ * one hub: hostile policy bodies are refused by their size before parsing,
+ * with an answer that names the limit and stays small; client mistakes get
+ * 4xx, not 500; a failed-auth storm does not lock out a valid token, and
+ * X-Forwarded-For is not believed unless FLOTILLA_TRUST_PROXY says so.
  */
-describe('bounded policy input and 4xx for client mistakes (findings 3 and 8)', () => {
+describe('the admin API under hostile input (findings 2, 3 and 8)', () => {
   let t: TestHub;
   beforeAll(async () => {
     t = await startTestHub();
@@ -146,5 +148,36 @@ describe('bounded policy input and 4xx for client mistakes (findings 3 and 8)', 
     const r = await raw('PATCH', '/api/v1/spokes/patched', JSON.stringify({ labels: { a: null, c: '3' } }), 'application/merge-patch+json');
     expect(r.status).toBe(200);
     expect(r.body.labels).toEqual({ b: '2', c: '3' });
+  });
+
+  // Finding 2, last in this file: the storm leaves this address over its failure limit.
+  describe('failed-auth limiter (finding 2)', () => {
+    const get = (token: string, headers: Record<string, string> = {}) =>
+      fetch(`${t.hub.apiUrl}/api/v1/models`, { headers: { authorization: `Bearer ${token}`, ...headers } }).then(async (r) => {
+        await r.arrayBuffer();
+        return r.status;
+      });
+
+    it('keeps answering the valid admin token during a failed-auth storm from the same address', async () => {
+      const storm: Promise<number>[] = [];
+      const valid: Promise<number>[] = [];
+      for (let i = 0; i < 60; i++) {
+        storm.push(get(`flt_wrong-${i}`));
+        if (i % 6 === 0) valid.push(get(t.adminToken));
+      }
+      const stormStatuses = await Promise.all(storm);
+      expect(new Set(await Promise.all(valid))).toEqual(new Set([200]));
+      // The storm itself is limited: the first failures are 401, the rest 429.
+      expect(stormStatuses.filter((s) => s === 401)).toHaveLength(10);
+      expect(stormStatuses.filter((s) => s === 429)).toHaveLength(50);
+      expect(await get(t.adminToken)).toBe(200);
+    });
+
+    it('does not let a rotating X-Forwarded-For reset the count when no proxy is trusted', async () => {
+      const statuses: number[] = [];
+      for (let i = 0; i < 5; i++) statuses.push(await get(`flt_other-${i}`, { 'x-forwarded-for': `203.0.113.${i}` }));
+      // Still the loopback address that failed 60 times above.
+      expect(statuses).toEqual([429, 429, 429, 429, 429]);
+    });
   });
 });
