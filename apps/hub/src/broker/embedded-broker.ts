@@ -126,7 +126,8 @@ export async function startEmbeddedBroker(opts: {
     pending.delete(c.conn);
     c.conn.accept();
   });
-  const server = net.createServer((socket) => {
+  // Every listener (plain, or TLS: a TLSSocket is a net.Socket) hands its sockets here, so every one is guarded.
+  const acceptConnection = (socket: net.Socket) => {
     if (pending.size >= limits.maxPendingConnections) {
       refused('TooManyPending', { remoteAddress: socket.remoteAddress, pending: pending.size }, 'mqtt connection refused: too many unauthenticated connections');
       socket.destroy();
@@ -138,7 +139,8 @@ export async function startEmbeddedBroker(opts: {
     pending.add(guard);
     guard.once('close', () => pending.delete(guard));
     broker.handle(guard);
-  });
+  };
+  const server = net.createServer(acceptConnection);
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) =>
       reject(err.code === 'EADDRINUSE' ? new PortInUseError(opts.port, opts.portVariable ?? 'FLOTILLA_MQTT_PORT', 'embedded MQTT broker') : err),
