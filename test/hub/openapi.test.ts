@@ -64,8 +64,9 @@ describe('OpenAPI document', () => {
   const seen = new Map<string, Set<number>>();
 
   beforeAll(async () => {
-    // One spoke per answer, so that a change touching both lists one and pages the other from a report.
-    t = await startTestHub({ FLOTILLA_APPLY_SPOKES_IN_ANSWER: '1' });
+    // One spoke per answer, so that a change touching both lists one and pages the other from a report;
+    // each call names its client address in X-Forwarded-For.
+    t = await startTestHub({ FLOTILLA_APPLY_SPOKES_IN_ANSWER: '1', FLOTILLA_TRUST_PROXY: 'loopback' });
     fleet = await startFleet(t, [
       { name: 'eu-1', labels: { region: 'eu' } },
       { name: 'us-1', labels: { region: 'us' } },

@@ -49,6 +49,7 @@ import { HubPublisher, type MqttEndpoint } from './mqtt/hub-publisher.js';
 /** Every controller looks at all its keys this often, whatever notifications arrived. */
 const RESYNC_MS = 300_000;
 import { serveOpenApi } from './openapi/openapi-document.js';
+import { installBodyParsers } from './common/body-parsers.js';
 
 export interface HubHandle {
   apiUrl: string;
@@ -115,8 +116,10 @@ export async function startHub(config: HubConfig, log: Logger): Promise<HubHandl
     const hubPassword = config.mqttPassword ?? randomBytes(24).toString('base64url');
     let broker: EmbeddedBroker | null = null;
     let mqttPort: number | null = null;
+    const metrics = new HubMetrics();
     if (!config.mqttUrl) {
       broker = await startEmbeddedBroker({
+        onRefused: (reason) => metrics.brokerRefused.inc({ reason }),
         host: config.mqttHost,
         port: config.mqttPort,
         authority: new BrokerAuthority(ds, hubUsername, hubPassword),
@@ -141,7 +144,6 @@ export async function startHub(config: HubConfig, log: Logger): Promise<HubHandl
       provisioner = dynsec;
     }
 
-    const metrics = new HubMetrics();
     const publisher = new HubPublisher(endpoint, log.child({ component: 'publisher' }), metrics, broker ? broker.publish : undefined);
     cleanups.push(() => publisher.close());
     await publisher.waitConnected();
@@ -202,10 +204,10 @@ export async function startHub(config: HubConfig, log: Logger): Promise<HubHandl
       }),
       { logger: new NestPinoLogger(log.child({ component: 'nest' })), bodyParser: false, abortOnError: false },
     );
-    app.set('trust proxy', 'loopback');
+    // X-Forwarded-For is believed only from the proxies FLOTILLA_TRUST_PROXY names: else anyone could choose their address.
+    app.set('trust proxy', config.trustProxy.length > 0 ? config.trustProxy : false);
     app.use(pinoHttp(requestLogOptions(log.child({ component: 'http' }))));
-    app.useBodyParser('json', { limit: '1mb' });
-    app.useBodyParser('text', { type: ['application/yaml', 'application/x-yaml', 'text/yaml', 'text/plain'], limit: '4mb' });
+    installBodyParsers(app);
     app.useGlobalFilters(new HttpErrorFilter(log.child({ component: 'http' })));
     serveOpenApi(app, log.child({ component: 'openapi' }));
     const ingest = new IngestSubscriber({

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { type PolicyError, checkReferences, parsePolicyDocuments } from '@flotilla/policy';
+import { POLICY_LIMITS, type PolicyError, checkReferences, parsePolicyDocuments } from '@flotilla/policy';
 import { type ConnectionFlags, HubClient, formatProblem, resolveTarget } from '../client/hub-client.js';
 import type { ApplyResult } from '../client/hub-types.js';
 import { type OutputFormat, outputOption, structured, table } from '../client/output.js';
@@ -14,14 +14,17 @@ const problemLine = (e: PolicyError) => formatProblem({ file: e.file, line: e.li
 /** Schema and reference problems of the files, each pinned to file:line:column. */
 function problemsOf(files: PolicyFile[]) {
   const parsed = parsePolicyDocuments(files);
-  return { parsed, problems: [...parsed.errors, ...checkReferences(parsed.objects, [], parsed.sourceMap)] };
+  const references = checkReferences(parsed.objects, [], parsed.sourceMap);
+  return { parsed, problems: [...parsed.errors, ...references.slice(0, POLICY_LIMITS.errors)], problemCount: parsed.errorCount + references.length };
 }
 
-/** Lists every problem on stderr, one a line, and fails with a count (exit 3). */
-export function invalid(problems: PolicyError[], files: number): CliError {
-  process.stderr.write(problems.map((p) => `${problemLine(p)}\n`).join(''));
-  const inFiles = new Set(problems.map((p) => p.file)).size;
-  return new CliError(`${problems.length} problem${problems.length === 1 ? '' : 's'} in ${inFiles} of ${files} file${files === 1 ? '' : 's'}`, EXIT.invalid);
+/** Lists the first POLICY_LIMITS.errors problems on stderr, one a line, and fails with the total count (exit 3). */
+export function invalid(problems: PolicyError[], files: number, total = problems.length): CliError {
+  const shown = problems.slice(0, POLICY_LIMITS.errors);
+  process.stderr.write(shown.map((p) => `${problemLine(p)}\n`).join(''));
+  const inFiles = new Set(shown.map((p) => p.file)).size;
+  const more = total > shown.length ? ` (the first ${shown.length} listed)` : '';
+  return new CliError(`${total} problem${total === 1 ? '' : 's'} in ${inFiles}${more ? '+' : ''} of ${files} file${files === 1 ? '' : 's'}${more}`, EXIT.invalid);
 }
 
 const SIGN: Record<ApplyResult['objects'][number]['action'], string> = { created: '+', updated: '~', deleted: '-', unchanged: '=' };
@@ -66,7 +69,7 @@ async function send(flags: SendFlags, dryRun: boolean): Promise<ApplyResult> {
   const files = await readPolicyFiles(flags.filename);
   const { parsed } = problemsOf(files);
   // References are left to the hub: models may be registered there rather than in these files.
-  if (parsed.errors.length) throw invalid(parsed.errors, files.length);
+  if (parsed.errorCount) throw invalid(parsed.errors, files.length, parsed.errorCount);
   return client.request<ApplyResult>('POST', '/api/v1/apply', {
     query: { dryRun: dryRun ? 'true' : undefined, prune: flags.prune ? 'true' : undefined, source: flags.source },
     json: { files },
@@ -84,9 +87,9 @@ export function registerPolicy(program: Command): void {
     .option('--no-references', 'skip the reference check (when models are registered on the hub rather than in these files)')
     .action(async (o: { filename: string[]; references: boolean }) => {
       const files = await readPolicyFiles(o.filename);
-      const { parsed, problems } = problemsOf(files);
-      const shown = o.references ? problems : parsed.errors;
-      if (shown.length) throw invalid(shown, files.length);
+      const { parsed, problems, problemCount } = problemsOf(files);
+      if (o.references && problemCount) throw invalid(problems, files.length, problemCount);
+      if (parsed.errorCount) throw invalid(parsed.errors, files.length, parsed.errorCount);
       const kinds = new Map<string, number>();
       for (const obj of parsed.objects) kinds.set(obj.kind, (kinds.get(obj.kind) ?? 0) + 1);
       const summary = [...kinds].sort(([a], [b]) => a.localeCompare(b)).map(([k, n]) => `${n} ${k}`).join(', ');

@@ -1,3 +1,4 @@
+import net from 'node:net';
 import path from 'node:path';
 import { z } from 'zod';
 
@@ -34,6 +35,12 @@ export interface HubConfig {
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   /** `pretty` (one readable line per event) or `json` (one JSON object per line, for collectors). */
   logFormat: 'pretty' | 'json';
+  /**
+   * Reverse proxies whose X-Forwarded-For is believed (Express `trust proxy`:
+   * addresses, CIDRs, or loopback / linklocal / uniquelocal). Empty: none,
+   * and the client address is always the socket's.
+   */
+  trustProxy: string[];
 }
 
 export class ConfigError extends Error {
@@ -76,6 +83,27 @@ const url = (name: string, protocols: string[]) =>
       }
       return v;
     });
+
+const PROXY_NAMES = ['loopback', 'linklocal', 'uniquelocal'];
+
+const trustProxy = z
+  .string()
+  .optional()
+  .transform((v, ctx) => {
+    const entries = (v ?? '').split(',').map((x) => x.trim()).filter(Boolean);
+    const bad = entries.filter((x) => {
+      if (PROXY_NAMES.includes(x)) return false;
+      const [ip, bits, ...rest] = x.split('/');
+      const family = net.isIP(ip ?? '');
+      if (!family || rest.length > 0) return true;
+      return bits !== undefined && !(/^\d+$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128));
+    });
+    if (bad.length > 0) {
+      ctx.addIssue({ code: 'custom', message: `FLOTILLA_TRUST_PROXY: ${bad.join(', ')} is not an address, a CIDR or one of ${PROXY_NAMES.join(', ')}` });
+      return z.NEVER;
+    }
+    return entries;
+  });
 
 const EnvSchema = z.object({
   FLOTILLA_HOME: z.string().optional(),
@@ -142,6 +170,7 @@ const EnvSchema = z.object({
     })
     .optional()
     .default('info'),
+  FLOTILLA_TRUST_PROXY: trustProxy,
   FLOTILLA_LOG_FORMAT: z.preprocess(
     (v) => (v === '' ? undefined : v),
     z.enum(['pretty', 'json'], { message: 'FLOTILLA_LOG_FORMAT must be pretty or json (default: pretty on a terminal, json otherwise)' }).optional(),
@@ -200,6 +229,7 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd: string = process.cwd(), 
     publicUrl: e.FLOTILLA_PUBLIC_URL,
     logLevel: e.FLOTILLA_LOG_LEVEL,
     logFormat: e.FLOTILLA_LOG_FORMAT ?? (terminal ? 'pretty' : 'json'),
+    trustProxy: e.FLOTILLA_TRUST_PROXY,
   };
 }
 
