@@ -10,7 +10,7 @@ import { waitFor } from '../support/wait.js';
 // The installable package for real: `npm pack`, `npm install -g` of the tarball into a
 // temporary prefix (npm's cache first, the registry for what is missing), then the installed
 // `flotilla` (Node 24 on the PATH, nothing of the checkout) enrols an agent with a hub and
-// runs it until it converges. A fresh install takes one to two minutes here, so this runs
+// runs it until it converges. An install takes about two minutes here (two are made), so this runs
 // with `npm run install-check`, not in `npm test` (package-contents.test.ts is the cheap half).
 
 const ENABLED = process.env.FLOTILLA_INSTALL_CHECK === '1';
