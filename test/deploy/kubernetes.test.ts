@@ -1,8 +1,11 @@
 import { execFile, execFileSync } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
+import { createServer, type AddressInfo } from 'node:net';
 import path from 'node:path';
 import * as k8s from '@kubernetes/client-node';
 import { parseAllDocuments } from 'yaml';
+import { loadConfig } from '../../apps/hub/src/config/config.js';
+import { runCli } from '../support/cli.js';
 
 // deploy/kubernetes rendered by `kubectl kustomize` and every object validated twice: by the
 // Kubernetes OpenAPI schemas compiled into kubernetes-models (required fields, types, formats,
@@ -148,6 +151,23 @@ withKubectl('deploy/kubernetes/hub', () => {
     expect((service!['spec'] as { selector: object }).selector).toEqual(spec.selector.matchLabels);
   });
 
+  test('the environment the hub pod gets (ConfigMap, values, Secret keys) is accepted by the hub’s own configuration loader', () => {
+    const [deployment] = byKind(objects, 'Deployment');
+    const [configMap] = byKind(objects, 'ConfigMap');
+    const container = podSpec(deployment!).containers[0]! as Container & { env: { name: string; value?: string; valueFrom?: unknown }[] };
+    const env: Record<string, string> = { ...(configMap!['data'] as Record<string, string>) };
+    const secretValues: Record<string, string> = {
+      DATABASE_URL: 'postgres://flotilla:secret@db:5432/flotilla?sslmode=verify-full',
+      FLOTILLA_ADMIN_TOKEN: 'a'.repeat(48),
+      FLOTILLA_MQTT_PASSWORD: 'secret',
+    };
+    for (const e of container.env) env[e.name] = e.value ?? secretValues[e.name] ?? `unset ${e.name}`;
+    const config = loadConfig(env, '/');
+    expect(config).toMatchObject({ apiPort: 8080, home: '/var/lib/flotilla', signingKeyFile: '/etc/flotilla/signing-key.pem' });
+    expect(config.mqttUrl).toBe(env['MQTT_URL']);
+    expect(config.databaseUrl).toBe(secretValues['DATABASE_URL']);
+  });
+
   test('the health paths the probes use are routes the hub serves', async () => {
     const operations = await readFile(path.join(ROOT, 'apps/hub/src/openapi/operations.ts'), 'utf8');
     expect(operations).toContain("path: '/healthz'");
@@ -217,6 +237,29 @@ withKubectl('deploy/kubernetes/agent', () => {
     );
     const key = (c: { group: string; resource: string }) => `${c.group}/${c.resource}`;
     expect([...granted].sort((a, b) => key(a).localeCompare(key(b)))).toEqual([...expected].sort((a, b) => key(a).localeCompare(key(b))));
+  });
+
+  test('the agent’s and the init container’s command lines are ones `flotilla` accepts (they fail only for want of an enrolment or a hub)', async () => {
+    const [deployment] = byKind(objects, 'Deployment');
+    const spec = podSpec(deployment!) as PodSpec & { initContainers: (Container & { args: string[] })[] };
+    const state = path.join(ROOT, '.tmp', `k8s-agent-${process.pid}`);
+    const args = spec.containers[0]!.args!.map((a) => a.replace('$(POD_NAMESPACE)', 'flotilla-edge').replace('/var/lib/flotilla-agent', state));
+    const run = await runCli(args);
+    expect({ code: run.code, stderr: run.stderr.trim() }).toEqual({ code: 3, stderr: expect.stringContaining(`${state} holds no credentials`) });
+    // The init container's shell line, with the ConfigMap's values and a hub that is not there.
+    const script = spec.initContainers[0]!.args[0]!;
+    const enroll = /exec flotilla (agent enroll .*)$/.exec(script)![1]!;
+    const closed = await new Promise<number>((resolve) => {
+      const srv = createServer().listen(0, '127.0.0.1', () => {
+        const { port } = srv.address() as AddressInfo;
+        srv.close(() => resolve(port));
+      });
+    });
+    const hub = `http://127.0.0.1:${closed}`;
+    const values: Record<string, string> = { ...(byKind(objects, 'ConfigMap')[0]!['data'] as Record<string, string>), FLOTILLA_HUB_URL: hub, FLOTILLA_ENROLLMENT_TOKEN: 'fle_test' };
+    const argv = enroll.split(/\s+/).map((w) => w.replace(/^"\$(\w+)"$/, (_, v: string) => values[v] ?? '').replace('/var/lib/flotilla-agent', state));
+    const enrolled = await runCli(argv);
+    expect({ code: enrolled.code, stderr: enrolled.stderr.trim() }).toEqual({ code: 1, stderr: expect.stringMatching(new RegExp(`^flotilla: cannot reach the hub at ${hub}/`)) });
   });
 
   test('the agent runs as that ServiceAccount, bound to the Role, with the kubernetes runtime in its own namespace', () => {

@@ -1,7 +1,9 @@
 import { execFile, execFileSync } from 'node:child_process';
-import { chmod, cp, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import { chmod, cp, mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import { loadConfig } from '../../apps/hub/src/config/config.js';
+import { runCli } from '../support/cli.js';
 
 // deploy/systemd/*.service checked by systemd's own parser: `systemd-analyze verify` in a scratch
 // root (the machine's unit tree copied in, and an executable where ExecStart points), so the units
@@ -78,5 +80,29 @@ withSystemd('deploy/systemd units', () => {
     expect(text).toMatch(/^User=flotilla(-agent)?$/m);
     expect(text).toMatch(/^StateDirectory=flotilla(-agent)?$/m);
     expect(text).toMatch(/^Restart=(on-failure|always)$/m);
+  });
+});
+
+/** `Key=value` lines of a unit's [Service] section, in order. */
+function serviceLines(text: string, key: string): string[] {
+  return [...text.matchAll(new RegExp(`^${key}=(.*)$`, 'gm'))].map((m) => m[1]!);
+}
+
+describe('what the units run', () => {
+  test('the hub unit’s environment is accepted by the hub’s configuration loader', async () => {
+    const text = await readFile(path.join(UNITS_DIR, 'flotilla-hub.service'), 'utf8');
+    const env = Object.fromEntries(serviceLines(text, 'Environment').map((kv) => kv.split(/=(.*)/s).slice(0, 2) as [string, string]));
+    expect(loadConfig(env, '/')).toMatchObject({ home: '/var/lib/flotilla', logFormat: 'json' });
+    expect(serviceLines(text, 'ExecStart')).toEqual(['/usr/local/bin/flotilla hub --no-local-agent']);
+  });
+
+  test('the agent unit’s command line is one `flotilla` accepts (it fails only for want of an enrolment)', async () => {
+    const text = await readFile(path.join(UNITS_DIR, 'flotilla-agent.service'), 'utf8');
+    const [exec] = serviceLines(text, 'ExecStart');
+    const state = path.join(os.tmpdir(), `flotilla-unit-agent-${process.pid}`);
+    const [bin, ...args] = exec!.split(/\s+/).map((w) => w.replace('/var/lib/flotilla-agent', state));
+    expect(bin).toBe('/usr/local/bin/flotilla');
+    const run = await runCli(args);
+    expect({ code: run.code, stderr: run.stderr.trim() }).toEqual({ code: 3, stderr: expect.stringContaining(`${state} holds no credentials`) });
   });
 });
