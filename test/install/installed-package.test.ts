@@ -1,4 +1,4 @@
-import { type ChildProcess, execFile, spawn } from 'node:child_process';
+import { type ChildProcess, execFile, execFileSync, spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, readdir, rm, symlink } from 'node:fs/promises';
 import os from 'node:os';
@@ -103,6 +103,17 @@ check('the packed tarball installed with npm install -g', () => {
     const r = await run('flotilla', ['--version'], { cwd: dir, env, timeout: 30_000 });
     expect(r).toMatchObject({ code: 0, stderr: '' });
     expect(r.stdout.trim()).toMatch(/^\d+\.\d+\.\d+/);
+  });
+
+  test('the installed `flotilla` on an older Node stops at once and says to install Node 24', async () => {
+    const old = ['/usr/bin/node', '/usr/local/bin/node'].find((n) => existsSync(n) && Number(execFileSync(n, ['-p', 'process.versions.node.split(".")[0]'], { encoding: 'utf8' })) < 24);
+    if (!old) {
+      console.warn('installed-package.test.ts: no Node older than 24 on this machine; the old-Node case is not checked');
+      return;
+    }
+    const r = await run(old, [path.join(prefix, 'bin', 'flotilla'), 'agent', 'run'], { cwd: dir, env, timeout: 30_000 });
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^flotilla: Node\.js 24\.9 or later is needed and this is \d+\.\d+\.\d+ .*install Node\.js 24 LTS/);
   });
 
   test('`flotilla agent enroll` then `flotilla agent run` from the install: the spoke comes online and converges on an applied policy', async () => {
