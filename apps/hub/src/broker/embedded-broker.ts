@@ -1,4 +1,5 @@
 import net from 'node:net';
+import tls from 'node:tls';
 import { Aedes, type AedesOptions, type Client } from 'aedes';
 import { indexedRetainedPersistence } from './retained-index.js';
 import { mayPublish, maySubscribe } from '@flotilla/contracts';
@@ -8,6 +9,8 @@ import type { BrokerAuthority, BrokerIdentity } from './broker-authority.js';
 
 export interface EmbeddedBroker {
   port: number;
+  /** The MQTT over TLS listener's port (null without TLS). */
+  tlsPort: number | null;
   /** Ends the live session of a spoke (after revocation). */
   disconnect(clientId: string): boolean;
   connectedClients(): number;
@@ -48,6 +51,8 @@ export async function startEmbeddedBroker(opts: {
   authority: BrokerAuthority;
   log: Logger;
   portVariable?: string;
+  /** A second listener, MQTT over TLS, serving the same broker. */
+  tls?: { host: string; port: number; cert: string; key: string };
 }): Promise<EmbeddedBroker> {
   const { authority, log } = opts;
   const broker = await Aedes.createBroker({
@@ -95,6 +100,9 @@ export async function startEmbeddedBroker(opts: {
   });
   const addr = server.address();
   const port = typeof addr === 'object' && addr ? addr.port : opts.port;
+  const tlsServer = opts.tls ? await listenTls(opts.tls, (socket) => broker.handle(socket)) : null;
+  const tlsAddr = tlsServer?.address();
+  const tlsPort = tlsAddr && typeof tlsAddr === 'object' ? tlsAddr.port : null;
   // Tracked from aedes' public events rather than its private client table.
   const clients = new Map<string, Client>();
   broker.on('client', (c) => clients.set(c.id, c));
@@ -103,6 +111,7 @@ export async function startEmbeddedBroker(opts: {
   });
   return {
     port,
+    tlsPort,
     disconnect(clientId) {
       const c = clients.get(clientId);
       if (!c) return false;
@@ -130,6 +139,18 @@ export async function startEmbeddedBroker(opts: {
       await new Promise<void>((resolve) => broker.close(() => resolve()));
       for (const c of clients.values()) c.close();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      if (tlsServer) await new Promise<void>((resolve) => tlsServer.close(() => resolve()));
     },
   };
+}
+
+async function listenTls(o: NonNullable<Parameters<typeof startEmbeddedBroker>[0]['tls']>, handle: (socket: net.Socket) => void): Promise<tls.Server> {
+  const server = tls.createServer({ cert: o.cert, key: o.key, minVersion: 'TLSv1.2' }, handle);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (err: NodeJS.ErrnoException) =>
+      reject(err.code === 'EADDRINUSE' ? new PortInUseError(o.port, 'FLOTILLA_MQTTS_PORT', 'embedded MQTT broker over TLS') : err),
+    );
+    server.listen(o.port, o.host, () => resolve());
+  });
+  return server;
 }
