@@ -299,7 +299,7 @@ describe('OpenAPI document', () => {
   });
 
   test('enrolment tokens and enrolment: create, list, enrol, refuse, revoke', async () => {
-    const tok = await call('POST', '/api/v1/enrollment-tokens', { body: { uses: 2, labels: { region: 'eu' } } });
+    const tok = await call('POST', '/api/v1/enrollment-tokens', { body: { uses: 2, labels: { region: 'eu' }, allowedLabelKeys: ['site'] } });
     expect(tok.status).toBe(201);
     expect((await call('POST', '/api/v1/enrollment-tokens', { body: { uses: 0, labels: { 'bad key!': 'x' } } })).status).toBe(400);
     expect((await call('GET', '/api/v1/enrollment-tokens')).body.items.length).toBeGreaterThan(0);
@@ -321,7 +321,7 @@ describe('OpenAPI document', () => {
     expect((await call('GET', '/api/v1/spokes', { query: { frobnicate: '1' } })).status).toBe(400);
     // An agent with a GPU that reports capacity and health: the richest answer a spoke has.
     const dir = await mkdtemp(path.join(os.tmpdir(), 'flotilla-openapi-agent-'));
-    const tok = await call('POST', '/api/v1/enrollment-tokens', { body: {} });
+    const tok = await call('POST', '/api/v1/enrollment-tokens', { body: { allowedLabelKeys: ['region'] } });
     await enroll({ hubUrl: t.hub.apiUrl, token: tok.body.token, name: 'gpu-1', labels: { region: 'ap' }, stateDir: dir });
     const agent = await runAgent({
       stateDir: dir,

@@ -51,6 +51,9 @@ const RESYNC_MS = 300_000;
 import { serveOpenApi } from './openapi/openapi-document.js';
 import { HUB_TLS } from './enrollment/enroll.controller.js';
 import { loadHubTls } from './tls/hub-tls.js';
+import { RotateSigningKey, loadKeyChain, rotationCommitted } from './desired/rotate-signing-key.js';
+import { SigningKeyController } from './desired/signing-key.controller.js';
+import { RotateApiToken } from './tokens/rotate-api-token.js';
 
 export interface HubHandle {
   apiUrl: string;
@@ -117,7 +120,10 @@ export async function startHub(config: HubConfig, log: Logger): Promise<HubHandl
     if (ran.length) log.info({ migrations: ran }, 'migrations applied');
 
     const tls = config.tls.enabled ? await loadHubTls(config) : null;
-    const signingKey = await loadSigningKey(config.home, config.signingKeyFile);
+    const signingKey = await loadSigningKey(config.home, config.signingKeyFile, rotationCommitted(ds));
+    if (!(await loadKeyChain(ds, signingKey)).ok) {
+      log.warn({ key: signingKey.location }, 'the signing key is not the last one rotated to (replaced by hand?): enrolled agents refuse its envelopes until enrolled again');
+    }
     const admin = await ensureBootstrapAdmin(ds, config.home, config.adminToken);
 
     const hubUsername = 'flotilla-hub';
@@ -195,6 +201,8 @@ export async function startHub(config: HubConfig, log: Logger): Promise<HubHandl
       { provide: IssueEnrollmentToken, useValue: issueEnrollmentToken },
       { provide: LabelSpoke, useValue: new LabelSpoke(ds, audit, renderer, envelopes) },
       { provide: SpokesRepository, useValue: new SpokesRepository(ds) },
+      { provide: RotateSigningKey, useValue: new RotateSigningKey(ds, audit, signingKey, envelopes, triggers) },
+      { provide: RotateApiToken, useValue: new RotateApiToken(ds, audit, { home: config.home, fromEnv: config.adminToken !== null }) },
     ];
     for (const c of controllers) c.start();
 
@@ -206,7 +214,7 @@ export async function startHub(config: HubConfig, log: Logger): Promise<HubHandl
         agentMqttUrl,
         useCases,
         readiness: [{ name: 'broker', check: async () => publisher.connected }],
-        extraControllers: [MetricsController],
+        extraControllers: [MetricsController, SigningKeyController],
         extraProviders: [
           { provide: HubMetrics, useValue: metrics },
           { provide: HUB_TLS, useValue: { caCertificatePem: tls?.caCertificatePem ?? null } },

@@ -54,6 +54,7 @@ export async function startLocalAgent(hub: HubHandle, config: HubConfig, log: Lo
     // Through the same use case as POST /api/v1/enrollment-tokens: hashed, audited, single use, short-lived.
     const { token } = await hub.useCases.issueEnrollmentToken.execute({
       labels: { 'flotilla.dev/local': 'true' },
+      reservedLabels: true,
       uses: 1,
       expiresInSeconds: 60,
       actor: 'system',
