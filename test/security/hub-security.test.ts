@@ -18,7 +18,8 @@ import { waitFor } from '../support/wait.js';
  * CA gets in, one without is refused; plain HTTP and MQTT answer on loopback
  * only; an agent enrolled over HTTPS with the pinned CA converges over
  * mqtts://; after a signing-key rotation every agent applies new envelopes
- * and refuses envelopes signed by the old key.
+ * and refuses envelopes signed by the old key; an enrolling agent claims only
+ * the label keys its token allows, never flotilla.dev/.
  */
 
 /** An address of this machine other than loopback (null in a sandbox without one). */
@@ -53,7 +54,7 @@ const connectRefused = (host: string, port: number): Promise<string> =>
 
 const timing = { statusIntervalMs: 500, reconcileIntervalMs: 2_000, reconnect: { initialMs: 100, maxMs: 500 }, stopTimeoutMs: 500 };
 
-describe('security: TLS and signing-key rotation (issue 12, findings 9 and 10)', () => {
+describe('security: TLS, signing-key rotation and enrolment labels (issue 12, findings 7, 9 and 10)', () => {
   const external = externalAddress();
   let t: TestHub;
   let dir: string;
@@ -162,6 +163,51 @@ describe('security: TLS and signing-key rotation (issue 12, findings 9 and 10)',
     expect(a.handle.snapshot().acceptedGeneration).toBeLessThan(1000);
     expect(a.handle.snapshot().conditions.find((c) => c.type === 'EnvelopeRejected')).toMatchObject({ status: 'True', reason: 'BadSignature' });
   }, 60_000);
+
+  /* ------------------------------------------------ finding 7: labels */
+
+  const enrol = (body: unknown) => t.api('POST', '/api/v1/enroll', body, null);
+
+  test('an agent cannot claim a label its token does not allow, nor any flotilla.dev/ label; the refusal names the key and spends no use', async () => {
+    const tok = await t.api('POST', '/api/v1/enrollment-tokens', { uses: 1, labels: { region: 'eu' } });
+    const local = await enrol({ token: tok.body.token, name: 'claims-1', labels: { 'flotilla.dev/local': 'true' } });
+    expect(local.status).toBe(403);
+    expect(local.body.error).toMatchObject({ code: 'label_not_allowed', details: { key: 'flotilla.dev/local' } });
+    expect(local.body.error.message).toContain('"flotilla.dev/local"');
+    const other = await enrol({ token: tok.body.token, name: 'claims-1', labels: { tier: 'gold' } });
+    expect(other.status).toBe(403);
+    expect(other.body.error.message).toMatch(/label "tier" refused: .*allows none/);
+    // The token's own keys may be named (its values win), and nothing was spent by the refusals.
+    const ok = await enrol({ token: tok.body.token, name: 'claims-1', labels: { region: 'us' }, facts: { gpus: 2, os: 'linux' } });
+    expect(ok.status).toBe(201);
+    expect(ok.body.spoke.labels).toEqual({ region: 'eu' });
+    // Facts the agent reported stay facts: shown apart, never labels a selector could match.
+    const spoke = (await t.api('GET', '/api/v1/spokes/claims-1')).body;
+    expect(spoke.labels).toEqual({ region: 'eu' });
+    expect(spoke.facts).toEqual({ gpus: 2, os: 'linux' });
+  });
+
+  test('allowedLabelKeys on the token decides which keys agents may claim; "*" never reaches flotilla.dev/', async () => {
+    const some = await t.api('POST', '/api/v1/enrollment-tokens', { uses: 2, allowedLabelKeys: ['site'] });
+    expect(some.body.allowedLabelKeys).toEqual(['site']);
+    expect((await enrol({ token: some.body.token, name: 'claims-2', labels: { site: 'lyon' } })).body.spoke.labels).toEqual({ site: 'lyon' });
+    expect((await enrol({ token: some.body.token, name: 'claims-3', labels: { site: 'lyon', rack: '7' } })).body.error.details).toMatchObject({ key: 'rack' });
+    const any = await t.api('POST', '/api/v1/enrollment-tokens', { uses: 2, allowedLabelKeys: ['*'] });
+    expect((await enrol({ token: any.body.token, name: 'claims-4', labels: { rack: '7' } })).status).toBe(201);
+    expect((await enrol({ token: any.body.token, name: 'claims-5', labels: { 'flotilla.dev/local': 'true' } })).status).toBe(403);
+  });
+
+  test('flotilla.dev/ labels cannot be stamped by an API enrolment token, allowed to agents, or patched onto a spoke', async () => {
+    const stamped = await t.api('POST', '/api/v1/enrollment-tokens', { labels: { 'flotilla.dev/local': 'true' } });
+    expect(stamped.status).toBe(400);
+    expect(stamped.body.error.message).toContain('labels.flotilla.dev/local');
+    const allowed = await t.api('POST', '/api/v1/enrollment-tokens', { allowedLabelKeys: ['flotilla.dev/local'] });
+    expect(allowed.status).toBe(400);
+    expect(allowed.body.error.message).toContain('allowedLabelKeys.0');
+    const patched = await t.api('PATCH', '/api/v1/spokes/claims-1', { labels: { 'flotilla.dev/local': 'true' } });
+    expect(patched.status).toBe(400);
+    expect(patched.body.error.message).toContain('labels.flotilla.dev/local');
+  });
 
   async function converged(names: string[], atLeast: number): Promise<number[]> {
     return waitFor(`${names.join(', ')} online and in sync at generation ${atLeast} or later`, async () => {
