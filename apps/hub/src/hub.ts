@@ -148,12 +148,12 @@ export async function startHub(config: HubConfig, log: Logger): Promise<HubHandl
     const agentMqttUrl = (apiHostname: string, secure = false) =>
       config.mqttUrl ?? (secure && mqttsPort ? `mqtts://${apiHostname || '127.0.0.1'}:${mqttsPort}` : `mqtt://${apiHostname || '127.0.0.1'}:${mqttPort}`);
     const endpoint: MqttEndpoint = config.mqttUrl
-      ? { url: config.mqttUrl, username: config.mqttUsername ?? hubUsername, password: hubPassword }
+      ? { url: config.mqttUrl, username: config.mqttUsername ?? hubUsername, password: hubPassword, ...(tls?.caCertificatePem ? { ca: tls.caCertificatePem } : {}) }
       : { url: `mqtt://127.0.0.1:${mqttPort}`, username: hubUsername, password: hubPassword };
 
     let provisioner: BrokerProvisioner = embeddedBrokerProvisioner;
     if (config.brokerAuth === 'mosquitto-dynsec' && config.mqttUrl) {
-      const dynsec = new MosquittoDynsecProvisioner({ url: config.mqttUrl, username: endpoint.username, password: endpoint.password, log: log.child({ component: 'dynsec' }) });
+      const dynsec = new MosquittoDynsecProvisioner({ url: config.mqttUrl, username: endpoint.username, password: endpoint.password, ca: endpoint.ca, log: log.child({ component: 'dynsec' }) });
       cleanups.push(() => dynsec.close());
       // Before the publisher and ingest connect: granting a role ends that user's sessions.
       await dynsec.ensureHubRole(endpoint.username);

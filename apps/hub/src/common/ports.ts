@@ -99,7 +99,7 @@ const SEARCH_SPAN = 50;
 export async function choosePorts(
   config: HubConfig,
   log: { info(msg: string): void; warn(msg: string): void },
-): Promise<{ apiPort: number; mqttPort: number; tls: HubConfig['tls'] }> {
+): Promise<{ apiPort: number; mqttPort: number; tls?: HubConfig['tls'] }> {
   const file = path.join(config.home, 'ports.json');
   const remembered = await readRemembered(file);
   const roles: PortRole[] = [
@@ -158,6 +158,6 @@ export async function choosePorts(
   return {
     apiPort: chosen.api ?? config.apiPort,
     mqttPort: chosen.mqtt ?? config.mqttPort,
-    tls: { ...t, httpsPort: chosen.https ?? t.httpsPort, mqttsPort: chosen.mqtts ?? t.mqttsPort },
+    ...(t.enabled ? { tls: { ...t, httpsPort: chosen.https ?? t.httpsPort, mqttsPort: chosen.mqtts ?? t.mqttsPort } } : {}),
   };
 }

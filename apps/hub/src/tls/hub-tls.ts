@@ -84,6 +84,18 @@ export async function loadHubTls(config: HubConfig): Promise<HubTls> {
   };
 }
 
+/**
+ * A server certificate for another service (an external broker, say) from the
+ * hub's generated CA under `<home>/tls` (made if absent), so that agents,
+ * which pin that CA, trust it. docs/operations.md shows the openssl way.
+ */
+export async function issueFromHubCa(home: string, names: string[]): Promise<{ certPem: string; keyPem: string; caPem: string }> {
+  const dir = path.join(home, 'tls');
+  await mkdir(dir, { recursive: true, mode: 0o700 });
+  const ca = await ensureCa(dir);
+  return { ...(await issueServerCertificate(ca, names)), caPem: ca.pem };
+}
+
 /** Host names and addresses the generated server certificate must name. */
 export function serverNames(config: Pick<HubConfig, 'publicUrl' | 'tls'>): string[] {
   const names = new Set(['localhost', '127.0.0.1', '::1', os.hostname().toLowerCase()]);
