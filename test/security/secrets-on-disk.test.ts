@@ -12,7 +12,7 @@ import { SigningKeyRotationEntity } from '../../apps/hub/src/database/entities/s
 import { initialiseCluster } from '../../apps/hub/src/database/postgres-server.js';
 import { rotationCommitted } from '../../apps/hub/src/desired/rotate-signing-key.js';
 import { loadSigningKey } from '../../apps/hub/src/desired/signing-key.js';
-import { DomainError } from '../../apps/hub/src/errors/domain-error.js';
+import type { DomainError } from '../../apps/hub/src/errors/domain-error.js';
 import { RotateApiToken } from '../../apps/hub/src/tokens/rotate-api-token.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
 
