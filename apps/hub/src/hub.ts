@@ -60,6 +60,8 @@ export interface HubHandle {
   /** URL agents use to reach the broker from this machine. */
   mqttUrl: string;
   mqttPort: number | null;
+  /** The plain API as this machine reaches it (the local agent enrols there, whatever FLOTILLA_PUBLIC_URL says). */
+  localApiUrl: string;
   /** The API over HTTPS (null with FLOTILLA_TLS=off). */
   httpsUrl: string | null;
   /** MQTT over TLS on the embedded broker (null without it). */
@@ -280,6 +282,7 @@ export async function startHub(config: HubConfig, log: Logger): Promise<HubHandl
       apiUrl,
       mqttUrl: agentMqttUrl(shownHost),
       mqttPort,
+      localApiUrl: `http://${shownHost.includes(':') ? `[${shownHost}]` : shownHost}:${port}`,
       httpsUrl,
       mqttsUrl: mqttsPort ? `mqtts://127.0.0.1:${mqttsPort}` : null,
       caFile: tls?.caFile ?? null,

@@ -61,7 +61,7 @@ export async function startLocalAgent(hub: HubHandle, config: HubConfig, log: Lo
       note: 'local agent',
     });
     try {
-      await enroll({ hubUrl: hub.apiUrl, token, name: LOCAL_AGENT_NAME, stateDir });
+      await enroll({ hubUrl: hub.localApiUrl, token, name: LOCAL_AGENT_NAME, stateDir });
     } catch (err) {
       if (err instanceof EnrollError && err.code === 'HubRefused') {
         agentLog.warn(
