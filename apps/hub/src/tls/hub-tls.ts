@@ -154,7 +154,8 @@ async function serverCertificateFits(pem: string, ca: x509.X509Certificate, name
   } catch {
     return false;
   }
-  if (!cert.checkIssued(new X509Certificate(ca.toString('pem')))) return false;
+  const issuer = new X509Certificate(ca.toString('pem'));
+  if (!cert.checkIssued(issuer) || !cert.verify(issuer.publicKey)) return false;
   if (new Date(cert.validTo).getTime() - Date.now() < RENEW_BEFORE_MS) return false;
   return names.every((n) => (isIP(n) ? cert.checkIP(n) !== undefined : cert.checkHost(n) !== undefined));
 }
