@@ -41,7 +41,7 @@ export function registerAgent(program: Command): void {
   agent
     .command('enroll')
     .description('enrol this appliance with the hub using a one-time enrolment token (writes the state directory)')
-    .requiredOption('--hub <url>', 'hub API URL, e.g. http://hub:8080')
+    .requiredOption('--hub <url>', 'hub API URL, e.g. https://hub:8443 (plain http only on the hub machine)')
     .requiredOption('--token <token>', 'enrolment token')
     .requiredOption('--name <name>', 'spoke name (DNS label)')
     .option('--labels <k=v,...>', 'labels to ask for (the token’s labels win)')
