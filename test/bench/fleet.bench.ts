@@ -468,7 +468,7 @@ async function main(): Promise<void> {
       for (const tier of ['edge', 'core']) {
         const uses = Array.from({ length: N }, (_, i) => i).filter((i) => REGIONS[i % 3] === region && (i % 10 === 0 ? 'core' : 'edge') === tier).length;
         if (uses === 0) continue;
-        const t = await api('POST', '/api/v1/enrollment-tokens', { uses, expiresInSeconds: 86_400, labels: { region, tier } });
+        const t = await api('POST', '/api/v1/enrollment-tokens', { uses, expiresInSeconds: 86_400, labels: { region, tier }, allowedLabelKeys: ['site', 'gpu-product', 'bench'] });
         tokens.set(`${region}/${tier}`, t.token);
       }
     }
@@ -478,7 +478,7 @@ async function main(): Promise<void> {
       return {
         name: spokeName(i),
         token: tokens.get(`${REGIONS[i % 3]}/${i % 10 === 0 ? 'core' : 'edge'}`)!,
-        labels: { site: `site-${String(i % 500).padStart(3, '0')}`, 'gpu-product': count ? gpu.label : 'none', 'flotilla.dev/bench': 'true' },
+        labels: { site: `site-${String(i % 500).padStart(3, '0')}`, 'gpu-product': count ? gpu.label : 'none', bench: 'true' },
         gpus: { product: gpu.product, memoryGiB: gpu.memoryGiB, count },
       };
     });
@@ -544,7 +544,7 @@ spec:
 apiVersion: flotilla.dev/v1
 kind: Placement
 metadata: { name: bench-fleet }
-spec: { selector: { matchLabels: { flotilla.dev/bench: "true" } } }
+spec: { selector: { matchLabels: { bench: "true" } } }
 ---
 apiVersion: flotilla.dev/v1
 kind: ModelDeployment
@@ -589,7 +589,7 @@ spec: { model: { name: detector, version: "1.0.0" }, placement: bench-fleet, run
     log(`  p50 ${convergence.p50Ms.toFixed(0)} ms, p99 ${convergence.p99Ms.toFixed(0)} ms, max ${convergence.maxMs.toFixed(0)} ms (all seen by polling at ${detectedAllMs.toFixed(0)} ms)`);
 
     /* ---- selector queries at N */
-    const selectors = ['region=eu', 'region in (eu,us),tier=edge', 'site=site-042', 'gpu-product notin (t4,none),tier=edge', 'tier!=core,region=apac', 'flotilla.dev/bench'];
+    const selectors = ['region=eu', 'region in (eu,us),tier=edge', 'site=site-042', 'gpu-product notin (t4,none),tier=edge', 'tier!=core,region=apac', 'bench'];
     const lat: number[] = [];
     await phase('selector queries', async () => {
       for (let i = 0; i < 240; i++) {

@@ -169,7 +169,7 @@ spec:
     const applied = await this.apply('setup', 'apply placements ring-a, ring-b and deployments at 1.0.0');
     if (applied.outcome !== 'committed') throw new Error(`the first apply did not commit: ${JSON.stringify(applied.attempts.at(-1))}`);
     const started = Date.now();
-    const r = await this.attempt(() => this.api.call('POST', '/api/v1/enrollment-tokens', { uses: this.spokes.length, expiresInSeconds: 3600 }));
+    const r = await this.attempt(() => this.api.call('POST', '/api/v1/enrollment-tokens', { uses: this.spokes.length, expiresInSeconds: 3600, allowedLabelKeys: ['*'] }));
     const body = r.last.body as { id?: string; token?: string } | null;
     this.record('setup', `create an enrolment token for ${this.spokes.length} spokes`, started, r, [r.last.requestId], [{ action: 'enrollment-token.create', target: `enrollment-token/${body?.id}` }]);
     if (r.outcome !== 'committed' || !body?.token) throw new Error(`cannot create an enrolment token: HTTP ${r.last.status} ${JSON.stringify(r.last.body)}`);

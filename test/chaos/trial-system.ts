@@ -135,6 +135,10 @@ export class TrialSystem {
       FLOTILLA_HOME: this.hubHome,
       FLOTILLA_API_PORT: String(apiPort),
       FLOTILLA_API_HOST: '127.0.0.1',
+      // TLS listeners on ports of their own: trials and other hubs on this machine start side by side.
+      FLOTILLA_HTTPS_PORT: String(await freePort()),
+      FLOTILLA_MQTTS_PORT: String(await freePort()),
+      FLOTILLA_TLS_HOST: '127.0.0.1',
       FLOTILLA_ADMIN_TOKEN: this.adminToken,
       FLOTILLA_LOG_LEVEL: 'info',
       FLOTILLA_TELEMETRY_INTERVAL: String(this.opts.telemetrySeconds),

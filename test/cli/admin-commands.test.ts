@@ -123,7 +123,7 @@ describe('flotilla tokens, enrollment-tokens, get -w, completion and version', (
     if (spawnSync('zsh', ['--version']).status !== 0) return console.warn('SKIPPED: zsh not installed (Debian package zsh)');
     const script = `autoload -U compinit && compinit -D -u; source <("${process.execPath}" "${BIN}" completion zsh); print -r -- $_comps[flotilla]; compadd() { shift; print -r -- "$*"; }; words=(flotilla tokens ''); CURRENT=3; _flotilla`;
     const r = spawnSync('zsh', ['-f', '-c', script], { encoding: 'utf8', timeout: 60_000 });
-    expect({ code: r.status, stdout: r.stdout, stderr: r.stderr }).toEqual({ code: 0, stdout: '_flotilla\ncreate list revoke help\n', stderr: '' });
+    expect({ code: r.status, stdout: r.stdout, stderr: r.stderr }).toEqual({ code: 0, stdout: '_flotilla\ncreate list rotate revoke help\n', stderr: '' });
   }, MANY_RUNS_MS);
 
   test('version prints the CLI version, and the hub version when a hub URL is set, without a token', async () => {

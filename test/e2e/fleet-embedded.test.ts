@@ -36,7 +36,7 @@ describe('hub and three agents over the embedded broker', () => {
   beforeAll(async () => {
     t = await startTestHub();
     dir = await mkdtemp(path.join(os.tmpdir(), 'flotilla-fleet-'));
-    const tok = await t.api('POST', '/api/v1/enrollment-tokens', { uses: 3, labels: { region: 'eu' } });
+    const tok = await t.api('POST', '/api/v1/enrollment-tokens', { uses: 3, labels: { region: 'eu' }, allowedLabelKeys: ['site'] });
     for (const name of SITES) {
       const r = await runCli(['agent', 'enroll', '--hub', t.hub.apiUrl, '--token', tok.body.token, '--name', name, '--labels', `site=${name}`, '--state-dir', path.join(dir, name)]);
       expect({ name, code: r.code, stderr: r.stderr }).toEqual({ name, code: 0, stderr: '' });

@@ -1,4 +1,4 @@
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import mqtt from 'mqtt';
@@ -9,6 +9,8 @@ import { RecordingRuntime, basePolicy } from '../support/fleet-kit.js';
 import { runCli } from '../support/cli.js';
 import { startTestHub, type TestHub } from '../support/hub.js';
 import { findMosquitto, startMosquitto, type RunningMosquitto } from '../support/mosquitto.js';
+import { issueFromHubCa } from '../../apps/hub/src/tls/hub-tls.js';
+import { findFreePort } from '../../apps/hub/src/common/ports.js';
 import { waitFor } from '../support/wait.js';
 
 const SITES = ['mq-a', 'mq-b', 'mq-c'];
@@ -18,10 +20,11 @@ const available = found.ok;
 const maybe = available ? describe : describe.skip;
 if (!found.ok) console.warn(`SKIPPED: ${found.reason} (.ci/run installs the Debian package mosquitto)`);
 
-maybe('hub and three agents over a real Mosquitto with dynamic security', () => {
+maybe('hub and three agents over a real Mosquitto with dynamic security, over TLS', () => {
   let broker: RunningMosquitto;
   let t: TestHub;
   let dir: string;
+  let home: string;
   const agents = new Map<string, { handle: AgentHandle; runtime: RecordingRuntime }>();
   const log = pino({ level: 'silent' });
   const startAgent = async (name: string) => {
@@ -36,9 +39,20 @@ maybe('hub and three agents over a real Mosquitto with dynamic security', () => 
   };
 
   beforeAll(async () => {
-    broker = await startMosquitto({ dynsec: true, messageSizeLimit: 256 * 1024 });
+    // Mosquitto's TLS listener gets a certificate from the hub's CA (as docs/operations.md shows with openssl), which agents pin at enrolment.
+    home = await mkdtemp(path.join(os.tmpdir(), 'flotilla-mq-home-'));
+    const issued = await issueFromHubCa(home, ['localhost', '127.0.0.1']);
+    await writeFile(path.join(home, 'broker.crt'), issued.certPem);
+    await writeFile(path.join(home, 'broker.key'), issued.keyPem, { mode: 0o600 });
+    const tlsPort = await findFreePort();
+    broker = await startMosquitto({
+      dynsec: true,
+      messageSizeLimit: 256 * 1024,
+      extraConfig: [`listener ${tlsPort} 127.0.0.1`, `certfile ${path.join(home, 'broker.crt')}`, `keyfile ${path.join(home, 'broker.key')}`],
+    });
     t = await startTestHub({
-      MQTT_URL: broker.url,
+      FLOTILLA_HOME: home,
+      MQTT_URL: `mqtts://localhost:${tlsPort}`,
       FLOTILLA_BROKER_AUTH: 'mosquitto-dynsec',
       FLOTILLA_MQTT_USERNAME: broker.adminUsername,
       FLOTILLA_MQTT_PASSWORD: broker.adminPassword,
@@ -48,6 +62,8 @@ maybe('hub and three agents over a real Mosquitto with dynamic security', () => 
     for (const name of SITES) {
       const r = await runCli(['agent', 'enroll', '--hub', t.hub.apiUrl, '--token', tok.body.token, '--name', name, '--state-dir', path.join(dir, name)]);
       expect({ name, code: r.code, stderr: r.stderr }).toEqual({ name, code: 0, stderr: '' });
+      const creds = await readCredentials(path.join(dir, name));
+      expect({ url: creds.mqtt.url, ca: creds.caCertificate?.trim() }).toEqual({ url: `mqtts://localhost:${tlsPort}`, ca: issued.caPem.trim() });
     }
     for (const name of SITES) await startAgent(name);
   }, 90_000);
@@ -57,6 +73,7 @@ maybe('hub and three agents over a real Mosquitto with dynamic security', () => 
     await t?.stop();
     await broker?.stop();
     if (dir) await rm(dir, { recursive: true, force: true });
+    if (home) await rm(home, { recursive: true, force: true });
   });
 
   test('all three come online through Mosquitto and a change reaches them', async () => {

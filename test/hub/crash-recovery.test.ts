@@ -64,6 +64,8 @@ describe('embedded Postgres after a crash', () => {
       FLOTILLA_API_HOST: '127.0.0.1',
       FLOTILLA_MQTT_PORT: String(mqttPort),
       FLOTILLA_MQTT_HOST: '127.0.0.1',
+      FLOTILLA_HTTPS_PORT: String(await findFreePort()),
+      FLOTILLA_MQTTS_PORT: String(await findFreePort()),
       FLOTILLA_LOG_FORMAT: 'json',
     };
     delete env.DATABASE_URL;
@@ -91,7 +93,13 @@ describe('embedded Postgres after a crash', () => {
 
     // A second hub on the same FLOTILLA_HOME must not take the running one's Postgres away.
     const second = spawn(process.execPath, ['bin/flotilla.js', 'hub', '--no-local-agent'], {
-      env: { ...env, FLOTILLA_API_PORT: String(await findFreePort()), FLOTILLA_MQTT_PORT: String(await findFreePort()) },
+      env: {
+        ...env,
+        FLOTILLA_API_PORT: String(await findFreePort()),
+        FLOTILLA_MQTT_PORT: String(await findFreePort()),
+        FLOTILLA_HTTPS_PORT: String(await findFreePort()),
+        FLOTILLA_MQTTS_PORT: String(await findFreePort()),
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let secondErr = '';

@@ -247,7 +247,7 @@ describe('OpenAPI document', () => {
       }
       if (op.security?.length !== 0) expect({ where, has401: statuses.includes(401), has429: statuses.includes(429) }).toEqual({ where, has401: true, has429: true });
       if (method === 'POST' || method === 'PATCH') {
-        const bodyless = ['/api/v1/git-sources/{name}/sync'];
+        const bodyless = ['/api/v1/git-sources/{name}/sync', '/api/v1/api-tokens/{name}/rotate', '/api/v1/signing-key/rotate'];
         if (!bodyless.includes(template)) expect({ where, body: Object.keys(op.requestBody?.content ?? {}).length > 0 }).toEqual({ where, body: true });
       }
       if (op.requestBody) expect({ where, has400: statuses.includes(400) }).toEqual({ where, has400: true });
@@ -301,7 +301,7 @@ describe('OpenAPI document', () => {
   });
 
   test('enrolment tokens and enrolment: create, list, enrol, refuse, revoke', async () => {
-    const tok = await call('POST', '/api/v1/enrollment-tokens', { body: { uses: 2, labels: { region: 'eu' } } });
+    const tok = await call('POST', '/api/v1/enrollment-tokens', { body: { uses: 2, labels: { region: 'eu' }, allowedLabelKeys: ['site'] } });
     expect(tok.status).toBe(201);
     expect((await call('POST', '/api/v1/enrollment-tokens', { body: { uses: 0, labels: { 'bad key!': 'x' } } })).status).toBe(400);
     expect((await call('GET', '/api/v1/enrollment-tokens')).body.items.length).toBeGreaterThan(0);
@@ -323,7 +323,7 @@ describe('OpenAPI document', () => {
     expect((await call('GET', '/api/v1/spokes', { query: { frobnicate: '1' } })).status).toBe(400);
     // An agent with a GPU that reports capacity and health: the richest answer a spoke has.
     const dir = await mkdtemp(path.join(os.tmpdir(), 'flotilla-openapi-agent-'));
-    const tok = await call('POST', '/api/v1/enrollment-tokens', { body: {} });
+    const tok = await call('POST', '/api/v1/enrollment-tokens', { body: { allowedLabelKeys: ['region'] } });
     await enroll({ hubUrl: t.hub.apiUrl, token: tok.body.token, name: 'gpu-1', labels: { region: 'ap' }, stateDir: dir });
     const agent = await runAgent({
       stateDir: dir,
@@ -471,6 +471,23 @@ describe('OpenAPI document', () => {
     const deleted = await call('DELETE', '/api/v1/git-sources/{name}', { params: { name: 'policies' } });
     expect(deleted.body.objects).toEqual([{ kind: 'Placement', name: 'git-sites', action: 'deleted' }]);
     expect((await call('DELETE', '/api/v1/git-sources/{name}', { params: { name: 'policies' } })).status).toBe(404);
+  });
+
+  test('token and signing-key rotation: new secret shown once, old one refused; the key changes, agents follow', async () => {
+    const created = await call('POST', '/api/v1/api-tokens', { body: { name: 'rotate-me', role: 'viewer' } });
+    const rotated = await call('POST', '/api/v1/api-tokens/{name}/rotate', { params: { name: 'rotate-me' } });
+    expect(rotated.status).toBe(200);
+    expect(rotated.body.token).not.toBe(created.body.token);
+    expect((await call('GET', '/api/v1/spokes', { token: created.body.token, from: '10.4.0.1' })).status).toBe(401);
+    expect((await call('GET', '/api/v1/spokes', { token: rotated.body.token })).status).toBe(200);
+    expect((await call('POST', '/api/v1/api-tokens/{name}/rotate', { params: { name: 'nope' } })).status).toBe(404);
+    // The bootstrap token of this hub comes from FLOTILLA_ADMIN_TOKEN: changed there, not here.
+    expect((await call('POST', '/api/v1/api-tokens/{name}/rotate', { params: { name: 'bootstrap-admin' } })).status).toBe(409);
+    const before = await call('GET', '/api/v1/signing-key');
+    const key = await call('POST', '/api/v1/signing-key/rotate');
+    expect(key.body.fingerprint).not.toBe(before.body.fingerprint);
+    expect((await call('POST', '/api/v1/signing-key/rotate', { token: viewerToken })).status).toBe(403);
+    await fleet.converged();
   });
 
   test('audit events, filtered, and an unknown filter', async () => {

@@ -23,7 +23,8 @@ const release = (srv: net.Server) => new Promise<void>((r) => srv.close(() => r(
 
 /** A config whose defaults (normally 8080 and 1883) are the given ports, so the test never touches the real defaults. */
 function withDefaults(home: string, api: number, mqtt: number, env: Record<string, string> = {}): HubConfig {
-  const base = loadConfig({ FLOTILLA_HOME: home, FLOTILLA_API_HOST: '127.0.0.1', FLOTILLA_MQTT_HOST: '127.0.0.1', ...env });
+  // The TLS listeners' ports follow the same rules (a test below); the others look at the plain ones alone.
+  const base = loadConfig({ FLOTILLA_HOME: home, FLOTILLA_API_HOST: '127.0.0.1', FLOTILLA_MQTT_HOST: '127.0.0.1', FLOTILLA_TLS: 'off', ...env });
   return {
     ...base,
     apiPort: base.explicitPorts.api ? base.apiPort : api,
@@ -89,6 +90,22 @@ describe('ports chosen at the first start are remembered', () => {
     } finally {
       await release(blocker);
     }
+  });
+
+  test('the TLS listeners (HTTPS, MQTT over TLS) take the next free port past a taken default and keep it', async () => {
+    const taken = await hold();
+    const base = withDefaults(home, await findFreePort(), await findFreePort(), { FLOTILLA_TLS: 'on' });
+    const config = { ...base, tls: { ...base.tls, host: '127.0.0.1', httpsPort: taken.port, mqttsPort: await findFreePort() } };
+    let first: Awaited<ReturnType<typeof choosePorts>>;
+    try {
+      first = await choosePorts(config, quiet);
+    } finally {
+      await release(taken);
+    }
+    expect(first.tls!.httpsPort).toBeGreaterThan(taken.port);
+    const remembered = JSON.parse(await readFile(path.join(home, 'ports.json'), 'utf8'));
+    expect(remembered).toMatchObject({ https: first.tls!.httpsPort, mqtts: first.tls!.mqttsPort });
+    expect((await choosePorts(config, quiet)).tls).toEqual(first.tls);
   });
 
   test('a ports.json that is not ports stops the start naming the file', async () => {

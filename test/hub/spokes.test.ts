@@ -116,7 +116,7 @@ describe('spokes API', () => {
   });
 
   test('enrolment: labels stamped, name taken refused, used and expired tokens refused', async () => {
-    const tok = await t.api('POST', '/api/v1/enrollment-tokens', { labels: { region: 'eu', site: 'paris' }, uses: 1 });
+    const tok = await t.api('POST', '/api/v1/enrollment-tokens', { labels: { region: 'eu', site: 'paris' }, allowedLabelKeys: ['extra'], uses: 1 });
     const enrol = (body: unknown) => t.api('POST', '/api/v1/enroll', body, null);
     const first = await enrol({ token: tok.body.token, name: 'paris-01', labels: { region: 'us', extra: 'yes' } });
     expect(first.status).toBe(201);

@@ -38,7 +38,7 @@ describe('truthful core: generations, restarts, stalled objects, one registry', 
   });
 
   it('a spoke that missed a change while the hub restarted gets it and converges (acceptedGeneration and observedGeneration shown)', async () => {
-    const tok = (await t.api('POST', '/api/v1/enrollment-tokens', { uses: 5 })).body.token as string;
+    const tok = (await t.api('POST', '/api/v1/enrollment-tokens', { uses: 5, allowedLabelKeys: ['*'] })).body.token as string;
     const a = await startAgent('eu-1', { region: 'eu' }, tok);
     expect((await t.api('POST', '/api/v1/apply', basePolicy())).status).toBe(200);
     const first = await waitFor('eu-1 in sync', async () => {
@@ -79,7 +79,7 @@ describe('truthful core: generations, restarts, stalled objects, one registry', 
       `INSERT INTO policy_objects (kind, name, spec, source) VALUES ('ModelDeployment', 'ghost-deployment', $1::jsonb, 'test')`,
       [JSON.stringify({ model: { name: 'bridge-defects', version: '9.9.9' }, placement: 'eu-sites', runtime: 'builtin', resources: { gpu: 0 }, replicas: { min: 1, max: 1 }, remediation: 'enforce' })],
     );
-    const tok = (await t.api('POST', '/api/v1/enrollment-tokens', { uses: 1 })).body.token as string;
+    const tok = (await t.api('POST', '/api/v1/enrollment-tokens', { uses: 1, allowedLabelKeys: ['*'] })).body.token as string;
     await startAgent('eu-2', { region: 'eu' }, tok);
     const s = await waitFor('eu-2 gets bridge-defects-eu despite the broken object', async () => {
       const x = await spoke('eu-2');

@@ -34,7 +34,8 @@ export async function startFleet(t: TestHub, spokes: { name: string; labels: Rec
   const dir = await mkdtemp(path.join(os.tmpdir(), 'flotilla-policy-fleet-'));
   const log = pino({ level: 'silent' });
   const agents: Fleet['agents'] = new Map();
-  const tok = await t.api('POST', '/api/v1/enrollment-tokens', { uses: spokes.length });
+  // The agents ask for their own labels: the token lets them.
+  const tok = await t.api('POST', '/api/v1/enrollment-tokens', { uses: spokes.length, allowedLabelKeys: ['*'] });
   for (const s of spokes) {
     await enroll({ hubUrl: t.hub.apiUrl, token: tok.body.token, name: s.name, labels: s.labels, stateDir: path.join(dir, s.name) });
     const runtime = new RecordingRuntime();

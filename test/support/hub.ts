@@ -34,6 +34,9 @@ export async function startTestHub(env: Record<string, string> = {}): Promise<Te
     FLOTILLA_API_HOST: '127.0.0.1',
     FLOTILLA_MQTT_PORT: '0',
     FLOTILLA_MQTT_HOST: '127.0.0.1',
+    // TLS listeners (HTTPS, MQTT over TLS) on free ports: many test hubs run side by side.
+    FLOTILLA_HTTPS_PORT: '0',
+    FLOTILLA_MQTTS_PORT: '0',
     FLOTILLA_ADMIN_TOKEN: adminToken,
     ...env,
   });

@@ -8,7 +8,8 @@ import {
   parseSpokeTopic,
   spokeTopics,
   toPublicKey,
-  verifyEnvelope,
+  verifyEnvelopeFollowingRotation,
+  type FollowedKey,
   type AgentEvent,
   type Capacity,
   type Command,
@@ -28,6 +29,7 @@ import {
   readAppliedEnvelope,
   readCredentials,
   writeAppliedEnvelope,
+  writeCredentials,
   type AgentCredentials,
 } from './state/state-dir.js';
 import { setCondition, truncate, workloadConditions } from './status/conditions.js';
@@ -126,7 +128,8 @@ interface Applied {
 
 class Agent {
   private readonly spoke: string;
-  private readonly hubKey: KeyObject;
+  /** The pinned hub signing key; moves forward when the hub rotates it (adoptHubKey). */
+  private hubKey: KeyObject;
   private readonly topics: Record<SpokeChannel, string>;
   private readonly sessionId = randomUUID();
   private readonly log: Logger;
@@ -151,7 +154,7 @@ class Agent {
 
   constructor(
     private readonly opts: RunAgentOptions,
-    credentials: AgentCredentials,
+    private credentials: AgentCredentials,
   ) {
     this.spoke = credentials.spoke;
     this.hubKey = toPublicKey(credentials.hubPublicKey);
@@ -175,6 +178,7 @@ class Agent {
       clientId: credentials.mqtt.clientId,
       username: credentials.mqtt.username,
       password: credentials.mqtt.password,
+      ...(credentials.caCertificate ? { ca: credentials.caCertificate } : {}),
       subscriptions: [this.topics.desired, this.topics.commands],
       will: () => ({ topic: this.topics.presence, payload: this.presence('offline'), qos: 1, retain: true }),
       reconnect: opts.timing?.reconnect,
@@ -249,7 +253,7 @@ class Agent {
       return;
     }
     const file = appliedEnvelopePath(this.opts.stateDir);
-    const result = verifyEnvelope(stored.raw, this.hubKey, { spoke: this.spoke, lastAppliedGeneration: 0 });
+    const result = verifyEnvelopeFollowingRotation(stored.raw, this.hubKey, { spoke: this.spoke, lastAppliedGeneration: 0 });
     if (!result.ok) {
       throw new StateFileError(
         file,
@@ -258,6 +262,8 @@ class Agent {
           `delete it to take the hub's current desired state at the next connection`,
       );
     }
+    // Stored, then the agent stopped before pinning the key that signed it.
+    if (result.hubKey.rotated) await this.adoptHubKey(result.hubKey);
     this.applied = { generation: result.envelope.generation, payload: result.envelope.payload };
     this.applyTelemetryInterval(result.envelope.payload);
     this.refreshWorkloadConditions();
@@ -295,12 +301,22 @@ class Agent {
       return;
     }
     const lastAppliedGeneration = this.applied?.generation ?? 0;
-    const result = verifyEnvelope(decoded.raw, this.hubKey, { spoke: this.spoke, lastAppliedGeneration });
+    const result = verifyEnvelopeFollowingRotation(decoded.raw, this.hubKey, { spoke: this.spoke, lastAppliedGeneration });
     if (!result.ok) {
       this.reject(result.reason, result.message, decoded.value.generation);
       return;
     }
     const { envelope } = result;
+    if (result.hubKey.rotated) {
+      // The same generation signed by the hub's new key: stored first (a restart re-verifies it by its announcements), then the key is pinned.
+      try {
+        await writeAppliedEnvelope(this.opts.stateDir, payload);
+        await this.adoptHubKey(result.hubKey);
+      } catch (err) {
+        this.log.error({ err: errorMessage(err) }, 'cannot pin the rotated hub signing key; keeping the old one');
+        return;
+      }
+    }
     if (result.duplicate) {
       this.counters.duplicates += 1;
       this.log.debug({ generation: envelope.generation }, 'desired state redelivered; already applied');
@@ -323,6 +339,15 @@ class Agent {
     this.log.info({ generation: envelope.generation, from: lastAppliedGeneration }, 'applied desired state');
     this.runner.setDesired(envelope.generation, envelope.payload);
     void this.publishStatus();
+  }
+
+  /** Pins the hub's new signing key in credentials.json; from now on envelopes signed by the old key are refused. */
+  private async adoptHubKey(next: FollowedKey): Promise<void> {
+    const credentials = { ...this.credentials, hubPublicKey: next.publicKeyPem };
+    await writeCredentials(this.opts.stateDir, credentials);
+    this.credentials = credentials;
+    this.hubKey = next.key;
+    this.log.info('the hub rotated its signing key; pinned the new key (announced under the old one)');
   }
 
   private reject(reason: EnvelopeRejectReason, message: string, generation: number | null): void {

@@ -13,6 +13,7 @@ import { registerGet } from './commands/get.js';
 import { registerPolicy } from './commands/policy.js';
 import { registerSchema } from './commands/schema.js';
 import { CliError, EXIT } from './exit-codes.js';
+import { registerSigningKey } from './commands/signing-key.js';
 
 const program = new Command()
   .name('flotilla')
@@ -32,6 +33,7 @@ registerTokens(program);
 registerEnrollmentTokens(program);
 registerVersion(program);
 registerCompletion(program);
+registerSigningKey(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { mkdir } from 'node:fs/promises';
 import type { Server } from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { type INestApplication } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
@@ -50,12 +51,25 @@ import { HubPublisher, type MqttEndpoint } from './mqtt/hub-publisher.js';
 const RESYNC_MS = 300_000;
 import { serveOpenApi } from './openapi/openapi-document.js';
 import { installBodyParsers } from './common/body-parsers.js';
+import { HUB_TLS } from './enrollment/enroll.controller.js';
+import { loadHubTls } from './tls/hub-tls.js';
+import { RotateSigningKey, loadKeyChain, rotationCommitted } from './desired/rotate-signing-key.js';
+import { SigningKeyController } from './desired/signing-key.controller.js';
+import { RotateApiToken } from './tokens/rotate-api-token.js';
 
 export interface HubHandle {
   apiUrl: string;
   /** URL agents use to reach the broker from this machine. */
   mqttUrl: string;
   mqttPort: number | null;
+  /** The plain API as this machine reaches it (the local agent enrols there, whatever FLOTILLA_PUBLIC_URL says). */
+  localApiUrl: string;
+  /** The API over HTTPS (null with FLOTILLA_TLS=off). */
+  httpsUrl: string | null;
+  /** MQTT over TLS on the embedded broker (null without it). */
+  mqttsUrl: string | null;
+  /** The CA certificate clients pin (`--ca`, FLOTILLA_CA); null when none. */
+  caFile: string | null;
   adminTokenLocation: string;
   dataSource: DataSource;
   app: INestApplication;
@@ -109,7 +123,11 @@ export async function startHub(config: HubConfig, log: Logger): Promise<HubHandl
     const ran = await runMigrations(ds);
     if (ran.length) log.info({ migrations: ran }, 'migrations applied');
 
-    const signingKey = await loadSigningKey(config.home, config.signingKeyFile);
+    const tls = config.tls.enabled ? await loadHubTls(config) : null;
+    const signingKey = await loadSigningKey(config.home, config.signingKeyFile, rotationCommitted(ds));
+    if (!(await loadKeyChain(ds, signingKey)).ok) {
+      log.warn({ key: signingKey.location }, 'the signing key is not the last one rotated to (replaced by hand?): enrolled agents refuse its envelopes until enrolled again');
+    }
     const admin = await ensureBootstrapAdmin(ds, config.home, config.adminToken);
 
     const hubUsername = 'flotilla-hub';
@@ -124,20 +142,24 @@ export async function startHub(config: HubConfig, log: Logger): Promise<HubHandl
         port: config.mqttPort,
         authority: new BrokerAuthority(ds, hubUsername, hubPassword),
         log: log.child({ component: 'broker' }),
+        ...(tls ? { tls: { host: config.tls.host, port: config.tls.mqttsPort, cert: tls.certificatePem, key: tls.keyPem } } : {}),
       });
       const b = broker;
       cleanups.push(() => b.close());
       mqttPort = broker.port;
       log.info({ port: broker.port }, 'embedded MQTT broker listening');
     }
-    const agentMqttUrl = (apiHostname: string) => config.mqttUrl ?? `mqtt://${apiHostname || '127.0.0.1'}:${mqttPort}`;
+    const mqttsPort = broker?.tlsPort ?? null;
+    // An agent that enrolled over HTTPS is sent to the TLS listener; plain MQTT only serves loopback by default.
+    const agentMqttUrl = (apiHostname: string, secure = false) =>
+      config.mqttUrl ?? (secure && mqttsPort ? `mqtts://${apiHostname || '127.0.0.1'}:${mqttsPort}` : `mqtt://${apiHostname || '127.0.0.1'}:${mqttPort}`);
     const endpoint: MqttEndpoint = config.mqttUrl
-      ? { url: config.mqttUrl, username: config.mqttUsername ?? hubUsername, password: hubPassword }
+      ? { url: config.mqttUrl, username: config.mqttUsername ?? hubUsername, password: hubPassword, ...(tls?.caCertificatePem ? { ca: tls.caCertificatePem } : {}) }
       : { url: `mqtt://127.0.0.1:${mqttPort}`, username: hubUsername, password: hubPassword };
 
     let provisioner: BrokerProvisioner = embeddedBrokerProvisioner;
     if (config.brokerAuth === 'mosquitto-dynsec' && config.mqttUrl) {
-      const dynsec = new MosquittoDynsecProvisioner({ url: config.mqttUrl, username: endpoint.username, password: endpoint.password, log: log.child({ component: 'dynsec' }) });
+      const dynsec = new MosquittoDynsecProvisioner({ url: config.mqttUrl, username: endpoint.username, password: endpoint.password, ca: endpoint.ca, log: log.child({ component: 'dynsec' }) });
       cleanups.push(() => dynsec.close());
       // Before the publisher and ingest connect: granting a role ends that user's sessions.
       await dynsec.ensureHubRole(endpoint.username);
@@ -185,6 +207,8 @@ export async function startHub(config: HubConfig, log: Logger): Promise<HubHandl
       { provide: IssueEnrollmentToken, useValue: issueEnrollmentToken },
       { provide: LabelSpoke, useValue: new LabelSpoke(ds, audit, renderer, envelopes) },
       { provide: SpokesRepository, useValue: new SpokesRepository(ds) },
+      { provide: RotateSigningKey, useValue: new RotateSigningKey(ds, audit, signingKey, envelopes, triggers) },
+      { provide: RotateApiToken, useValue: new RotateApiToken(ds, audit, { home: config.home, fromEnv: config.adminToken !== null }) },
     ];
     for (const c of controllers) c.start();
 
@@ -196,9 +220,10 @@ export async function startHub(config: HubConfig, log: Logger): Promise<HubHandl
         agentMqttUrl,
         useCases,
         readiness: [{ name: 'broker', check: async () => publisher.connected }],
-        extraControllers: [MetricsController],
+        extraControllers: [MetricsController, SigningKeyController],
         extraProviders: [
           { provide: HubMetrics, useValue: metrics },
+          { provide: HUB_TLS, useValue: { caCertificatePem: tls?.caCertificatePem ?? null } },
           { provide: FleetMetrics, useValue: new FleetMetrics(ds, metrics.registry, config.telemetryIntervalSeconds) },
         ],
       }),
@@ -238,6 +263,22 @@ export async function startHub(config: HubConfig, log: Logger): Promise<HubHandl
         if (!(await b.drain(3_000))) brokerLog.warn('the broker still had messages queued after 3 s; stopping anyway');
       });
     }
+    let httpsUrl: string | null = null;
+    if (tls) {
+      // The same Express application behind a second, TLS listener.
+      const secure = https.createServer({ cert: tls.certificatePem, key: tls.keyPem, minVersion: 'TLSv1.2' }, app.getHttpAdapter().getInstance());
+      await new Promise<void>((resolve, reject) => {
+        secure.once('error', reject);
+        secure.listen(config.tls.httpsPort, config.tls.host, () => resolve());
+      });
+      cleanups.push(async () => {
+        secure.closeIdleConnections();
+        await new Promise<void>((resolve) => secure.close(() => resolve()));
+      });
+      const tlsHost = config.tls.host === '0.0.0.0' || config.tls.host === '::' ? '127.0.0.1' : config.tls.host;
+      httpsUrl = `https://${tlsHost.includes(':') ? `[${tlsHost}]` : tlsHost}:${(secure.address() as AddressInfo).port}`;
+      log.info({ url: httpsUrl, certificate: tls.source, ca: tls.caFile }, 'HTTPS API listening');
+    }
     const port = (server.address() as AddressInfo).port;
     const shownHost = config.apiHost === '0.0.0.0' || config.apiHost === '::' ? '127.0.0.1' : config.apiHost;
     const apiUrl = config.publicUrl ?? `http://${shownHost}:${port}`;
@@ -245,6 +286,10 @@ export async function startHub(config: HubConfig, log: Logger): Promise<HubHandl
       apiUrl,
       mqttUrl: agentMqttUrl(shownHost),
       mqttPort,
+      localApiUrl: `http://${shownHost.includes(':') ? `[${shownHost}]` : shownHost}:${port}`,
+      httpsUrl,
+      mqttsUrl: mqttsPort ? `mqtts://127.0.0.1:${mqttsPort}` : null,
+      caFile: tls?.caFile ?? null,
       adminTokenLocation: admin.location,
       dataSource: ds,
       app,

@@ -83,6 +83,7 @@ export const EnrollmentTokenSchema = z
     id: z.string(),
     tokenPrefix: z.string(),
     labels: StringMap.describe('stamped on every spoke enrolled with this token'),
+    allowedLabelKeys: z.array(z.string()).describe('label keys an enrolling agent may ask for beyond the token\'s own ("*": any outside flotilla.dev/)'),
     usesTotal: z.number().int(),
     usesLeft: z.number().int(),
     expiresAt: isoTime,
@@ -440,3 +441,15 @@ export const AuditEventSchema = z
   })
   .strict();
 export type AuditEvent = z.output<typeof AuditEventSchema>;
+
+/* ------------------------------------------------------------ signing key */
+
+export const SigningKeySchema = z
+  .object({
+    publicKey: z.string().describe('the hub signing key in use (Ed25519, SPKI PEM)'),
+    fingerprint: z.string().describe('sha256: of the public key (DER), to compare with an agent\'s credentials.json'),
+    rotations: z.number().int().describe('how many times the key was rotated'),
+    lastRotatedAt: nullableTime,
+  })
+  .strict();
+export type SigningKey = z.output<typeof SigningKeySchema>;

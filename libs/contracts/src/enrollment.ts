@@ -43,6 +43,8 @@ export const EnrollResponseSchema = z.object({
     password: z.string().min(1).max(1024),
   }),
   hubPublicKey: z.string().includes('BEGIN PUBLIC KEY', { message: 'must be a PEM public key' }),
+  /** The CA of the hub's TLS listeners (HTTPS, MQTT over TLS), for the agent to pin; absent when the hub has none to hand out. */
+  caCertificate: z.string().max(65536).includes('BEGIN CERTIFICATE', { message: 'must be a PEM certificate' }).optional(),
 });
 export type EnrollResponse = z.infer<typeof EnrollResponseSchema>;
 

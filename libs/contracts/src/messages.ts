@@ -147,6 +147,19 @@ export const DesiredPayloadSchema = z
   .strict();
 export type DesiredPayload = z.infer<typeof DesiredPayloadSchema>;
 
+/**
+ * A hub signing key announced under the key before it (signing-key rotation):
+ * `sig` is the previous key's Ed25519 signature over the canonical JSON of
+ * `{purpose: "flotilla.hub-signing-key", publicKey}` (see signing-key-chain.ts).
+ */
+export const KeyAnnouncementSchema = z
+  .object({
+    publicKey: z.string().min(1).max(1024),
+    sig: z.string().min(1).max(200),
+  })
+  .strict();
+export type KeyAnnouncement = z.infer<typeof KeyAnnouncementSchema>;
+
 /** Signed envelope carried on flotilla/v1/spokes/S/desired. */
 export const EnvelopeSchema = z
   .object({
@@ -156,6 +169,8 @@ export const EnvelopeSchema = z
     issuedAt: isoTime,
     payload: DesiredPayloadSchema,
     sig: z.string().min(1).max(200),
+    /** The hub's key rotations, oldest first, the last being the key that signed this envelope; outside the signature (each link is signed). */
+    keys: z.array(KeyAnnouncementSchema).max(16).optional(),
   })
   .strict();
 export type Envelope = z.infer<typeof EnvelopeSchema>;

@@ -26,6 +26,12 @@ export interface EnrollOptions {
   /** What the agent knows about its host, sent for the hub to show. */
   facts?: Record<string, unknown>;
   stateDir: string;
+  /**
+   * CA certificate (PEM) the user brought (`--ca`): pinned when the hub hands
+   * out none. The HTTPS request itself verifies against the process's CA store
+   * (the CLI adds this CA to it); certificates are never left unchecked.
+   */
+  ca?: string;
   /** Defaults to the global fetch; injectable for tests and proxies. */
   fetch?: typeof fetch;
   signal?: AbortSignal;
@@ -77,7 +83,13 @@ export async function enroll(opts: EnrollOptions): Promise<AgentCredentials> {
     text = await response.text();
   } catch (err) {
     if (opts.signal?.aborted) throw opts.signal.reason;
-    throw new EnrollError('HubUnreachable', `cannot reach the hub at ${endpoint}: ${fetchFailure(err)}`);
+    const why = fetchFailure(err);
+    const untrusted = /CERT|SELF_SIGNED|UNABLE_TO_VERIFY|unable to verify|self-signed/i.test(why);
+    throw new EnrollError(
+      'HubUnreachable',
+      `cannot reach the hub at ${endpoint}: ${why}` +
+        (untrusted ? ' (the hub certificate is not trusted: pass --ca FILE or set FLOTILLA_CA to the hub CA, $FLOTILLA_HOME/tls/ca.pem on the hub)' : ''),
+    );
   }
 
   if (response.status !== 201 && response.status !== 200) {
@@ -109,12 +121,19 @@ export async function enroll(opts: EnrollOptions): Promise<AgentCredentials> {
     labels: answer.spoke.labels,
     mqtt: answer.mqtt,
     hubPublicKey: answer.hubPublicKey,
+    ...pinnedCa(answer.caCertificate, opts.ca),
     enrolledAt: new Date().toISOString(),
   };
   // An applied envelope without credentials is left from an earlier identity; it must not be replayed.
   await removeAppliedEnvelope(opts.stateDir);
   await writeCredentials(opts.stateDir, credentials);
   return credentials;
+}
+
+/** Both the hub's CA and one the user brought (a broker with its own CA, say), once each. */
+function pinnedCa(fromHub: string | undefined, brought: string | undefined): { caCertificate?: string } {
+  const pems = [...new Set([fromHub, brought].filter((p): p is string => Boolean(p?.trim())).map((p) => p.trim()))];
+  return pems.length ? { caCertificate: pems.join('\n') + '\n' } : {};
 }
 
 function enrollEndpoint(hubUrl: string): string {

@@ -16,6 +16,8 @@ export interface MqttSessionOptions {
   clientId: string;
   username: string;
   password: string;
+  /** CA certificate(s) (PEM) the broker's TLS certificate must chain to (mqtts://); the system store when absent. */
+  ca?: string;
   /** Exact topics to subscribe to (QoS 1) on every connection. */
   subscriptions: string[];
   /** Last will, computed afresh for each connection attempt. */
@@ -99,6 +101,9 @@ export class MqttSession {
       connectTimeout: this.opts.connectTimeoutMs ?? 30_000,
       keepalive: this.opts.keepaliveSeconds ?? 30,
       will: this.opts.will(),
+      // Certificates are always verified; a pinned CA replaces the system store.
+      rejectUnauthorized: true,
+      ...(this.opts.ca ? { ca: this.opts.ca } : {}),
     };
     const client = mqtt.connect(this.opts.url, options);
     this.client = client;

@@ -30,6 +30,8 @@ export const AgentCredentialsSchema = z
       })
       .strict(),
     hubPublicKey: z.string().min(1),
+    /** CA certificate (PEM) pinned at enrolment: the hub's, or the one given with `--ca`. */
+    caCertificate: z.string().min(1).optional(),
     enrolledAt: z.iso.datetime({ offset: true }),
   })
   .strict();

@@ -1,4 +1,5 @@
 import { CliError, EXIT } from '../exit-codes.js';
+import { trustCa } from './trust-ca.js';
 
 /** Where the admin API is and who we are: flags win over FLOTILLA_URL / FLOTILLA_TOKEN. */
 export interface HubTarget {
@@ -9,6 +10,8 @@ export interface HubTarget {
 export interface ConnectionFlags {
   url?: string;
   token?: string;
+  /** CA certificate file for an https:// hub (else FLOTILLA_CA, else the system store). */
+  ca?: string;
 }
 
 export function resolveTarget(flags: ConnectionFlags, env: NodeJS.ProcessEnv = process.env): HubTarget {
@@ -16,12 +19,14 @@ export function resolveTarget(flags: ConnectionFlags, env: NodeJS.ProcessEnv = p
   const token = flags.token ?? env.FLOTILLA_TOKEN;
   const missing = [!url ? 'the hub URL (--url or FLOTILLA_URL)' : null, !token ? 'an API token (--token or FLOTILLA_TOKEN)' : null].filter(Boolean);
   if (missing.length) throw new CliError(`needs ${missing.join(' and ')}`, EXIT.usage);
+  trustCa(flags.ca ?? env.FLOTILLA_CA);
   return { url: checkedUrl(url as string), token: token as string };
 }
 
 /** The hub URL alone, for public routes (version); null when none is configured. */
 export function resolveUrl(flags: ConnectionFlags, env: NodeJS.ProcessEnv = process.env): string | null {
   const url = flags.url ?? env.FLOTILLA_URL;
+  if (url) trustCa(flags.ca ?? env.FLOTILLA_CA);
   return url ? checkedUrl(url) : null;
 }
 

@@ -9,6 +9,7 @@ import { EnrollError, enroll } from '../../../agent/src/enroll/enroll.js';
 import { LEDGER_FILE } from '../../../agent/src/runtime/process/ledger.js';
 import { DEFAULT_STATE_DIR } from '../../../agent/src/state/state-dir.js';
 import { StateDirLockedError } from '../../../agent/src/state/state-dir-lock.js';
+import { trustCa } from '../client/trust-ca.js';
 import { CliError, EXIT } from '../exit-codes.js';
 
 function parseLabels(text: string | undefined): Record<string, string> | undefined {
@@ -40,20 +41,23 @@ export function registerAgent(program: Command): void {
   agent
     .command('enroll')
     .description('enrol this appliance with the hub using a one-time enrolment token (writes the state directory)')
-    .requiredOption('--hub <url>', 'hub API URL, e.g. http://hub:8080')
+    .requiredOption('--hub <url>', 'hub API URL, e.g. https://hub:8443 (plain http only on the hub machine)')
     .requiredOption('--token <token>', 'enrolment token')
     .requiredOption('--name <name>', 'spoke name (DNS label)')
     .option('--labels <k=v,...>', 'labels to ask for (the token’s labels win)')
     .option('--state-dir <dir>', 'state directory', DEFAULT_STATE_DIR)
-    .action(async (o: { hub: string; token: string; name: string; labels?: string; stateDir: string }) => {
+    .option('--ca <file>', 'CA certificate the https:// hub must chain to, pinned with the one the hub hands out (default: $FLOTILLA_CA)')
+    .action(async (o: { hub: string; token: string; name: string; labels?: string; stateDir: string; ca?: string }) => {
       try {
         const labels = parseLabels(o.labels);
+        const ca = trustCa(o.ca ?? process.env.FLOTILLA_CA);
         const creds = await enroll({
           hubUrl: o.hub,
           token: o.token,
           name: o.name,
           stateDir: path.resolve(o.stateDir),
           ...(labels ? { labels } : {}),
+          ...(ca ? { ca } : {}),
         });
         process.stdout.write(`enrolled as "${creds.spoke}"; state in ${path.resolve(o.stateDir)}\nnext: flotilla agent run --state-dir ${o.stateDir}\n`);
       } catch (err) {

@@ -10,6 +10,7 @@ interface EnrollmentTokenView {
   id: string;
   tokenPrefix: string;
   labels: Record<string, string>;
+  allowedLabelKeys?: string[];
   usesTotal: number;
   usesLeft: number;
   expiresAt: string;
@@ -42,14 +43,16 @@ export function registerEnrollmentTokens(program: Command): void {
       .command('create')
       .description('create an enrolment token and print it with the `flotilla agent enroll` command that uses it')
       .option('--labels <k=v,...>', 'labels stamped on every spoke enrolled with it')
+      .option('--allow-labels <key,...>', 'label keys agents may ask for with `agent enroll --labels` ("*": any outside flotilla.dev/); default none')
       .option('--uses <n>', 'how many spokes may enrol with it', '1')
       .option('--expires <duration>', 'valid for this long, e.g. 1h or 7d (at most 30d)', '1h')
       .option('--hub-url <url>', 'hub URL agents should use, when they reach it by another address than this CLI (default: the --url)')
       .addOption(outputOption()),
-  ).action(async (o: Flags & { labels?: string; uses: string; expires: string; hubUrl?: string }) => {
+  ).action(async (o: Flags & { labels?: string; allowLabels?: string; uses: string; expires: string; hubUrl?: string }) => {
     if (!/^\d+$/.test(o.uses) || Number(o.uses) < 1) throw new CliError(`--uses ${JSON.stringify(o.uses)}: expected a whole number of 1 or more`, EXIT.invalid);
     const body = {
       ...(o.labels !== undefined ? { labels: parseLabels(o.labels, '--labels') } : {}),
+      ...(o.allowLabels !== undefined ? { allowedLabelKeys: o.allowLabels.split(',').map((k) => k.trim()).filter(Boolean) } : {}),
       uses: Number(o.uses),
       expiresInSeconds: parseDuration(o.expires, '--expires'),
     };
@@ -61,7 +64,8 @@ export function registerEnrollmentTokens(program: Command): void {
       return;
     }
     process.stdout.write(
-      `Enrolment token ${t.id} created: ${t.usesTotal} use${t.usesTotal === 1 ? '' : 's'}, expires ${t.expiresAt} (${until(t.expiresAt)}), labels ${labelsText(t.labels)}.\n` +
+      `Enrolment token ${t.id} created: ${t.usesTotal} use${t.usesTotal === 1 ? '' : 's'}, expires ${t.expiresAt} (${until(t.expiresAt)}), labels ${labelsText(t.labels)}` +
+        `${t.allowedLabelKeys?.length ? `, agents may ask for ${t.allowedLabelKeys.join(',')}` : ''}.\n` +
         `Token: ${t.token}\n` +
         'This secret is shown once and cannot be read back.\n' +
         'On the appliance, replace <NAME> with the spoke’s name (a DNS label) and run:\n' +

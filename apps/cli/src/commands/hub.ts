@@ -54,16 +54,19 @@ export function registerHub(program: Command): void {
         `Flotilla hub is up.`,
         `  API:          ${handle.apiUrl}   (OpenAPI: ${handle.apiUrl}/api/docs)`,
         `  MQTT:         ${handle.mqttUrl}`,
+        ...(handle.httpsUrl ? [`  HTTPS:        ${handle.httpsUrl}   (all interfaces; plain HTTP and MQTT above serve ${config.apiHost} only)`] : []),
+        ...(handle.mqttsUrl ? [`  MQTT/TLS:     ${handle.mqttsUrl}`] : []),
+        ...(handle.caFile ? [`  CA:           ${handle.caFile}   (agents: flotilla agent enroll --ca; CLI: --ca or FLOTILLA_CA)`] : []),
         `  Admin token:  ${handle.adminTokenLocation === 'FLOTILLA_ADMIN_TOKEN' ? 'from FLOTILLA_ADMIN_TOKEN' : handle.adminTokenLocation}`,
         `  Data:         ${config.home}`,
         localAgent ? `  Local agent:  enrolled as "local" (process runtime)` : `  Local agent:  off`,
         ...(agentMetricsUrl ? [`                metrics: ${agentMetricsUrl}`] : []),
-        `Try: FLOTILLA_URL=${handle.apiUrl} FLOTILLA_TOKEN=$(cat ${handle.adminTokenLocation === 'FLOTILLA_ADMIN_TOKEN' ? '<token>' : handle.adminTokenLocation}) npx flotilla get spokes`,
+        `Try: FLOTILLA_URL=${handle.apiUrl} FLOTILLA_TOKEN=$(cat ${handle.adminTokenLocation.startsWith('/') ? handle.adminTokenLocation : '<token>'}) npx flotilla get spokes`,
         '',
       ].join('\n');
       // JSON logs own stdout (collectors parse it line by line): the banner goes to stderr then, and into one log line.
       if (config.logFormat === 'json') {
-        log.info({ api: handle.apiUrl, mqtt: handle.mqttUrl, adminToken: handle.adminTokenLocation, home: config.home }, 'Flotilla hub is up');
+        log.info({ api: handle.apiUrl, mqtt: handle.mqttUrl, https: handle.httpsUrl, mqtts: handle.mqttsUrl, ca: handle.caFile, adminToken: handle.adminTokenLocation, home: config.home }, 'Flotilla hub is up');
         process.stderr.write(banner + '\n');
       } else {
         process.stdout.write(banner + '\n');

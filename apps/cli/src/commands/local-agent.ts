@@ -54,13 +54,14 @@ export async function startLocalAgent(hub: HubHandle, config: HubConfig, log: Lo
     // Through the same use case as POST /api/v1/enrollment-tokens: hashed, audited, single use, short-lived.
     const { token } = await hub.useCases.issueEnrollmentToken.execute({
       labels: { 'flotilla.dev/local': 'true' },
+      reservedLabels: true,
       uses: 1,
       expiresInSeconds: 60,
       actor: 'system',
       note: 'local agent',
     });
     try {
-      await enroll({ hubUrl: hub.apiUrl, token, name: LOCAL_AGENT_NAME, stateDir });
+      await enroll({ hubUrl: hub.localApiUrl, token, name: LOCAL_AGENT_NAME, stateDir });
     } catch (err) {
       if (err instanceof EnrollError && err.code === 'HubRefused') {
         agentLog.warn(

@@ -77,7 +77,10 @@ async function send(flags: SendFlags, dryRun: boolean): Promise<ApplyResult> {
 }
 
 const connection = (cmd: Command) =>
-  cmd.option('--url <url>', 'hub API URL (default: $FLOTILLA_URL)').option('--token <token>', 'API token (default: $FLOTILLA_TOKEN)');
+  cmd
+    .option('--url <url>', 'hub API URL (default: $FLOTILLA_URL)')
+    .option('--token <token>', 'API token (default: $FLOTILLA_TOKEN)')
+    .option('--ca <file>', 'CA certificate the https:// hub must chain to, e.g. the hub\'s $FLOTILLA_HOME/tls/ca.pem (default: $FLOTILLA_CA)');
 
 export function registerPolicy(program: Command): void {
   program

@@ -21,7 +21,7 @@ type Flags = ConnectionFlags & { output: OutputFormat };
 const ROUTE = '/api/v1/api-tokens';
 
 export function registerTokens(program: Command): void {
-  const tokens = program.command('tokens').description('API tokens for people and CI: create (the secret is shown once), list, revoke (admin)');
+  const tokens = program.command('tokens').description('API tokens for people and CI: create (the secret is shown once), list, rotate, revoke (admin)');
 
   withConnectionOptions(
     tokens
@@ -63,6 +63,26 @@ export function registerTokens(program: Command): void {
         ['NAME', 'ROLE', 'PREFIX', 'CREATED-BY', 'AGE', 'LAST-USED', 'EXPIRES'],
         items.map((t) => [t.name, t.role, t.tokenPrefix, t.createdBy, age(t.createdAt, now), t.lastUsedAt ? `${age(t.lastUsedAt, now)} ago` : 'never', until(t.expiresAt, now)]),
       ),
+    );
+  });
+
+  withConnectionOptions(
+    tokens
+      .command('rotate')
+      .description('replace a token\'s secret and print the new one, once (default: the bootstrap admin token); the old secret stops working at once')
+      .argument('[name]', 'token name', 'bootstrap-admin')
+      .addOption(outputOption()),
+  ).action(async (name: string, o: Flags) => {
+    const client = new HubClient(resolveTarget(o));
+    const t = await client.request<ApiTokenView & { token: string }>('POST', `${ROUTE}/${encodeURIComponent(name)}/rotate`);
+    if (o.output !== 'table') {
+      process.stdout.write(structured(t, o.output));
+      return;
+    }
+    process.stdout.write(
+      `API token "${t.name}" rotated (role ${t.role}); the old secret no longer works.\n` +
+        `Token: ${t.token}\n` +
+        'This secret is shown once and cannot be read back: store it now (e.g. as FLOTILLA_TOKEN).\n',
     );
   });
 

@@ -23,6 +23,10 @@ export async function ensureBootstrapAdmin(ds: DataSource, home: string, fromEnv
     try {
       secret = (await readFile(location, 'utf8')).trim();
     } catch {
+      // Rotated (`flotilla tokens rotate`): the new secret was shown once and the file removed; it is not written again.
+      if (await ds.getRepository(ApiTokenEntity).exists({ where: { name: BOOTSTRAP_TOKEN_NAME } })) {
+        return { location: `rotated: the token "${BOOTSTRAP_TOKEN_NAME}" was shown once by \`flotilla tokens rotate\` (FLOTILLA_ADMIN_TOKEN sets a new one)` };
+      }
       secret = newSecret('flt');
       await writeFile(location, secret + '\n', { mode: 0o600, flag: 'wx' });
     }

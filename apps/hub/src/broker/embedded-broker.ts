@@ -1,4 +1,5 @@
 import net from 'node:net';
+import tls from 'node:tls';
 import { Aedes, type AedesOptions, type Client } from 'aedes';
 import { indexedRetainedPersistence } from './retained-index.js';
 import { MAX_MESSAGE_BYTES, MAX_PACKET_BYTES, mayPublish, maySubscribe } from '@flotilla/contracts';
@@ -24,6 +25,8 @@ export const DEFAULT_BROKER_LIMITS: BrokerLimits = {
 
 export interface EmbeddedBroker {
   port: number;
+  /** The MQTT over TLS listener's port (null without TLS). */
+  tlsPort: number | null;
   /** Ends the live session of a spoke (after revocation). */
   disconnect(clientId: string): boolean;
   connectedClients(): number;
@@ -67,6 +70,8 @@ export async function startEmbeddedBroker(opts: {
   limits?: Partial<BrokerLimits>;
   /** Counts every refusal (exactly; the log lines about them are rate-limited). */
   onRefused?: (reason: BrokerRefusal) => void;
+  /** A second listener, MQTT over TLS, serving the same broker. */
+  tls?: { host: string; port: number; cert: string; key: string };
 }): Promise<EmbeddedBroker> {
   const { authority, log } = opts;
   const limits: BrokerLimits = { ...DEFAULT_BROKER_LIMITS, ...opts.limits };
@@ -149,6 +154,9 @@ export async function startEmbeddedBroker(opts: {
   });
   const addr = server.address();
   const port = typeof addr === 'object' && addr ? addr.port : opts.port;
+  const tlsServer = opts.tls ? await listenTls(opts.tls, acceptConnection) : null;
+  const tlsAddr = tlsServer?.address();
+  const tlsPort = tlsAddr && typeof tlsAddr === 'object' ? tlsAddr.port : null;
   // Tracked from aedes' public events rather than its private client table.
   const clients = new Map<string, Client>();
   broker.on('client', (c) => clients.set(c.id, c));
@@ -157,6 +165,7 @@ export async function startEmbeddedBroker(opts: {
   });
   return {
     port,
+    tlsPort,
     disconnect(clientId) {
       const c = clients.get(clientId);
       if (!c) return false;
@@ -184,6 +193,18 @@ export async function startEmbeddedBroker(opts: {
       await new Promise<void>((resolve) => broker.close(() => resolve()));
       for (const c of clients.values()) c.close();
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      if (tlsServer) await new Promise<void>((resolve) => tlsServer.close(() => resolve()));
     },
   };
+}
+
+async function listenTls(o: NonNullable<Parameters<typeof startEmbeddedBroker>[0]['tls']>, handle: (socket: net.Socket) => void): Promise<tls.Server> {
+  const server = tls.createServer({ cert: o.cert, key: o.key, minVersion: 'TLSv1.2' }, handle);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (err: NodeJS.ErrnoException) =>
+      reject(err.code === 'EADDRINUSE' ? new PortInUseError(o.port, 'FLOTILLA_MQTTS_PORT', 'embedded MQTT broker over TLS') : err),
+    );
+    server.listen(o.port, o.host, () => resolve());
+  });
+  return server;
 }

@@ -9,6 +9,7 @@ import {
   TOPIC_ROOT,
   spokeTopic,
 } from '@flotilla/contracts';
+import { tlsOptionsFor } from '../mqtt/hub-publisher.js';
 import mqtt, { type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
 import { z } from 'zod';
@@ -198,6 +199,8 @@ export interface MosquittoDynsecOptions {
   /** A dynsec admin: may publish to and subscribe to `$CONTROL/dynamic-security/#`. */
   username: string;
   password: string;
+  /** CA certificate (PEM) for an mqtts:// broker, besides the system's. */
+  ca?: string | undefined;
   /** How long one command may wait for a connection and its answer; 10 s by default. */
   commandTimeoutMs?: number;
   log?: Logger;
@@ -485,6 +488,7 @@ export class MosquittoDynsecProvisioner implements BrokerProvisioner {
       clientId: `flotilla-hub-dynsec-${randomBytes(4).toString('hex')}`,
       username,
       password,
+      ...tlsOptionsFor(this.opts.ca),
       protocolVersion: 4,
       clean: true,
       reconnectPeriod: 1000,

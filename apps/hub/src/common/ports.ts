@@ -49,6 +49,8 @@ export async function assertPortFree(host: string, port: number, variable: strin
 interface RememberedPorts {
   api?: number;
   mqtt?: number;
+  https?: number;
+  mqtts?: number;
 }
 
 const isPort = (v: unknown): v is number => Number.isInteger(v) && (v as number) > 0 && (v as number) <= 65535;
@@ -67,7 +69,7 @@ async function readRemembered(file: string): Promise<RememberedPorts> {
     parsed = null;
   }
   const p = parsed as RememberedPorts | null;
-  if (!p || typeof p !== 'object' || (p.api !== undefined && !isPort(p.api)) || (p.mqtt !== undefined && !isPort(p.mqtt))) {
+  if (!p || typeof p !== 'object' || [p.api, p.mqtt, p.https, p.mqtts].some((v) => v !== undefined && !isPort(v))) {
     throw new Error(`${file} is not {"api": PORT, "mqtt": PORT}; fix or delete it (the next start then takes the default ports again)`);
   }
   return p;
@@ -94,7 +96,10 @@ const SEARCH_SPAN = 50;
  * above it when it is taken (a system Mosquitto on 1883, say), which is
  * then remembered for the next starts.
  */
-export async function choosePorts(config: HubConfig, log: { info(msg: string): void; warn(msg: string): void }): Promise<{ apiPort: number; mqttPort: number }> {
+export async function choosePorts(
+  config: HubConfig,
+  log: { info(msg: string): void; warn(msg: string): void },
+): Promise<{ apiPort: number; mqttPort: number; tls?: HubConfig['tls'] }> {
   const file = path.join(config.home, 'ports.json');
   const remembered = await readRemembered(file);
   const roles: PortRole[] = [
@@ -102,6 +107,13 @@ export async function choosePorts(config: HubConfig, log: { info(msg: string): v
   ];
   if (!config.mqttUrl) {
     roles.push({ key: 'mqtt', variable: 'FLOTILLA_MQTT_PORT', what: 'embedded MQTT broker', host: config.mqttHost, configured: config.mqttPort, explicit: config.explicitPorts.mqtt });
+  }
+  const t = config.tls;
+  if (t.enabled) {
+    roles.push({ key: 'https', variable: 'FLOTILLA_HTTPS_PORT', what: 'admin API over HTTPS', host: t.host, configured: t.httpsPort, explicit: config.explicitPorts.https });
+    if (!config.mqttUrl) {
+      roles.push({ key: 'mqtts', variable: 'FLOTILLA_MQTTS_PORT', what: 'embedded MQTT broker over TLS', host: t.host, configured: t.mqttsPort, explicit: config.explicitPorts.mqtts });
+    }
   }
   const chosen: RememberedPorts = {};
   for (const role of roles) {
@@ -138,10 +150,14 @@ export async function choosePorts(config: HubConfig, log: { info(msg: string): v
   // What a variable names is for this start only: a failed or one-off start with a variable never changes what agents rely on.
   const toRemember: RememberedPorts = { ...remembered };
   for (const role of roles) if (!role.explicit) toRemember[role.key] = chosen[role.key];
-  if (toRemember.api !== remembered.api || toRemember.mqtt !== remembered.mqtt) {
+  if ((['api', 'mqtt', 'https', 'mqtts'] as const).some((k) => toRemember[k] !== remembered[k])) {
     const tmp = `${file}.${process.pid}.tmp`;
     await writeFile(tmp, JSON.stringify(toRemember, null, 2) + '\n', { mode: 0o644 });
     await rename(tmp, file);
   }
-  return { apiPort: chosen.api ?? config.apiPort, mqttPort: chosen.mqtt ?? config.mqttPort };
+  return {
+    apiPort: chosen.api ?? config.apiPort,
+    mqttPort: chosen.mqtt ?? config.mqttPort,
+    ...(t.enabled ? { tls: { ...t, httpsPort: chosen.https ?? t.httpsPort, mqttsPort: chosen.mqtts ?? t.mqttsPort } } : {}),
+  };
 }

@@ -19,7 +19,7 @@ export interface HubConfig {
    * first start (or the next free ones) and then remembered in
    * `$FLOTILLA_HOME/ports.json` (see choosePorts).
    */
-  explicitPorts: { api: boolean; mqtt: boolean };
+  explicitPorts: { api: boolean; mqtt: boolean; https: boolean; mqtts: boolean };
   adminToken: string | null;
   signingKeyFile: string | null;
   brokerAuth: 'embedded' | 'mosquitto-dynsec' | 'http';
@@ -41,6 +41,23 @@ export interface HubConfig {
    * and the client address is always the socket's.
    */
   trustProxy: string[];
+  /**
+   * HTTPS for the API and MQTT over TLS on the embedded broker. The plain
+   * listeners (apiHost/mqttHost) stay on loopback unless a variable names
+   * another address.
+   */
+  tls: {
+    enabled: boolean;
+    certFile: string | null;
+    keyFile: string | null;
+    /** CA certificate handed to agents at enrolment with a brought certificate. */
+    caFile: string | null;
+    host: string;
+    httpsPort: number;
+    mqttsPort: number;
+    /** More host names or addresses for the generated server certificate. */
+    extraNames: string[];
+  };
 }
 
 export class ConfigError extends Error {
@@ -110,9 +127,18 @@ const EnvSchema = z.object({
   DATABASE_URL: url('DATABASE_URL', ['postgres:', 'postgresql:']),
   MQTT_URL: url('MQTT_URL', ['mqtt:', 'mqtts:', 'tcp:', 'ssl:', 'ws:', 'wss:']),
   FLOTILLA_API_PORT: port('FLOTILLA_API_PORT', 8080),
-  FLOTILLA_API_HOST: z.string().optional().default('0.0.0.0'),
+  // Plain-text listeners: loopback unless a variable names another address (TLS listeners serve the network).
+  FLOTILLA_API_HOST: z.string().optional().default('127.0.0.1'),
   FLOTILLA_MQTT_PORT: port('FLOTILLA_MQTT_PORT', 1883),
-  FLOTILLA_MQTT_HOST: z.string().optional().default('0.0.0.0'),
+  FLOTILLA_MQTT_HOST: z.string().optional().default('127.0.0.1'),
+  FLOTILLA_TLS: z.enum(['on', 'off'], { message: 'FLOTILLA_TLS must be on or off' }).optional().default('on'),
+  FLOTILLA_TLS_CERT: z.string().optional(),
+  FLOTILLA_TLS_KEY: z.string().optional(),
+  FLOTILLA_TLS_CA: z.string().optional(),
+  FLOTILLA_TLS_HOST: z.string().optional().default('0.0.0.0'),
+  FLOTILLA_TLS_SAN: z.string().optional(),
+  FLOTILLA_HTTPS_PORT: port('FLOTILLA_HTTPS_PORT', 8443),
+  FLOTILLA_MQTTS_PORT: port('FLOTILLA_MQTTS_PORT', 8883),
   FLOTILLA_ADMIN_TOKEN: z
     .string()
     .optional()
@@ -208,6 +234,10 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd: string = process.cwd(), 
   if (brokerAuth === 'http') {
     problems.push('FLOTILLA_BROKER_AUTH=http (EMQX/VerneMQ/HiveMQ auth hooks) is not implemented yet; use embedded or mosquitto-dynsec');
   }
+  if (Boolean(e.FLOTILLA_TLS_CERT) !== Boolean(e.FLOTILLA_TLS_KEY)) {
+    problems.push('FLOTILLA_TLS_CERT and FLOTILLA_TLS_KEY go together: set both (PEM certificate chain and its private key) or neither (the hub generates a CA)');
+  }
+  if (e.FLOTILLA_TLS_CA && !e.FLOTILLA_TLS_CERT) problems.push('FLOTILLA_TLS_CA is the CA of FLOTILLA_TLS_CERT: set it only with FLOTILLA_TLS_CERT and FLOTILLA_TLS_KEY');
   if (problems.length > 0) throw new ConfigError(problems);
   return {
     home: path.resolve(cwd, e.FLOTILLA_HOME || '.flotilla'),
@@ -217,7 +247,12 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd: string = process.cwd(), 
     apiHost: e.FLOTILLA_API_HOST,
     mqttPort: e.FLOTILLA_MQTT_PORT,
     mqttHost: e.FLOTILLA_MQTT_HOST,
-    explicitPorts: { api: given(env.FLOTILLA_API_PORT), mqtt: given(env.FLOTILLA_MQTT_PORT) },
+    explicitPorts: {
+      api: given(env.FLOTILLA_API_PORT),
+      mqtt: given(env.FLOTILLA_MQTT_PORT),
+      https: given(env.FLOTILLA_HTTPS_PORT),
+      mqtts: given(env.FLOTILLA_MQTTS_PORT),
+    },
     adminToken: e.FLOTILLA_ADMIN_TOKEN || null,
     signingKeyFile: e.FLOTILLA_SIGNING_KEY || null,
     brokerAuth,
@@ -230,6 +265,16 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd: string = process.cwd(), 
     logLevel: e.FLOTILLA_LOG_LEVEL,
     logFormat: e.FLOTILLA_LOG_FORMAT ?? (terminal ? 'pretty' : 'json'),
     trustProxy: e.FLOTILLA_TRUST_PROXY,
+    tls: {
+      enabled: e.FLOTILLA_TLS === 'on',
+      certFile: e.FLOTILLA_TLS_CERT ? path.resolve(cwd, e.FLOTILLA_TLS_CERT) : null,
+      keyFile: e.FLOTILLA_TLS_KEY ? path.resolve(cwd, e.FLOTILLA_TLS_KEY) : null,
+      caFile: e.FLOTILLA_TLS_CA ? path.resolve(cwd, e.FLOTILLA_TLS_CA) : null,
+      host: e.FLOTILLA_TLS_HOST,
+      httpsPort: e.FLOTILLA_HTTPS_PORT,
+      mqttsPort: e.FLOTILLA_MQTTS_PORT,
+      extraNames: (e.FLOTILLA_TLS_SAN ?? '').split(',').map((n) => n.trim()).filter(Boolean),
+    },
   };
 }
 

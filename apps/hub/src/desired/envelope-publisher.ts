@@ -35,7 +35,14 @@ export class EnvelopePublisher {
   ) {}
 
   sign(spoke: string, generation: number, issuedAt: Date, payload: DesiredPayload, canonicalPayload?: string): Envelope {
-    return signEnvelope({ v: PROTOCOL_VERSION, spoke, generation, issuedAt: issuedAt.toISOString(), payload }, this.key.privateKey, canonicalPayload);
+    const envelope = signEnvelope({ v: PROTOCOL_VERSION, spoke, generation, issuedAt: issuedAt.toISOString(), payload }, this.key.privateKey, canonicalPayload);
+    // After a rotation: the announcements that lead agents from the key they pinned to this one.
+    return this.key.chain.length ? { ...envelope, keys: this.key.chain } : envelope;
+  }
+
+  /** Forgets what was published (the signing key changed): spoke sync then publishes every spoke's envelope again. */
+  forgetPublished(): void {
+    this.published.clear();
   }
 
   /** What this process last published to `spoke`, if anything. */

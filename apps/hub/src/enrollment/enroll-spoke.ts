@@ -7,8 +7,12 @@ import { LabelsSchema } from '../common/labels.js';
 import { hashSecret, newSecret } from '../common/secrets.js';
 import type { FleetTriggers } from '../controllers/fleet-triggers.js';
 import { EnrollmentTokenEntity } from '../database/entities/enrollment-token.entity.js';
+import { checkLabelClaims } from './label-claims.js';
 import { SpokeEntity } from '../database/entities/spoke.entity.js';
 import { DomainError, conflict, validationFailed } from '../errors/domain-error.js';
+
+/** Facts are informative (shown, never matched by selectors); a bound keeps a spoke row small. */
+const MAX_FACTS_BYTES = 16_384;
 
 export interface EnrolledSpoke {
   name: string;
@@ -44,6 +48,10 @@ export class EnrollSpoke {
       if (token.usesLeft <= 0) throw new DomainError('enrollment_token_used', 401, 'enrolment token has no uses left');
       if (await em.exists(SpokeEntity, { where: { name: body.name, revokedAt: IsNull() } })) {
         throw conflict('spoke_exists', `a spoke named "${body.name}" is enrolled; delete it first to enrol a replacement`, { name: body.name });
+      }
+      checkLabelClaims(body.labels ?? {}, token);
+      if (body.facts && JSON.stringify(body.facts).length > MAX_FACTS_BYTES) {
+        throw validationFailed([{ field: 'facts', message: `at most ${MAX_FACTS_BYTES} bytes of JSON` }]);
       }
       const merged = { ...(body.labels ?? {}), ...token.labels };
       const check = LabelsSchema.safeParse(merged);

@@ -1,4 +1,4 @@
-import { Controller, Inject, Post, Req } from '@nestjs/common';
+import { Controller, Inject, Optional, Post, Req } from '@nestjs/common';
 import { ApiOperation, ApiTags } from '@nestjs/swagger';
 import { EnrollRequestSchema, type EnrollRequest, type EnrollResponse } from '@flotilla/contracts';
 import type { Request } from 'express';
@@ -12,7 +12,12 @@ import { type EnrolledSpoke, EnrollSpoke } from './enroll-spoke.js';
 export const SIGNING_KEY = Symbol('SIGNING_KEY');
 /** How agents reach the broker, given the host they used to reach the API. */
 export const AGENT_MQTT_URL = Symbol('AGENT_MQTT_URL');
-export type AgentMqttUrl = (apiHostname: string) => string;
+export type AgentMqttUrl = (apiHostname: string, secure?: boolean) => string;
+/** The CA agents pin at enrolment (`{caCertificatePem: null}` when the hub has none to hand out). */
+export const HUB_TLS = Symbol('HUB_TLS');
+export interface EnrolmentTls {
+  caCertificatePem: string | null;
+}
 
 @ApiTags('enrollment')
 @Controller('api/v1/enroll')
@@ -23,6 +28,7 @@ export class EnrollController {
     @Inject(FailedAuthLimiter) private readonly limiter: FailedAuthLimiter,
     @Inject(SIGNING_KEY) private readonly key: HubSigningKey,
     @Inject(AGENT_MQTT_URL) private readonly mqttUrl: AgentMqttUrl,
+    @Optional() @Inject(HUB_TLS) private readonly tls: EnrolmentTls | null = null,
   ) {}
 
   @Post()
@@ -38,8 +44,9 @@ export class EnrollController {
     }
     return {
       spoke: { name: enrolled.name, labels: enrolled.labels },
-      mqtt: { url: this.mqttUrl(req.hostname), clientId: enrolled.name, username: enrolled.mqttUsername, password: enrolled.mqttPassword },
+      mqtt: { url: this.mqttUrl(req.hostname, req.secure), clientId: enrolled.name, username: enrolled.mqttUsername, password: enrolled.mqttPassword },
       hubPublicKey: this.key.publicKeyPem,
+      ...(this.tls?.caCertificatePem ? { caCertificate: this.tls.caCertificatePem } : {}),
     };
   }
 }

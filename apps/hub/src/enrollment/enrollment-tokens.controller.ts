@@ -14,6 +14,8 @@ import { IssueEnrollmentToken } from './issue-enrollment-token.js';
 export const CreateEnrollmentToken = z
   .object({
     labels: LabelsSchema.optional(),
+    /** Label keys an enrolling agent may ask for beyond the token's own (`*`: any outside flotilla.dev/); none by default. */
+    allowedLabelKeys: z.array(z.string().max(253)).max(64).optional(),
     uses: z.number().int().min(1).max(100_000).default(1),
     expiresInSeconds: z.number().int().min(60).max(30 * 86400).default(3600),
   })
@@ -23,6 +25,7 @@ const toDto = (t: EnrollmentTokenEntity) => ({
   id: t.id,
   tokenPrefix: t.tokenPrefix,
   labels: t.labels,
+  allowedLabelKeys: t.allowedLabelKeys,
   usesTotal: t.usesTotal,
   usesLeft: t.usesLeft,
   expiresAt: t.expiresAt.toISOString(),
@@ -46,6 +49,7 @@ export class EnrollmentTokensController {
   async create(@ZodBody(CreateEnrollmentToken) body: z.infer<typeof CreateEnrollmentToken>, @Ctx() ctx: RequestContext) {
     const { row, token } = await this.issueToken.execute({
       labels: body.labels ?? {},
+      allowedLabelKeys: body.allowedLabelKeys ?? [],
       uses: body.uses,
       expiresInSeconds: body.expiresInSeconds,
       actor: ctx.principal.actor,

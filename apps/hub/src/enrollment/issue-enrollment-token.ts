@@ -2,9 +2,14 @@ import type { DataSource } from 'typeorm';
 import type { AuditService } from '../audit/audit.service.js';
 import { hashSecret, newSecret, secretPrefix } from '../common/secrets.js';
 import { EnrollmentTokenEntity } from '../database/entities/enrollment-token.entity.js';
+import { checkTokenLabelRules } from './label-claims.js';
 
 export interface EnrollmentTokenRequest {
   labels: Record<string, string>;
+  /** Label keys agents enrolling with it may ask for (`*`: any outside flotilla.dev/); none by default. */
+  allowedLabelKeys?: string[];
+  /** Only the hub's own local-agent bootstrap: may stamp `flotilla.dev/` labels. */
+  reservedLabels?: boolean;
   uses: number;
   expiresInSeconds: number;
   actor: string;
@@ -25,12 +30,15 @@ export class IssueEnrollmentToken {
   ) {}
 
   async execute(req: EnrollmentTokenRequest): Promise<{ row: EnrollmentTokenEntity; token: string }> {
+    const allowedLabelKeys = [...new Set(req.allowedLabelKeys ?? [])];
+    checkTokenLabelRules(req.labels, allowedLabelKeys, req.reservedLabels === true);
     const token = newSecret('fle');
     const row = await this.ds.transaction(async (em) => {
       const r = em.create(EnrollmentTokenEntity, {
         tokenHash: hashSecret(token),
         tokenPrefix: secretPrefix(token),
         labels: req.labels,
+        allowedLabelKeys,
         usesTotal: req.uses,
         usesLeft: req.uses,
         expiresAt: new Date(Date.now() + req.expiresInSeconds * 1000),
@@ -41,7 +49,7 @@ export class IssueEnrollmentToken {
         actor: req.actor,
         action: 'enrollment-token.create',
         target: `enrollment-token/${r.id}`,
-        after: { labels: r.labels, uses: r.usesTotal, expiresAt: r.expiresAt.toISOString() },
+        after: { labels: r.labels, allowedLabelKeys, uses: r.usesTotal, expiresAt: r.expiresAt.toISOString() },
         ...(req.note ? { details: { for: req.note } } : {}),
         requestId: req.requestId ?? null,
       });

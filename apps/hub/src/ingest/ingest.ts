@@ -14,7 +14,7 @@ import {
 } from '@flotilla/contracts';
 import type { Logger } from 'pino';
 import type { HubMetrics } from '../metrics/hub-metrics.js';
-import type { MqttEndpoint } from '../mqtt/hub-publisher.js';
+import { type MqttEndpoint, tlsOptionsFor } from '../mqtt/hub-publisher.js';
 import type { SpokeStateWriter } from './spoke-state-writer.js';
 import { LogThrottle } from '../common/log-throttle.js';
 
@@ -49,6 +49,7 @@ export class IngestSubscriber {
       clientId: `flotilla-hub-ingest-${randomBytes(4).toString('hex')}`,
       username: o.endpoint.username,
       password: o.endpoint.password,
+      ...tlsOptionsFor(o.endpoint.ca),
       protocolVersion: 4,
       clean: true,
       reconnectPeriod: 1000,

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import tls from 'node:tls';
 import mqtt, { type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
 import type { HubMetrics } from '../metrics/hub-metrics.js';
@@ -7,7 +8,12 @@ export interface MqttEndpoint {
   url: string;
   username: string;
   password: string;
+  /** CA certificate (PEM) an mqtts:// broker may chain to, besides the system's: the one the hub hands to agents. */
+  ca?: string;
 }
+
+/** mqtt.js TLS options for an endpoint: the system's CAs plus the endpoint's own; always verified. */
+export const tlsOptionsFor = (ca: string | undefined) => (ca ? { ca: [...tls.rootCertificates, ca], rejectUnauthorized: true } : {});
 
 /** Publishing without a client connection: the embedded broker's in-process publish. */
 export type DirectPublish = (topic: string, payload: string, opts: { qos: 0 | 1; retain: boolean }) => Promise<void>;
@@ -31,6 +37,7 @@ export class HubPublisher {
       clientId: `flotilla-hub-pub-${randomBytes(4).toString('hex')}`,
       username: endpoint.username,
       password: endpoint.password,
+      ...tlsOptionsFor(endpoint.ca),
       protocolVersion: 4,
       clean: true,
       reconnectPeriod: 1000,

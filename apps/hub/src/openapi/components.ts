@@ -4,6 +4,7 @@ import {
   ApplyResultSchema,
   DeleteResultSchema,
   VersionSchema,
+  SigningKeySchema,
   AuditEventSchema,
   CapacitySchema,
   ConditionSchema,
@@ -111,6 +112,7 @@ const RESPONSE_COMPONENTS: [string, z.ZodType][] = [
   ['GitSourceDeleted', GitSourceDeletedSchema],
   ['AuditEvent', AuditEventSchema],
   ['AuditEventPage', Pages.AuditEvent],
+  ['SigningKey', SigningKeySchema],
 ];
 
 const REQUEST_COMPONENTS: [string, z.ZodType][] = [

@@ -19,6 +19,7 @@ import {
   RegisteredModelVersionSchema,
   RegisteredModelWithVersionsSchema,
   SpokeDetailSchema,
+  SigningKeySchema,
 } from '@flotilla/contracts';
 import type { z } from 'zod';
 import { AuditQuery } from '../audit/audit-events.controller.js';
@@ -441,5 +442,30 @@ export const OPERATIONS: OperationDoc[] = [
     access: 'viewer',
     query: AuditQuery,
     response: { status: 200, description: 'audit events, newest first', schema: Pages.AuditEvent },
+  },
+
+  /* ------------------------------------------------------ key rotation */
+  {
+    method: 'post',
+    path: '/api/v1/api-tokens/{name}/rotate',
+    operationId: 'rotateApiToken',
+    access: 'admin',
+    pathParams: { name: 'token name (bootstrap-admin for the first admin token)' },
+    response: { status: 200, description: 'the token with its new secret (shown once); the old secret no longer works', schema: CreatedApiTokenSchema },
+    errors: { 409: 'the bootstrap token is set by FLOTILLA_ADMIN_TOKEN (bootstrap_token_from_env)' },
+  },
+  {
+    method: 'get',
+    path: '/api/v1/signing-key',
+    operationId: 'getSigningKey',
+    access: 'viewer',
+    response: { status: 200, description: 'the hub signing key in use and its rotations', schema: SigningKeySchema },
+  },
+  {
+    method: 'post',
+    path: '/api/v1/signing-key/rotate',
+    operationId: 'rotateSigningKey',
+    access: 'admin',
+    response: { status: 200, description: 'the new key; every spoke gets its desired state again, signed by it and announced under the old key', schema: SigningKeySchema },
   },
 ];

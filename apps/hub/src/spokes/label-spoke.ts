@@ -1,6 +1,7 @@
 import { type DataSource, IsNull } from 'typeorm';
 import type { AuditService } from '../audit/audit.service.js';
 import { LabelsSchema } from '../common/labels.js';
+import { RESERVED_LABEL_PREFIX, isReservedLabelKey } from '../enrollment/label-claims.js';
 import { SpokeEntity } from '../database/entities/spoke.entity.js';
 import type { EnvelopePublisher } from '../desired/envelope-publisher.js';
 import { type FleetRenderer, RENDER_LOCK, type StoredRender } from '../desired/fleet-renderer.js';
@@ -22,6 +23,11 @@ export class LabelSpoke {
   ) {}
 
   async execute(name: string, patch: Record<string, string | null>, actor: string, requestId: string | null): Promise<SpokeEntity> {
+    // flotilla.dev/ labels are the hub's (e.g. flotilla.dev/local on its own agent): no API caller sets or removes them.
+    const reserved = Object.keys(patch).filter(isReservedLabelKey);
+    if (reserved.length) {
+      throw validationFailed(reserved.map((k) => ({ field: `labels.${k}`, message: `the "${RESERVED_LABEL_PREFIX}" prefix is reserved for the hub` })));
+    }
     let rendered: StoredRender | null = null;
     const updated = await this.ds.transaction(async (em) => {
       // The render lock before any row lock, in the order every renderer takes them (else a render running now deadlocks with us).

@@ -6,6 +6,7 @@ import { PageQuerySchema, toPage } from '../common/pagination.js';
 import { ZodBody, ZodQuery } from '../common/zod.js';
 import type { ApiTokenEntity } from '../database/entities/api-token.entity.js';
 import { ApiTokens } from './api-tokens.js';
+import { RotateApiToken } from './rotate-api-token.js';
 
 export const CreateApiToken = z
   .object({
@@ -31,7 +32,10 @@ const toDto = (t: ApiTokenEntity) => ({
 @Controller('api/v1/api-tokens')
 @RequireRole('admin')
 export class ApiTokensController {
-  constructor(private readonly tokens: ApiTokens) {}
+  constructor(
+    private readonly tokens: ApiTokens,
+    private readonly rotation: RotateApiToken,
+  ) {}
 
   @Post()
   @ApiOperation({ summary: 'Create an API token; its secret is in this response only' })
@@ -45,6 +49,14 @@ export class ApiTokensController {
   async list(@ZodQuery(PageQuerySchema) q: z.infer<typeof PageQuerySchema>) {
     const rows = await this.tokens.page(q);
     return toPage(rows, q.limit, (r) => r.name, toDto);
+  }
+
+  @Post(':name/rotate')
+  @HttpCode(200)
+  @ApiOperation({ summary: 'Replace an API token\'s secret (bootstrap-admin included); the new secret is in this response only' })
+  async rotate(@Param('name') name: string, @Ctx() ctx: RequestContext) {
+    const { row, token } = await this.rotation.execute(name, ctx.principal.actor, ctx.requestId);
+    return { ...toDto(row), token };
   }
 
   @Delete(':name')

@@ -16,6 +16,14 @@ export class EnrollmentTokenEntity {
   @Column({ type: 'jsonb', default: () => "'{}'" })
   labels!: Record<string, string>;
 
+  /**
+   * Label keys an agent enrolling with this token may ask for (`*`: any key
+   * outside the reserved `flotilla.dev/` prefix). Empty: none, only the
+   * token's own labels.
+   */
+  @Column({ name: 'allowed_label_keys', type: 'jsonb', default: () => "'[]'" })
+  allowedLabelKeys!: string[];
+
   @Column({ name: 'uses_total', type: 'integer' })
   usesTotal!: number;
 

@@ -8,6 +8,7 @@ import { ModelEntity } from './model.entity.js';
 import { PlacementDecisionEntity } from './placement-decision.entity.js';
 import { PolicyObjectEntity } from './policy-object.entity.js';
 import { SpokeEntity } from './spoke.entity.js';
+import { SigningKeyRotationEntity } from './signing-key-rotation.entity.js';
 
 export {
   ApiTokenEntity,
@@ -20,6 +21,7 @@ export {
   PlacementDecisionEntity,
   PolicyObjectEntity,
   SpokeEntity,
+  SigningKeyRotationEntity,
 };
 
 export const ENTITIES = [
@@ -33,4 +35,5 @@ export const ENTITIES = [
   PlacementDecisionEntity,
   PolicyObjectEntity,
   SpokeEntity,
+  SigningKeyRotationEntity,
 ];
