@@ -86,6 +86,8 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions): 
         break;
       case 'process':
         processRuntime = new ProcessRuntime({
+          host: config.serve.address,
+          ...(config.serve.advertiseHost ? { advertiseHost: config.serve.advertiseHost } : {}),
           ...opts.processRuntime,
           stateDir,
           spoke: creds.spoke,

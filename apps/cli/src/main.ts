@@ -12,6 +12,8 @@ import { registerDescribe } from './commands/describe.js';
 import { registerGet } from './commands/get.js';
 import { registerPolicy } from './commands/policy.js';
 import { registerSchema } from './commands/schema.js';
+import { registerRoute } from './commands/route.js';
+import { registerGateway } from './commands/gateway.js';
 import { CliError, EXIT } from './exit-codes.js';
 
 const program = new Command()
@@ -32,6 +34,8 @@ registerTokens(program);
 registerEnrollmentTokens(program);
 registerVersion(program);
 registerCompletion(program);
+registerRoute(program);
+registerGateway(program);
 
 try {
   await program.parseAsync(process.argv);

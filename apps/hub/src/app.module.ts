@@ -20,6 +20,7 @@ import { GitSourcesController } from './git/git-sources.controller.js';
 import { GitSyncer } from './git/git-syncer.js';
 import { DataSource as TypeOrmDataSource } from 'typeorm';
 import { SpokesController } from './spokes/spokes.controller.js';
+import { RouteController } from './routing/route.controller.js';
 import { ApiTokens } from './tokens/api-tokens.js';
 import { ApiTokensController } from './tokens/api-tokens.controller.js';
 
@@ -56,6 +57,7 @@ export class HubModule {
         FineTuneJobsController,
         GitSourcesController,
         DeletePolicyController, VersionController,
+        RouteController,
         ...(o.extraControllers ?? []),
       ],
       providers: [

@@ -1,6 +1,7 @@
 import { Controller, Delete, Get, HttpCode, Param, Post } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { DataSource, LessThan } from 'typeorm';
+import { LocationSchema } from '@flotilla/contracts';
 import { z } from 'zod';
 import { AuditService } from '../audit/audit.service.js';
 import { Ctx, RequireRole, type RequestContext } from '../auth/principal.js';
@@ -14,6 +15,7 @@ import { IssueEnrollmentToken } from './issue-enrollment-token.js';
 export const CreateEnrollmentToken = z
   .object({
     labels: LabelsSchema.optional(),
+    location: LocationSchema.optional().describe('stamped on every spoke this token enrols (wins over the agent’s --location)'),
     uses: z.number().int().min(1).max(100_000).default(1),
     expiresInSeconds: z.number().int().min(60).max(30 * 86400).default(3600),
   })
@@ -23,6 +25,7 @@ const toDto = (t: EnrollmentTokenEntity) => ({
   id: t.id,
   tokenPrefix: t.tokenPrefix,
   labels: t.labels,
+  location: t.location ?? null,
   usesTotal: t.usesTotal,
   usesLeft: t.usesLeft,
   expiresAt: t.expiresAt.toISOString(),
@@ -46,6 +49,7 @@ export class EnrollmentTokensController {
   async create(@ZodBody(CreateEnrollmentToken) body: z.infer<typeof CreateEnrollmentToken>, @Ctx() ctx: RequestContext) {
     const { row, token } = await this.issueToken.execute({
       labels: body.labels ?? {},
+      ...(body.location ? { location: body.location } : {}),
       uses: body.uses,
       expiresInSeconds: body.expiresInSeconds,
       actor: ctx.principal.actor,

@@ -5,6 +5,8 @@ import { EnrollmentTokenEntity } from '../database/entities/enrollment-token.ent
 
 export interface EnrollmentTokenRequest {
   labels: Record<string, string>;
+  /** Stamped on the spokes it enrols. */
+  location?: { lat: number; lon: number };
   uses: number;
   expiresInSeconds: number;
   actor: string;
@@ -31,6 +33,7 @@ export class IssueEnrollmentToken {
         tokenHash: hashSecret(token),
         tokenPrefix: secretPrefix(token),
         labels: req.labels,
+        location: req.location ?? null,
         usesTotal: req.uses,
         usesLeft: req.uses,
         expiresAt: new Date(Date.now() + req.expiresInSeconds * 1000),
@@ -41,7 +44,7 @@ export class IssueEnrollmentToken {
         actor: req.actor,
         action: 'enrollment-token.create',
         target: `enrollment-token/${r.id}`,
-        after: { labels: r.labels, uses: r.usesTotal, expiresAt: r.expiresAt.toISOString() },
+        after: { labels: r.labels, ...(r.location ? { location: r.location } : {}), uses: r.usesTotal, expiresAt: r.expiresAt.toISOString() },
         ...(req.note ? { details: { for: req.note } } : {}),
         requestId: req.requestId ?? null,
       });

@@ -32,6 +32,8 @@ import {
   SyncErrorSchema,
   TelemetrySchema,
   pageOf,
+  LocationSchema,
+  RouteResponseSchema,
 } from '@flotilla/contracts';
 import { z } from 'zod';
 import { CreateEnrollmentToken } from '../enrollment/enrollment-tokens.controller.js';
@@ -109,6 +111,8 @@ const RESPONSE_COMPONENTS: [string, z.ZodType][] = [
   ['GitSourceDeleted', GitSourceDeletedSchema],
   ['AuditEvent', AuditEventSchema],
   ['AuditEventPage', Pages.AuditEvent],
+  ['Location', LocationSchema],
+  ['RouteResponse', RouteResponseSchema],
 ];
 
 const REQUEST_COMPONENTS: [string, z.ZodType][] = [

@@ -18,6 +18,7 @@ import {
   RegisteredModelVersionSchema,
   RegisteredModelWithVersionsSchema,
   SpokeDetailSchema,
+  RouteResponseSchema,
 } from '@flotilla/contracts';
 import type { z } from 'zod';
 import { AuditQuery } from '../audit/audit-events.controller.js';
@@ -31,6 +32,7 @@ import { ApplyQuery } from '../policy/apply.controller.js';
 import { DeleteQuery as DeletePolicyQuery } from '../policy/delete-policy.controller.js';
 import { ListQuery, ObjectsQuery } from '../policy/policy-views.controller.js';
 import { ListSpokesQuery, PatchSpoke } from '../spokes/spokes.controller.js';
+import { RouteQuerySchema } from '../routing/route.controller.js';
 import { CreateApiToken } from '../tokens/api-tokens.controller.js';
 import { Pages } from './components.js';
 
@@ -430,5 +432,19 @@ export const OPERATIONS: OperationDoc[] = [
     access: 'viewer',
     query: AuditQuery,
     response: { status: 200, description: 'audit events, newest first', schema: Pages.AuditEvent },
+  },
+
+  /* ------------------------------------------------------------ routing */
+  {
+    method: 'get',
+    path: '/api/v1/route',
+    operationId: 'route',
+    access: 'viewer',
+    query: RouteQuerySchema,
+    response: {
+      status: 200,
+      description: 'healthy spokes serving the model, best first (nearest, then load, then p99), with endpoints and figures; and the spokes left out with why',
+      schema: RouteResponseSchema,
+    },
   },
 ];

@@ -1,3 +1,4 @@
+import type { Location } from '@flotilla/contracts';
 import { Column, CreateDateColumn, Entity, Index, PrimaryGeneratedColumn } from 'typeorm';
 
 @Entity({ name: 'enrollment_tokens' })
@@ -15,6 +16,10 @@ export class EnrollmentTokenEntity {
   /** Labels stamped on every spoke enrolled with this token. */
   @Column({ type: 'jsonb', default: () => "'{}'" })
   labels!: Record<string, string>;
+
+  /** Location stamped on every spoke enrolled with this token (wins over the agent's). */
+  @Column({ type: 'jsonb', nullable: true })
+  location!: Location | null;
 
   @Column({ name: 'uses_total', type: 'integer' })
   usesTotal!: number;
