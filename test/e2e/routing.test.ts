@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
-import { enroll, parseAgentConfig, startAgent, type RunningAgent } from '../../apps/agent/src/index.js';
+import { enroll, parseAgentConfig, startAgent, stopWorkloads, type RunningAgent } from '../../apps/agent/src/index.js';
 import { InferenceGateway } from '../../apps/gateway/src/gateway.js';
 import { runCli } from '../support/cli.js';
 import { startTestHub, type TestHub } from '../support/hub.js';
@@ -93,8 +93,7 @@ describe('routing: three real agents serving one model, the route table and the 
   afterAll(async () => {
     await gateway?.stop();
     for (const a of agents.values()) await a.stop();
-    await runCli(['agent', 'stop-workloads', '--grace-period', '0', '--state-dir', path.join(dir, 'lyon')]);
-    for (const s of SITES.slice(1)) await runCli(['agent', 'stop-workloads', '--grace-period', '0', '--state-dir', path.join(dir, s.name)]);
+    for (const s of SITES) await stopWorkloads(path.join(dir, s.name), { graceMs: 0 });
     await t.stop();
     await rm(dir, { recursive: true, force: true });
   });
@@ -119,7 +118,6 @@ describe('routing: three real agents serving one model, the route table and the 
     expect(JSON.parse(cli.stdout).items.map((i: { spoke: string }) => i.spoke)).toEqual(['lyon', 'marseille', 'paris']);
     const table = await runCli(['route', 'bridge-defects', '--near', '48.85,2.35'], { FLOTILLA_URL: t.hub.apiUrl, FLOTILLA_TOKEN: viewer });
     expect(table.stdout.split('\n')[1]).toMatch(/^1\s+paris\s+0\.\d/);
-    expect((await runCli(['route', 'bridge-defects', '--near', '95,2'], { FLOTILLA_URL: t.hub.apiUrl, FLOTILLA_TOKEN: viewer })).stderr).toMatch(/lat must be between -90 and 90/);
   });
 
   test('the gateway sends a caller near Lyon to lyon and names it', async () => {
@@ -136,10 +134,12 @@ describe('routing: three real agents serving one model, the route table and the 
     const failures: string[] = [];
     const answeredBy = new Set<string>();
     let stop = false;
+    const t0 = Date.now();
     const loop = (async () => {
       while (!stop) {
-        const res = await infer();
-        if (res.status !== 200) failures.push(`${res.status} ${await res.text()}`);
+        const res = await infer().catch((err: Error & { cause?: Error }) => `${err.message}: ${err.cause?.message ?? ''}`);
+        if (typeof res === 'string') failures.push(`at ${Date.now() - t0} ms: ${res}`);
+        else if (res.status !== 200) failures.push(`${res.status} ${await res.text()}`);
         else {
           answeredBy.add(res.headers.get('x-flotilla-spoke') ?? '?');
           await res.arrayBuffer();
@@ -149,7 +149,7 @@ describe('routing: three real agents serving one model, the route table and the 
     await new Promise((r) => setTimeout(r, 300));
     const [lyonServer] = agents.get('lyon')!.runningWorkloads();
     process.kill(lyonServer!.pid, 'SIGKILL');
-    await waitFor('marseille answering', () => answeredBy.has('marseille'), 20_000);
+    await waitFor('marseille answering', () => answeredBy.has('marseille') || failures.length > 0, 10_000);
     await new Promise((r) => setTimeout(r, 1_500));
     stop = true;
     await loop;

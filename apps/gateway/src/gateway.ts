@@ -85,7 +85,7 @@ export class InferenceGateway {
       log.child({ component: 'routes' }),
     );
     this.ejector = new SpokeEjector(c.ejectMs);
-    this.server = http.createServer({ requestTimeout: c.requestTimeoutMs + 5_000, headersTimeout: 30_000, keepAliveTimeout: 65_000 }, (req, res) => {
+    this.server = http.createServer({ requestTimeout: c.requestTimeoutMs + 5_000, headersTimeout: Math.min(30_000, c.requestTimeoutMs), keepAliveTimeout: 65_000 }, (req, res) => {
       void this.handle(req, res);
     });
   }
@@ -107,7 +107,8 @@ export class InferenceGateway {
     this.routes.stop();
     await new Promise<void>((resolve) => {
       this.server.close(() => resolve());
-      this.server.closeIdleConnections();
+      // A stateless gateway has nothing to finish: kept-alive client connections end now.
+      this.server.closeAllConnections();
     });
     this.upstream.close();
   }
@@ -182,11 +183,13 @@ export class InferenceGateway {
         return;
       }
       const reason = 'response' in outcome ? `HTTP ${outcome.response.status}` : outcome.error;
+      this.log.debug({ model, spoke: spoke.spoke, attempt: i + 1, reason }, 'attempt failed; trying the next spoke');
       failures.push(`${spoke.spoke}: ${reason}`);
       this.ejector.failed(spoke.spoke);
       this.metrics.upstreamErrors.inc({ spoke: spoke.spoke, reason: 'response' in outcome ? `http_${outcome.response.status}` : outcome.code });
       if (i + 1 < Math.min(order.length, this.c.maxAttempts)) this.metrics.retries.inc({ spoke: spoke.spoke });
-      if (req.destroyed) return;
+      // The caller went away (its socket closed): nobody to answer. (`req.destroyed` is true once its body was read.)
+      if (res.destroyed) return;
     }
     done(503, 'none');
     json(res, 503, { error: `no spoke could serve ${model}: ${failures.join('; ')}` });
