@@ -58,6 +58,37 @@ interface RouteEntry {
   latencyP99Ms: number | null;
 }
 
+/** A candidate as ranking reads it. */
+interface Ranked {
+  spoke: string;
+  distanceKm: number | null;
+  load: number;
+  latencyP99Ms: number | null;
+  entry: RouteEntry;
+  maxErrorRatio: number;
+}
+
+function toItem(r: Ranked): RouteItem {
+  const e = r.entry;
+  return {
+    spoke: e.spoke,
+    deployment: e.deployment,
+    endpoint: e.endpoint as string,
+    servingVersion: e.servingVersion,
+    location: e.location,
+    region: e.region,
+    distanceKm: r.distanceKm,
+    load: r.load,
+    requestsPerSecond: e.requestsPerSecond,
+    readyReplicas: e.readyReplicas,
+    latencyP99Ms: e.latencyP99Ms,
+    errorRatio: e.errorRatio,
+    maxErrorRatio: r.maxErrorRatio,
+    lastSeenAt: new Date(e.lastSeenAt as number).toISOString(),
+    telemetryAt: new Date(e.telemetryAt as number).toISOString(),
+  };
+}
+
 interface SpokeRow {
   name: string;
   labels: Record<string, string>;
@@ -181,56 +212,26 @@ export class RouteTable {
   lookup(q: RouteQuery, now: number = Date.now()): RouteResponse {
     const staleMs = STALE_AFTER_INTERVALS * this.telemetryIntervalSeconds * 1000;
     const near = q.near ?? null;
-    const candidates: RouteItem[] = [];
+    // Only what ranking reads is built per candidate; the full item only for the `limit` winners.
+    const candidates: Ranked[] = [];
     const excluded: RouteExclusion[] = [];
     let excludedCount = 0;
-    const exclude = (e: RouteEntry, reason: string) => {
-      excludedCount++;
-      if (excluded.length < MAX_EXCLUDED_SHOWN) excluded.push({ spoke: e.spoke, deployment: e.deployment, reason });
-    };
     for (const e of this.byModel.get(q.model)?.values() ?? []) {
       if (q.region !== undefined && e.region !== q.region) continue;
-      if (e.presence !== 'online') {
-        exclude(e, 'SpokeOffline');
-        continue;
-      }
-      if (e.lastSeenAt === null || now - e.lastSeenAt > staleMs) {
-        exclude(e, 'SpokeStale');
-        continue;
-      }
-      if (e.telemetryAt === null || now - e.telemetryAt > staleMs) {
-        exclude(e, 'TelemetryStale');
-        continue;
-      }
-      if (e.unfit !== null) {
-        exclude(e, e.unfit);
-        continue;
-      }
-      if (q.version !== undefined && e.servingVersion !== q.version) {
-        exclude(e, 'VersionMismatch');
-        continue;
-      }
       const maxErrorRatio = this.thresholds.get(e.deployment) ?? DEFAULT_MAX_ERROR_RATIO;
-      if (e.errorRatio > maxErrorRatio) {
-        exclude(e, 'ErrorRatio');
+      const reason = this.unfitNow(e, q.version, maxErrorRatio, now, staleMs);
+      if (reason !== null) {
+        excludedCount++;
+        if (excluded.length < MAX_EXCLUDED_SHOWN) excluded.push({ spoke: e.spoke, deployment: e.deployment, reason });
         continue;
       }
       candidates.push({
         spoke: e.spoke,
-        deployment: e.deployment,
-        endpoint: e.endpoint as string,
-        servingVersion: e.servingVersion,
-        location: e.location,
-        region: e.region,
         distanceKm: near && e.location ? greatCircleKm(near, e.location) : null,
         load: e.requestsPerSecond / Math.max(1, e.readyReplicas),
-        requestsPerSecond: e.requestsPerSecond,
-        readyReplicas: e.readyReplicas,
         latencyP99Ms: e.latencyP99Ms,
-        errorRatio: e.errorRatio,
+        entry: e,
         maxErrorRatio,
-        lastSeenAt: new Date(e.lastSeenAt).toISOString(),
-        telemetryAt: new Date(e.telemetryAt).toISOString(),
       });
     }
     return {
@@ -238,10 +239,21 @@ export class RouteTable {
       version: q.version ?? null,
       near,
       evaluatedAt: new Date(now).toISOString(),
-      items: bestRoutes(candidates, q.limit),
+      items: bestRoutes(candidates, q.limit).map(toItem),
       excludedCount,
       excluded,
     };
+  }
+
+  /** Why `e` may not be routed to now, or null: presence and freshness against the clock, then the stored verdict. */
+  private unfitNow(e: RouteEntry, version: string | undefined, maxErrorRatio: number, now: number, staleMs: number): string | null {
+    if (e.presence !== 'online') return 'SpokeOffline';
+    if (e.lastSeenAt === null || now - e.lastSeenAt > staleMs) return 'SpokeStale';
+    if (e.telemetryAt === null || now - e.telemetryAt > staleMs) return 'TelemetryStale';
+    if (e.unfit !== null) return e.unfit;
+    if (version !== undefined && e.servingVersion !== version) return 'VersionMismatch';
+    if (e.errorRatio > maxErrorRatio) return 'ErrorRatio';
+    return null;
   }
 
   private serialized(work: () => Promise<void>): Promise<void> {
