@@ -1,7 +1,7 @@
 /**
  * `npm run bench:routing`: what smart routing costs, measured in one run.
  *
- *   npm run bench:routing -- [--duration 10] [--connections 1] [--spokes 10000] [--database-url URL]
+ *   npm run bench:routing -- [--duration 10] [--connections 10] [--spokes 10000] [--database-url URL]
  *
  * 1. Gateway overhead: the reference inference server (a real process
  *    serving the test ONNX model) called directly and through `flotilla
@@ -35,7 +35,7 @@ const repoRoot = path.resolve(here, '..', '..', '..');
 const { values: args } = parseArgs({
   options: {
     duration: { type: 'string', default: '10' },
-    connections: { type: 'string', default: '1' },
+    connections: { type: 'string', default: '10' },
     spokes: { type: 'string', default: '10000' },
     lookups: { type: 'string', default: '20000' },
     'database-url': { type: 'string' },
@@ -137,25 +137,68 @@ async function gatewayOverhead() {
   const check = await fetch(gatewayUrl, { method: 'POST', headers: { 'content-type': 'application/json', ...near }, body: INFER });
   if (check.status !== 200 || check.headers.get('x-flotilla-spoke') !== 'bench') throw new Error(`gateway answered ${check.status}: ${await check.text()}`);
 
-  log(`gateway overhead: autocannon, ${connections} connection(s), ${duration} s per run, POST /v2/models/bridge-defects/infer on loopback`);
-  // Warm both paths (JIT, kept-alive sockets), then direct, gateway, direct, gateway: drift on a shared machine hits both.
-  const short = async (url: string, h: Record<string, string> = {}) => autocannon({ url, method: 'POST', headers: { 'content-type': 'application/json', ...h }, body: INFER, connections, duration: 2 });
-  await short(`${endpoint}/infer`);
-  await short(gatewayUrl, near);
+  log(`gateway overhead on loopback: POST /v2/models/bridge-defects/infer, direct to the inference server and through flotilla gateway`);
+  // Warm both paths (JIT, kept-alive sockets), then alternate direct and gateway so drift on a shared machine hits both.
+  await probe(`${endpoint}/infer`, {}, 1);
+  await probe(gatewayUrl, near, 1);
+  const directLat = [await probe(`${endpoint}/infer`, {}, duration)];
+  const viaLat = [await probe(gatewayUrl, near, duration)];
+  directLat.push(await probe(`${endpoint}/infer`, {}, duration));
+  viaLat.push(await probe(gatewayUrl, near, duration));
+  const merged = (runs: Float64Array[]) => {
+    const all = Float64Array.from(runs.flatMap((r) => [...r])).sort();
+    return { n: all.length, p50: quantile(all, 0.5), p99: quantile(all, 0.99) };
+  };
+  const d = merged(directLat);
+  const g = merged(viaLat);
+  log(`\n1 client, one request at a time, latency per request (hrtime, microsecond resolution), ${duration} s twice per path:`);
+  log('| path | requests | p50 ms | p99 ms |');
+  log('|---|---|---|---|');
+  log(`| direct to the inference server | ${d.n} | ${d.p50.toFixed(3)} | ${d.p99.toFixed(3)} |`);
+  log(`| through flotilla gateway | ${g.n} | ${g.p50.toFixed(3)} | ${g.p99.toFixed(3)} |`);
+  log(`ratio gateway/direct: p50 ${(g.p50 / d.p50).toFixed(2)}x, p99 ${(g.p99 / d.p99).toFixed(2)}x; added p50 ${(g.p50 - d.p50).toFixed(3)} ms`);
+
   const direct = [await load(`${endpoint}/infer`)];
   const via = [await load(gatewayUrl, near)];
   direct.push(await load(`${endpoint}/infer`));
   via.push(await load(gatewayUrl, near));
   const avg = (rs: typeof direct, f: (r: (typeof direct)[number]) => number) => rs.reduce((a, r) => a + f(r), 0) / rs.length;
   const row = (name: string, rs: typeof direct) =>
-    `| ${name} | ${avg(rs, (r) => r.latency.p50).toFixed(2)} | ${avg(rs, (r) => r.latency.p99).toFixed(2)} | ${avg(rs, (r) => r.latency.mean).toFixed(3)} | ${Math.round(avg(rs, (r) => r.requests.average))} | ${rs.reduce((a, r) => a + r.requests.total, 0)} |`;
-  log('| path | p50 ms | p99 ms | mean ms | req/s | requests |');
-  log('|---|---|---|---|---|---|');
+    `| ${name} | ${avg(rs, (r) => r.latency.p50).toFixed(1)} | ${avg(rs, (r) => r.latency.p99).toFixed(1)} | ${Math.round(avg(rs, (r) => r.requests.average))} | ${rs.reduce((a, r) => a + r.requests.total, 0)} |`;
+  log(`\nautocannon, ${connections} connections, ${duration} s twice per path (autocannon records latency in whole milliseconds):`);
+  log('| path | p50 ms | p99 ms | req/s | requests |');
+  log('|---|---|---|---|---|');
   log(row('direct to the inference server', direct));
   log(row('through flotilla gateway', via));
   const ratio = (f: (r: (typeof direct)[number]) => number) => (avg(via, f) / avg(direct, f)).toFixed(2);
-  log(`ratio gateway/direct: p50 ${ratio((r) => r.latency.p50)}x, p99 ${ratio((r) => r.latency.p99)}x, mean ${ratio((r) => r.latency.mean)}x, throughput ${ratio((r) => r.requests.average)}x`);
-  log('(autocannon records latency in whole milliseconds; the mean is exact)');
+  log(`ratio gateway/direct: p50 ${ratio((r) => r.latency.p50)}x, p99 ${ratio((r) => r.latency.p99)}x, throughput ${ratio((r) => r.requests.average)}x`);
+}
+
+const probeAgent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+
+/** One request at a time for `seconds`, each timed with hrtime: latencies in ms. */
+async function probe(url: string, headers: Record<string, string>, seconds: number): Promise<Float64Array> {
+  const out: number[] = [];
+  const body = Buffer.from(INFER);
+  const until = Date.now() + seconds * 1000;
+  while (Date.now() < until) {
+    const a = process.hrtime.bigint();
+    const status = await new Promise<number>((resolve, reject) => {
+      const req = http.request(url, { method: 'POST', agent: probeAgent, headers: { 'content-type': 'application/json', 'content-length': body.length, ...headers } }, (res) => {
+        res.resume();
+        res.on('end', () => resolve(res.statusCode ?? 0));
+      });
+      req.on('error', reject);
+      req.end(body);
+    });
+    if (status !== 200) throw new Error(`${url} answered ${status}`);
+    out.push(Number(process.hrtime.bigint() - a) / 1e6);
+  }
+  return Float64Array.from(out);
+}
+
+function quantile(sorted: Float64Array, p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))] as number;
 }
 
 async function routeLookups() {
@@ -202,18 +245,18 @@ async function routeLookups() {
   await table.rebuild();
   const rebuildMs = Number(process.hrtime.bigint() - t0) / 1e6;
   const times = new Float64Array(lookupCount);
-  let healthy = 0;
+  let candidates = 0;
   const start = process.hrtime.bigint();
   for (let i = 0; i < lookupCount; i++) {
     const a = process.hrtime.bigint();
     const r = table.lookup({ model: 'bridge-defects', near: { lat: rnd(36, 60), lon: rnd(-9, 25) }, limit: 10 });
     times[i] = Number(process.hrtime.bigint() - a) / 1e6;
-    healthy = r.items.length + r.excludedCount;
+    candidates = spokeCount - r.excludedCount;
   }
   const totalS = Number(process.hrtime.bigint() - start) / 1e9;
   times.sort();
-  const q = (p: number) => times[Math.min(times.length - 1, Math.floor(p * times.length))] as number;
-  log(`\nroute lookups: RouteTable with ${spokeCount} spokes serving the model (loaded from Postgres in ${rebuildMs.toFixed(0)} ms; ${table.size} entries, ${healthy} candidates per lookup), limit 10, random callers`);
+  const q = (p: number) => quantile(times, p);
+  log(`\nroute lookups: RouteTable with ${spokeCount} spokes serving the model (loaded from Postgres in ${rebuildMs.toFixed(0)} ms; ${table.size} entries, ${candidates} healthy candidates ranked per lookup), limit 10, random callers`);
   log(`| lookups | lookups/s | p50 ms | p99 ms | max ms |`);
   log('|---|---|---|---|---|');
   log(`| ${lookupCount} | ${Math.round(lookupCount / totalS)} | ${q(0.5).toFixed(3)} | ${q(0.99).toFixed(3)} | ${(times[times.length - 1] as number).toFixed(3)} |`);

@@ -23,7 +23,8 @@ export function parseLatLon(text: string): Location | string {
   return parsed.success ? parsed.data : `"${text}": ${parsed.error.issues.map((i) => i.message).join('; ')}`;
 }
 
-const EARTH_RADIUS_KM = 6371.0088;
+/** Mean Earth radius (IUGG), km. */
+export const EARTH_RADIUS_KM = 6371.0088;
 const RAD = Math.PI / 180;
 
 /** Great-circle distance in km (haversine on the mean Earth radius). */
@@ -102,24 +103,27 @@ export function compareRoutes(a: Rankable & { spoke: string }, b: Rankable & { s
   return a.spoke < b.spoke ? -1 : a.spoke > b.spoke ? 1 : 0;
 }
 
+/** Puts `item` in its place in `best` (kept sorted by compareRoutes), dropping the worst past `limit`. */
+export function insertBest<T extends Rankable & { spoke: string }>(best: T[], item: T, limit: number): void {
+  if (best.length === limit && compareRoutes(item, best[limit - 1] as T) >= 0) return;
+  let lo = 0;
+  let hi = best.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (compareRoutes(best[mid] as T, item) <= 0) lo = mid + 1;
+    else hi = mid;
+  }
+  best.splice(lo, 0, item);
+  if (best.length > limit) best.pop();
+}
+
 /**
  * The best `limit` of `items` in order, in O(n log limit): a bounded sorted
  * insert, so a lookup over ten thousand candidates does not sort them all.
  */
 export function bestRoutes<T extends Rankable & { spoke: string }>(items: Iterable<T>, limit: number): T[] {
   const best: T[] = [];
-  for (const item of items) {
-    if (best.length === limit && compareRoutes(item, best[limit - 1] as T) >= 0) continue;
-    let lo = 0;
-    let hi = best.length;
-    while (lo < hi) {
-      const mid = (lo + hi) >>> 1;
-      if (compareRoutes(best[mid] as T, item) <= 0) lo = mid + 1;
-      else hi = mid;
-    }
-    best.splice(lo, 0, item);
-    if (best.length > limit) best.pop();
-  }
+  for (const item of items) insertBest(best, item, limit);
   return best;
 }
 

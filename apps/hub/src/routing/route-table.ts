@@ -5,8 +5,9 @@ import {
   type RouteItem,
   type RouteResponse,
   type Telemetry,
-  bestRoutes,
-  greatCircleKm,
+  EARTH_RADIUS_KM,
+  compareRoutes,
+  insertBest,
 } from '@flotilla/contracts';
 import type { Logger } from 'pino';
 import type { DataSource } from 'typeorm';
@@ -23,6 +24,7 @@ const REBUILD_MS = 300_000;
 /** Deployment thresholds change without a new generation (a rollout gate is not rendered), so they are re-read this often. */
 const THRESHOLDS_MS = 10_000;
 const MAX_EXCLUDED_SHOWN = 100;
+const RAD = Math.PI / 180;
 
 export interface RouteQuery {
   model: string;
@@ -45,6 +47,10 @@ interface RouteEntry {
   model: string;
   region: string | null;
   location: Location | null;
+  /** The location in radians and cos(lat), so a lookup's distance costs two sines and an arcsine. */
+  latRad: number;
+  lonRad: number;
+  cosLat: number;
   presence: PresenceState;
   lastSeenAt: number | null;
   telemetryAt: number | null;
@@ -212,10 +218,13 @@ export class RouteTable {
   lookup(q: RouteQuery, now: number = Date.now()): RouteResponse {
     const staleMs = STALE_AFTER_INTERVALS * this.telemetryIntervalSeconds * 1000;
     const near = q.near ?? null;
-    // Only what ranking reads is built per candidate; the full item only for the `limit` winners.
-    const candidates: Ranked[] = [];
+    // Top `limit` kept as they come (no sort of every candidate, no object for one that cannot place); full items for the winners only.
+    const best: Ranked[] = [];
     const excluded: RouteExclusion[] = [];
     let excludedCount = 0;
+    const nearLat = near ? near.lat * RAD : 0;
+    const nearLon = near ? near.lon * RAD : 0;
+    const nearCos = Math.cos(nearLat);
     for (const e of this.byModel.get(q.model)?.values() ?? []) {
       if (q.region !== undefined && e.region !== q.region) continue;
       const maxErrorRatio = this.thresholds.get(e.deployment) ?? DEFAULT_MAX_ERROR_RATIO;
@@ -225,21 +234,22 @@ export class RouteTable {
         if (excluded.length < MAX_EXCLUDED_SHOWN) excluded.push({ spoke: e.spoke, deployment: e.deployment, reason });
         continue;
       }
-      candidates.push({
-        spoke: e.spoke,
-        distanceKm: near && e.location ? greatCircleKm(near, e.location) : null,
-        load: e.requestsPerSecond / Math.max(1, e.readyReplicas),
-        latencyP99Ms: e.latencyP99Ms,
-        entry: e,
-        maxErrorRatio,
-      });
+      let distanceKm: number | null = null;
+      if (near && e.location) {
+        const sLat = Math.sin((e.latRad - nearLat) / 2);
+        const sLon = Math.sin((e.lonRad - nearLon) / 2);
+        distanceKm = 2 * EARTH_RADIUS_KM * Math.asin(Math.min(1, Math.sqrt(sLat * sLat + nearCos * e.cosLat * sLon * sLon)));
+      }
+      const candidate = { spoke: e.spoke, distanceKm, load: e.requestsPerSecond / Math.max(1, e.readyReplicas), latencyP99Ms: e.latencyP99Ms };
+      if (best.length === q.limit && compareRoutes(candidate, best[q.limit - 1] as Ranked) >= 0) continue;
+      insertBest(best, { ...candidate, entry: e, maxErrorRatio }, q.limit);
     }
     return {
       model: q.model,
       version: q.version ?? null,
       near,
       evaluatedAt: new Date(now).toISOString(),
-      items: bestRoutes(candidates, q.limit).map(toItem),
+      items: best.map(toItem),
       excludedCount,
       excluded,
     };
@@ -313,6 +323,9 @@ export class RouteTable {
         model: d.model,
         region,
         location: r.location,
+        latRad: r.location ? r.location.lat * RAD : 0,
+        lonRad: r.location ? r.location.lon * RAD : 0,
+        cosLat: r.location ? Math.cos(r.location.lat * RAD) : 0,
         presence: r.presence,
         lastSeenAt: r.last_seen_at ? new Date(r.last_seen_at).getTime() : null,
         telemetryAt: r.telemetry_at ? new Date(r.telemetry_at).getTime() : null,
