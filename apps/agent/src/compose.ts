@@ -106,6 +106,7 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions): 
         inner = new KubernetesRuntime({
           kubeConfig,
           namespace: config.namespace,
+          exposure: config.exposure,
           artifacts: cache,
           replicasFor: (d, now) => {
             const r = effectiveReplicas(d, now);

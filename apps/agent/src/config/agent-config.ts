@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 import type { GpuDiscovery } from '../health/index.js';
+import type { ServiceExposure } from '../runtime/kubernetes/manifests.js';
 import { DEFAULT_STATE_DIR } from '../state/state-dir.js';
 
 export type AgentRuntimeKind = 'process' | 'kubernetes' | 'none';
@@ -41,8 +42,7 @@ export interface AgentConfig {
   exposure: ServiceExposure;
 }
 
-/** ClusterIP: the Service's cluster IP; NodePort: `advertiseHost` and the node port; Ingress: a URL an ingress routes `/v2/models/NAME` from. */
-export type ServiceExposure = { type: 'ClusterIP' } | { type: 'NodePort'; host: string } | { type: 'Ingress'; url: string };
+export type { ServiceExposure };
 
 /** The flags as the command line gives them: strings, any of them missing. */
 export interface AgentFlags {
