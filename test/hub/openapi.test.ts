@@ -355,6 +355,22 @@ describe('OpenAPI document', () => {
     expect((await call('DELETE', '/api/v1/spokes/{name}', { params: { name: 'extra-1' } })).status).toBe(404);
   });
 
+  test('routing: a location patched and cleared, the route table read, bad coordinates refused', async () => {
+    const located = await call('PATCH', '/api/v1/spokes/{name}', { params: { name: 'eu-1' }, body: { location: { lat: 45.76, lon: 4.84 } } });
+    expect(located.body.location).toEqual({ lat: 45.76, lon: 4.84 });
+    const both = await call('PATCH', '/api/v1/spokes/{name}', { params: { name: 'eu-1' }, body: { labels: {}, location: null } });
+    expect([both.body.location, both.body.labels]).toEqual([null, { region: 'eu' }]);
+    const bad = await call('PATCH', '/api/v1/spokes/{name}', { params: { name: 'eu-1' }, body: { location: { lat: 91, lon: 0 } } });
+    expect([bad.status, bad.body.error.message]).toEqual([400, expect.stringMatching(/location\.lat: lat must be between -90 and 90/)]);
+    expect((await call('PATCH', '/api/v1/spokes/{name}', { params: { name: 'eu-1' }, body: {} })).status).toBe(400);
+    const r = await call('GET', '/api/v1/route', { query: { model: 'bridge-defects', lat: '48.85', lon: '2.35', limit: '5' } });
+    expect(r.body).toMatchObject({ model: 'bridge-defects', near: { lat: 48.85, lon: 2.35 }, items: [] });
+    const noLon = await call('GET', '/api/v1/route', { query: { model: 'bridge-defects', lat: '48.85' } });
+    expect([noLon.status, noLon.body.error.message]).toEqual([400, expect.stringMatching(/give lat and lon together/)]);
+    expect((await call('GET', '/api/v1/route', { query: { model: 'bridge-defects', lat: '1', lon: '200' } })).status).toBe(400);
+    expect((await call('GET', '/api/v1/route', { query: {} })).status).toBe(400);
+  });
+
   test('model registry: models and versions, conflicts, bad bodies, unknown models', async () => {
     expect((await call('POST', '/api/v1/models', { body: { name: 'detector', task: 'detection', labels: { team: 'vision' } } })).status).toBe(201);
     expect((await call('POST', '/api/v1/models', { body: { name: 'detector' } })).status).toBe(409);

@@ -140,10 +140,31 @@ describe('KubernetesRuntime against the fake kube-apiserver', () => {
       expect(managers.find((m) => m.manager === 'flotilla-agent')?.fieldsV1['f:spec']).not.toHaveProperty('f:replicas');
     });
 
+    it('exposes the Service as a NodePort and reports the advertised node address with the allocated node port', async () => {
+      await runtime.close();
+      runtime = makeRuntime({ exposure: { type: 'NodePort', host: 'edge-17.example.net' } });
+      const [status] = (await reconcileChecked(runtime, payload([desiredDeployment()]), signal())).deployments;
+      const svc = fake.store.get('Service', NS, 'bridge-defects') as { spec: { type: string; ports: { name: string; nodePort: number }[] } };
+      expect(svc.spec.type).toBe('NodePort');
+      const nodePort = svc.spec.ports.find((p) => p.name === 'http')!.nodePort;
+      expect(nodePort).toBeGreaterThanOrEqual(30000);
+      expect(status!.endpoint).toBe(`http://edge-17.example.net:${nodePort}/v2/models/bridge-defects`);
+    });
+
+    it('reports the configured ingress URL', async () => {
+      await runtime.close();
+      runtime = makeRuntime({ exposure: { type: 'Ingress', url: 'https://edge-17.example.net' } });
+      const [status] = (await reconcileChecked(runtime, payload([desiredDeployment()]), signal())).deployments;
+      expect(status!.endpoint).toBe('https://edge-17.example.net/v2/models/bridge-defects');
+    });
+
     it('reports the endpoint, ready replicas and serving version once the Deployment is ready', async () => {
       let [status] = (await reconcileChecked(runtime, payload([desiredDeployment()]), signal())).deployments;
       expect(status).toMatchObject({ phase: 'Pending', readyReplicas: 0, desiredReplicas: 2, compliance: 'Compliant' });
-      expect(status!.endpoint).toBe(`http://bridge-defects.${NS}.svc:8000/v2/models/bridge-defects`);
+      // The Service's cluster IP, as the API server allocated it.
+      const clusterIp = (fake.store.get('Service', NS, 'bridge-defects') as { spec: { clusterIP: string } }).spec.clusterIP;
+      expect(clusterIp).toMatch(/^10\.96\./);
+      expect(status!.endpoint).toBe(`http://${clusterIp}:8000/v2/models/bridge-defects`);
 
       fake.store.setStatus('Deployment', NS, 'bridge-defects', { observedGeneration: 1, replicas: 2, updatedReplicas: 2, readyReplicas: 2, availableReplicas: 2 });
       [status] = (await reconcileChecked(runtime, payload([desiredDeployment()]), signal())).deployments;

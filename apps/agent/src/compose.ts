@@ -85,6 +85,8 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions): 
         break;
       case 'process':
         processRuntime = new ProcessRuntime({
+          host: config.serve.address,
+          ...(config.serve.advertiseHost ? { advertiseHost: config.serve.advertiseHost } : {}),
           ...opts.processRuntime,
           stateDir,
           spoke: creds.spoke,
@@ -106,6 +108,7 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions): 
         inner = new KubernetesRuntime({
           kubeConfig,
           namespace: config.namespace,
+          exposure: config.exposure,
           artifacts: cache,
           replicasFor: (d, now) => {
             const r = effectiveReplicas(d, now);

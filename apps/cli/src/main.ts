@@ -12,6 +12,8 @@ import { registerDescribe } from './commands/describe.js';
 import { registerGet } from './commands/get.js';
 import { registerPolicy } from './commands/policy.js';
 import { registerSchema } from './commands/schema.js';
+import { registerRoute } from './commands/route.js';
+import { registerGateway } from './commands/gateway.js';
 import { CliError, EXIT } from './exit-codes.js';
 import { registerSigningKey } from './commands/signing-key.js';
 
@@ -34,6 +36,8 @@ registerEnrollmentTokens(program);
 registerVersion(program);
 registerCompletion(program);
 registerSigningKey(program);
+registerRoute(program);
+registerGateway(program);
 
 try {
   await program.parseAsync(process.argv);

@@ -21,6 +21,7 @@ import { GitSourcesController } from './git/git-sources.controller.js';
 import { GitSyncer } from './git/git-syncer.js';
 import { DataSource as TypeOrmDataSource } from 'typeorm';
 import { SpokesController } from './spokes/spokes.controller.js';
+import { RouteController } from './routing/route.controller.js';
 import { ApiTokens } from './tokens/api-tokens.js';
 import { ApiTokensController } from './tokens/api-tokens.controller.js';
 
@@ -58,6 +59,7 @@ export class HubModule {
         GitSourcesController,
         DeletePolicyController, VersionController,
         ApplyReportsController,
+        RouteController,
         ...(o.extraControllers ?? []),
       ],
       providers: [

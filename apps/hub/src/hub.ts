@@ -46,6 +46,8 @@ import { FleetMetrics } from './metrics/fleet-metrics.js';
 import { HubMetrics } from './metrics/hub-metrics.js';
 import { MetricsController } from './metrics/metrics.controller.js';
 import { HubPublisher, type MqttEndpoint } from './mqtt/hub-publisher.js';
+import { RouteTable } from './routing/route-table.js';
+import { LocateSpoke } from './spokes/locate-spoke.js';
 
 /** Every controller looks at all its keys this often, whatever notifications arrived. */
 const RESYNC_MS = 300_000;
@@ -185,9 +187,15 @@ export async function startHub(config: HubConfig, log: Logger): Promise<HubHandl
     cleanups.push(async () => {
       for (const c of controllers) await c.stop();
     });
+    // Routing: built from Postgres now, then re-read per spoke as ingest and renders change it.
+    const routeTable = new RouteTable(ds, config.telemetryIntervalSeconds, log.child({ component: 'routing' }));
+    await routeTable.start();
+    cleanups.push(() => routeTable.stop());
+    envelopes.onChanged((spokes) => routeTable.noteSpokes(spokes));
     // report -> compliance: ingest writes what agents report; a spoke that came online or is
     // behind is looked at by spoke sync, a capacity change may move placements.
     const writer = new SpokeStateWriter(ds, metrics, log.child({ component: 'ingest' }), async (rows) => {
+      routeTable.noteSpokes(rows.map((r) => r.name));
       for (const r of rows) {
         if (r.cameOnline || (r.reportedStatus && r.acceptedGeneration < r.desiredGeneration)) triggers.syncSpoke(r.name);
         if (r.capacityChanged) triggers.renderFleet();
@@ -209,6 +217,8 @@ export async function startHub(config: HubConfig, log: Logger): Promise<HubHandl
       { provide: SpokesRepository, useValue: new SpokesRepository(ds) },
       { provide: RotateSigningKey, useValue: new RotateSigningKey(ds, audit, signingKey, envelopes, triggers) },
       { provide: RotateApiToken, useValue: new RotateApiToken(ds, audit, { home: config.home, fromEnv: config.adminToken !== null }) },
+      { provide: RouteTable, useValue: routeTable },
+      { provide: LocateSpoke, useValue: new LocateSpoke(ds, audit, (spoke) => routeTable.noteSpokes([spoke])) },
     ];
     for (const c of controllers) c.start();
 

@@ -8,6 +8,7 @@ import {
   TelemetrySchema,
   WorkloadPhaseSchema,
 } from './messages.js';
+import { LocationSchema } from './routing.js';
 
 /**
  * What the admin API answers (DESIGN.md section 4). The hub documents its
@@ -84,6 +85,7 @@ export const EnrollmentTokenSchema = z
     tokenPrefix: z.string(),
     labels: StringMap.describe('stamped on every spoke enrolled with this token'),
     allowedLabelKeys: z.array(z.string()).describe('label keys an enrolling agent may ask for beyond the token\'s own ("*": any outside flotilla.dev/)'),
+    location: LocationSchema.nullable().describe('stamped on every spoke enrolled with this token'),
     usesTotal: z.number().int(),
     usesLeft: z.number().int(),
     expiresAt: isoTime,
@@ -106,6 +108,7 @@ export const SpokeSchema = z
   .object({
     name: z.string(),
     labels: StringMap,
+    location: LocationSchema.nullable().describe('where the spoke is, for routing; null when nobody said'),
     connection: ConnectionSchema.describe('stale: online but silent for three telemetry intervals'),
     lastSeenAt: nullableTime,
     desiredGeneration: z.number().int().describe('the generation the hub last rendered for this spoke'),

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { SpokeNameSchema } from './messages.js';
+import { LocationSchema } from './routing.js';
 
 /**
  * Shapes of `POST /api/v1/enroll` (DESIGN.md section 4), shared by the hub
@@ -27,6 +28,8 @@ export const EnrollRequestSchema = z
     token: z.string().min(1).max(512),
     name: SpokeNameSchema,
     labels: LabelsSchema.optional(),
+    /** Where the appliance is (`flotilla agent enroll --location LAT,LON`); the token's location wins. */
+    location: LocationSchema.optional(),
     /** What the agent found on the host (GPUs, OS, runtime); informative only. */
     facts: z.record(z.string(), z.unknown()).optional(),
   })

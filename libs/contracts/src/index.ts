@@ -9,3 +9,4 @@ export * from './gpu-product.js';
 export { formatIssues } from './issues.js';
 export * from './api.js';
 export * from './signing-key-chain.js';
+export * from './routing.js';

@@ -51,6 +51,8 @@ export interface DefaultingContext {
   uid: string;
   /** Allocates a cluster IP for a new Service. */
   allocateClusterIp(): string;
+  /** A free port of the node-port range (30000-32767), for NodePort and LoadBalancer Services. */
+  allocateNodePort?(): number;
 }
 
 export function applyDefaults(type: ResourceType, o: JsonObject, old: JsonObject | undefined, ctx: DefaultingContext): void {
@@ -85,6 +87,12 @@ export function applyDefaults(type: ResourceType, o: JsonObject, old: JsonObject
           if (!isJsonObject(p)) continue;
           p['protocol'] ??= 'TCP';
           p['targetPort'] ??= p['port'] ?? null;
+          if ((spec['type'] === 'NodePort' || spec['type'] === 'LoadBalancer') && ctx.allocateNodePort) {
+            // As the real API server: a node port once, kept across updates of the same port.
+            const oldPorts = obj(old?.['spec'])?.['ports'];
+            const kept = Array.isArray(oldPorts) ? oldPorts.find((q) => isJsonObject(q) && q['name'] === p['name'])?.['nodePort' as never] : undefined;
+            p['nodePort'] ??= typeof kept === 'number' ? kept : ctx.allocateNodePort();
+          }
         }
       }
       break;

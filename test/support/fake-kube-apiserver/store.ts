@@ -63,6 +63,7 @@ export class ObjectStore {
   private compactedRevision = 0;
   private readonly listeners = new Set<(event: StoreEvent) => void>();
   private nextClusterIp = 1;
+  private nextNodePort = 30000;
 
   constructor() {
     for (const ns of ['default', 'kube-system', 'kube-public']) {
@@ -318,7 +319,7 @@ export class ObjectStore {
     }
     if (beforeMeta?.['deletionTimestamp'] !== undefined) meta['deletionTimestamp'] = beforeMeta['deletionTimestamp']!;
 
-    applyDefaults(type, next, before, { uid, allocateClusterIp: () => this.allocateClusterIp() });
+    applyDefaults(type, next, before, { uid, allocateClusterIp: () => this.allocateClusterIp(), allocateNodePort: () => this.nextNodePort++ });
     const finalName = typeof meta['name'] === 'string' ? meta['name'] : '';
     const causes = validate(type, next, before);
     if (causes.length > 0) throw invalid(type.kind, type.group, finalName, causes);

@@ -22,6 +22,8 @@ describe('agent configuration', () => {
       gpu: { kind: 'nvidia-smi' },
       cacheMaxBytes: 50 * 1024 ** 3,
       logLevel: 'info',
+      serve: { address: '127.0.0.1', advertiseHost: null },
+      exposure: { type: 'ClusterIP' },
     });
   });
 
@@ -51,6 +53,8 @@ describe('agent configuration', () => {
       gpu: { kind: 'dcgm', url: 'http://127.0.0.1:9400/metrics' },
       cacheMaxBytes: 0,
       logLevel: 'debug',
+      serve: { address: '127.0.0.1', advertiseHost: null },
+      exposure: { type: 'ClusterIP' },
     });
   });
 

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 import type { GpuDiscovery } from '../health/index.js';
+import type { ServiceExposure } from '../runtime/kubernetes/manifests.js';
 import { DEFAULT_STATE_DIR } from '../state/state-dir.js';
 
 export type AgentRuntimeKind = 'process' | 'kubernetes' | 'none';
@@ -30,7 +31,18 @@ export interface AgentConfig {
   /** Model cache budget in bytes; unused versions beyond it are collected. */
   cacheMaxBytes: number;
   logLevel: AgentLogLevel;
+  /**
+   * Where inference servers listen and what host the reported endpoints
+   * name (process runtime). Loopback by default: nothing off the appliance
+   * reaches a workload until the operator opens it (`--serve-address
+   * 0.0.0.0 --advertise-host edge-17.example.net`).
+   */
+  serve: { address: string; advertiseHost: string | null };
+  /** How the Kubernetes runtime exposes inference Services and which URL it reports for them. */
+  exposure: ServiceExposure;
 }
+
+export type { ServiceExposure };
 
 /** The flags as the command line gives them: strings, any of them missing. */
 export interface AgentFlags {
@@ -44,6 +56,10 @@ export interface AgentFlags {
   gpu?: string;
   cacheMaxBytes?: string;
   logLevel?: string;
+  serveAddress?: string;
+  advertiseHost?: string;
+  serviceType?: string;
+  ingressUrl?: string;
 }
 
 export const AGENT_DEFAULTS = {
@@ -54,6 +70,8 @@ export const AGENT_DEFAULTS = {
   gpu: 'nvidia-smi',
   cacheMaxBytes: String(50 * 1024 ** 3),
   logLevel: 'info',
+  serveAddress: '127.0.0.1',
+  serviceType: 'ClusterIP',
 } as const;
 
 export class AgentConfigError extends Error {
@@ -65,6 +83,8 @@ export class AgentConfigError extends Error {
 
 const DNS_LABEL = /^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$/;
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+/** A host name, IPv4 or IPv6 address: no scheme, port, path or spaces. */
+const HOST = /^([A-Za-z0-9]([-A-Za-z0-9.]*[A-Za-z0-9])?|[0-9A-Fa-f:.]*:[0-9A-Fa-f:.]*)$/;
 const MQTT_PROTOCOLS = ['mqtt:', 'mqtts:', 'tcp:', 'ssl:', 'ws:', 'wss:'];
 
 const text = (flag: string) => z.string({ message: `${flag} must be a string` }).optional();
@@ -125,6 +145,16 @@ const FlagsSchema = z
       }
       return n;
     }),
+    serveAddress: text('--serve-address').refine((v) => v === undefined || HOST.test(v), {
+      message: '--serve-address must be an IP address or host name to listen on (0.0.0.0: every interface)',
+    }),
+    advertiseHost: text('--advertise-host').refine((v) => v === undefined || HOST.test(v), {
+      message: '--advertise-host must be a host name or IP address clients reach this appliance at',
+    }),
+    serviceType: z.enum(['ClusterIP', 'NodePort'], { error: (iss) => `--service-type must be ClusterIP or NodePort (got ${JSON.stringify(iss.input)})` }).optional(),
+    ingressUrl: text('--ingress-url').refine((v) => v === undefined || (URL.canParse(v) && /^https?:$/.test(new URL(v).protocol)), {
+      message: '--ingress-url must be an http(s) URL, e.g. https://edge-17.example.net',
+    }),
     logLevel: z.enum(LOG_LEVELS, { error: (iss) => `--log-level must be one of ${LOG_LEVELS.join(', ')} (got ${JSON.stringify(iss.input)})` }).optional(),
   })
   .strict();
@@ -143,6 +173,10 @@ export function parseAgentConfig(flags: AgentFlags, cwd: string = process.cwd())
       });
   const runtime = flags.runtime ?? AGENT_DEFAULTS.runtime;
   if (flags.kubeconfig && (runtime === 'process' || runtime === 'none')) problems.push(`--kubeconfig is only used with --runtime kubernetes (the runtime is ${runtime})`);
+  if (runtime === 'kubernetes' && flags.serviceType === 'NodePort' && !flags.advertiseHost) {
+    problems.push('--service-type NodePort needs --advertise-host: the node address clients reach the node port at');
+  }
+  if (flags.ingressUrl && flags.serviceType === 'NodePort') problems.push('give --ingress-url or --service-type NodePort, not both');
   if (!parsed.success || problems.length > 0) throw new AgentConfigError(problems);
   const f = parsed.data;
   return {
@@ -155,5 +189,11 @@ export function parseAgentConfig(flags: AgentFlags, cwd: string = process.cwd())
     gpu: f.gpu,
     cacheMaxBytes: f.cacheMaxBytes,
     logLevel: f.logLevel ?? AGENT_DEFAULTS.logLevel,
+    serve: { address: f.serveAddress ?? AGENT_DEFAULTS.serveAddress, advertiseHost: f.advertiseHost ?? null },
+    exposure: f.ingressUrl
+      ? { type: 'Ingress', url: f.ingressUrl.replace(/\/+$/, '') }
+      : f.serviceType === 'NodePort'
+        ? { type: 'NodePort', host: f.advertiseHost as string }
+        : { type: 'ClusterIP' },
   };
 }

@@ -23,6 +23,8 @@ export interface EnrollOptions {
   /** Spoke name (DNS label). */
   name: string;
   labels?: Record<string, string>;
+  /** Where the appliance is, for routing (the enrolment token's location wins). */
+  location?: { lat: number; lon: number };
   /** What the agent knows about its host, sent for the hub to show. */
   facts?: Record<string, unknown>;
   stateDir: string;
@@ -62,7 +64,7 @@ const DEFAULT_TIMEOUT_MS = 30_000;
  */
 export async function enroll(opts: EnrollOptions): Promise<AgentCredentials> {
   const endpoint = enrollEndpoint(opts.hubUrl);
-  const request = EnrollRequestSchema.safeParse({ token: opts.token, name: opts.name, labels: opts.labels, facts: opts.facts });
+  const request = EnrollRequestSchema.safeParse({ token: opts.token, name: opts.name, labels: opts.labels, location: opts.location, facts: opts.facts });
   if (!request.success) {
     throw new EnrollError('InvalidInput', `cannot enrol: ${formatIssues(request.error.issues)}`);
   }

@@ -10,6 +10,7 @@ import { LEDGER_FILE } from '../../../agent/src/runtime/process/ledger.js';
 import { DEFAULT_STATE_DIR } from '../../../agent/src/state/state-dir.js';
 import { StateDirLockedError } from '../../../agent/src/state/state-dir-lock.js';
 import { trustCa } from '../client/trust-ca.js';
+import { parseLatLon } from '@flotilla/contracts';
 import { CliError, EXIT } from '../exit-codes.js';
 
 function parseLabels(text: string | undefined): Record<string, string> | undefined {
@@ -45,12 +46,15 @@ export function registerAgent(program: Command): void {
     .requiredOption('--token <token>', 'enrolment token')
     .requiredOption('--name <name>', 'spoke name (DNS label)')
     .option('--labels <k=v,...>', 'labels to ask for (the token’s labels win)')
+    .option('--location <lat,lon>', 'where the appliance is, in decimal degrees, e.g. 45.76,4.84 (for routing; the token’s location wins)')
     .option('--state-dir <dir>', 'state directory', DEFAULT_STATE_DIR)
     .option('--ca <file>', 'CA certificate the https:// hub must chain to, pinned with the one the hub hands out (default: $FLOTILLA_CA)')
-    .action(async (o: { hub: string; token: string; name: string; labels?: string; stateDir: string; ca?: string }) => {
+    .action(async (o: { hub: string; token: string; name: string; labels?: string; location?: string; stateDir: string; ca?: string }) => {
       try {
         const labels = parseLabels(o.labels);
         const ca = trustCa(o.ca ?? process.env.FLOTILLA_CA);
+        const location = o.location === undefined ? undefined : parseLatLon(o.location);
+        if (typeof location === 'string') throw new CliError(`--location: ${location}`, EXIT.usage);
         const creds = await enroll({
           hubUrl: o.hub,
           token: o.token,
@@ -58,6 +62,7 @@ export function registerAgent(program: Command): void {
           stateDir: path.resolve(o.stateDir),
           ...(labels ? { labels } : {}),
           ...(ca ? { ca } : {}),
+          ...(location ? { location } : {}),
         });
         process.stdout.write(`enrolled as "${creds.spoke}"; state in ${path.resolve(o.stateDir)}\nnext: flotilla agent run --state-dir ${o.stateDir}\n`);
       } catch (err) {
@@ -82,6 +87,10 @@ export function registerAgent(program: Command): void {
     .option('--gpu <source>', 'GPU discovery: nvidia-smi | dcgm=URL | none', AGENT_DEFAULTS.gpu)
     .option('--cache-max-bytes <bytes>', 'model cache budget; unused versions beyond it are collected (0: keep only what is in use)', AGENT_DEFAULTS.cacheMaxBytes)
     .option('--log-level <level>', 'log level', process.env.FLOTILLA_LOG_LEVEL || AGENT_DEFAULTS.logLevel)
+    .option('--serve-address <addr>', 'address inference servers listen on (process runtime; 0.0.0.0: every interface)', AGENT_DEFAULTS.serveAddress)
+    .option('--advertise-host <host>', 'host name or address clients reach this appliance at, used in reported endpoints (process runtime; NodePort host under kubernetes)')
+    .option('--service-type <type>', 'kubernetes runtime: ClusterIP (endpoint: the cluster IP) or NodePort (endpoint: --advertise-host and the node port)', AGENT_DEFAULTS.serviceType)
+    .option('--ingress-url <url>', 'kubernetes runtime: report endpoints under this URL, which your ingress routes /v2/models/NAME from')
     .action(async (o: AgentFlags) => {
       const config = (() => {
         try {

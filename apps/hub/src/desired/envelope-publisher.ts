@@ -25,6 +25,8 @@ export interface OutgoingEnvelope {
  */
 export class EnvelopePublisher {
   private readonly published = new Map<string, { generation: number; at: number }>();
+  /** Told which spokes' desired state a render changed (the route table re-reads them). */
+  private readonly changeListeners: Array<(spokes: string[]) => void> = [];
 
   constructor(
     private readonly ds: DataSource,
@@ -50,9 +52,15 @@ export class EnvelopePublisher {
     return this.published.get(spoke);
   }
 
+  /** Calls `listener` with the spokes of every committed change of desired state, before it is published. */
+  onChanged(listener: (spokes: string[]) => void): void {
+    this.changeListeners.push(listener);
+  }
+
   /** Publishes in chunks, letting the socket drain between them; a failure is logged and left to spoke sync. */
   async publish(items: readonly OutgoingEnvelope[], cause: PublishCause): Promise<string[]> {
     if (items.length === 0) return [];
+    if (cause === 'changed') for (const l of this.changeListeners) l(items.map((i) => i.spoke));
     const done: string[] = [];
     const sends: Promise<void>[] = [];
     for (let i = 0; i < items.length; i += PUBLISH_CHUNK) {

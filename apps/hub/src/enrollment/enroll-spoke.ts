@@ -57,10 +57,12 @@ export class EnrollSpoke {
       const check = LabelsSchema.safeParse(merged);
       if (!check.success) throw validationFailed(check.error.issues.map((i) => ({ field: ['labels', ...i.path.map(String)].join('.'), message: i.message })));
       await em.update(EnrollmentTokenEntity, { id: token.id }, { usesLeft: token.usesLeft - 1 });
+      const location = token.location ?? body.location ?? null;
       await em.save(
         em.create(SpokeEntity, {
           name: body.name,
           labels: merged,
+          location,
           facts: body.facts ?? {},
           mqttUsername: username,
           credentialHash: hashSecret(password),
@@ -71,7 +73,7 @@ export class EnrollSpoke {
         actor: `enrollment-token:${token.tokenPrefix}`,
         action: 'spoke.enroll',
         target: `spoke/${body.name}`,
-        after: { name: body.name, labels: merged },
+        after: { name: body.name, labels: merged, ...(location ? { location } : {}) },
         requestId,
       });
       await this.provisioner.provisionSpoke(body.name, username, password);

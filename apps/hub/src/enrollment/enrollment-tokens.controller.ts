@@ -1,6 +1,7 @@
 import { Controller, Delete, Get, HttpCode, Param, Post } from '@nestjs/common';
 import { ApiBearerAuth, ApiOperation, ApiTags } from '@nestjs/swagger';
 import { DataSource, LessThan } from 'typeorm';
+import { LocationSchema } from '@flotilla/contracts';
 import { z } from 'zod';
 import { AuditService } from '../audit/audit.service.js';
 import { Ctx, RequireRole, type RequestContext } from '../auth/principal.js';
@@ -16,6 +17,7 @@ export const CreateEnrollmentToken = z
     labels: LabelsSchema.optional(),
     /** Label keys an enrolling agent may ask for beyond the token's own (`*`: any outside flotilla.dev/); none by default. */
     allowedLabelKeys: z.array(z.string().max(253)).max(64).optional(),
+    location: LocationSchema.optional().describe('stamped on every spoke this token enrols (wins over the agent’s --location)'),
     uses: z.number().int().min(1).max(100_000).default(1),
     expiresInSeconds: z.number().int().min(60).max(30 * 86400).default(3600),
   })
@@ -26,6 +28,7 @@ const toDto = (t: EnrollmentTokenEntity) => ({
   tokenPrefix: t.tokenPrefix,
   labels: t.labels,
   allowedLabelKeys: t.allowedLabelKeys,
+  location: t.location ?? null,
   usesTotal: t.usesTotal,
   usesLeft: t.usesLeft,
   expiresAt: t.expiresAt.toISOString(),
@@ -50,6 +53,7 @@ export class EnrollmentTokensController {
     const { row, token } = await this.issueToken.execute({
       labels: body.labels ?? {},
       allowedLabelKeys: body.allowedLabelKeys ?? [],
+      ...(body.location ? { location: body.location } : {}),
       uses: body.uses,
       expiresInSeconds: body.expiresInSeconds,
       actor: ctx.principal.actor,

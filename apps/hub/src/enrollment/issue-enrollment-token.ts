@@ -10,6 +10,8 @@ export interface EnrollmentTokenRequest {
   allowedLabelKeys?: string[];
   /** Only the hub's own local-agent bootstrap: may stamp `flotilla.dev/` labels. */
   reservedLabels?: boolean;
+  /** Stamped on the spokes it enrols. */
+  location?: { lat: number; lon: number };
   uses: number;
   expiresInSeconds: number;
   actor: string;
@@ -39,6 +41,7 @@ export class IssueEnrollmentToken {
         tokenPrefix: secretPrefix(token),
         labels: req.labels,
         allowedLabelKeys,
+        location: req.location ?? null,
         usesTotal: req.uses,
         usesLeft: req.uses,
         expiresAt: new Date(Date.now() + req.expiresInSeconds * 1000),
@@ -49,7 +52,7 @@ export class IssueEnrollmentToken {
         actor: req.actor,
         action: 'enrollment-token.create',
         target: `enrollment-token/${r.id}`,
-        after: { labels: r.labels, allowedLabelKeys, uses: r.usesTotal, expiresAt: r.expiresAt.toISOString() },
+        after: { labels: r.labels, allowedLabelKeys, ...(r.location ? { location: r.location } : {}), uses: r.usesTotal, expiresAt: r.expiresAt.toISOString() },
         ...(req.note ? { details: { for: req.note } } : {}),
         requestId: req.requestId ?? null,
       });

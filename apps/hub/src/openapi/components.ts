@@ -34,6 +34,8 @@ import {
   SyncErrorSchema,
   TelemetrySchema,
   pageOf,
+  LocationSchema,
+  RouteResponseSchema,
 } from '@flotilla/contracts';
 import { z } from 'zod';
 import { CreateEnrollmentToken } from '../enrollment/enrollment-tokens.controller.js';
@@ -113,6 +115,8 @@ const RESPONSE_COMPONENTS: [string, z.ZodType][] = [
   ['AuditEvent', AuditEventSchema],
   ['AuditEventPage', Pages.AuditEvent],
   ['SigningKey', SigningKeySchema],
+  ['Location', LocationSchema],
+  ['RouteResponse', RouteResponseSchema],
 ];
 
 const REQUEST_COMPONENTS: [string, z.ZodType][] = [

@@ -20,6 +20,7 @@ import {
   RegisteredModelWithVersionsSchema,
   SpokeDetailSchema,
   SigningKeySchema,
+  RouteResponseSchema,
 } from '@flotilla/contracts';
 import type { z } from 'zod';
 import { AuditQuery } from '../audit/audit-events.controller.js';
@@ -33,6 +34,7 @@ import { ApplyQuery } from '../policy/apply.controller.js';
 import { DeleteQuery as DeletePolicyQuery } from '../policy/delete-policy.controller.js';
 import { ListQuery, ObjectsQuery } from '../policy/policy-views.controller.js';
 import { ListSpokesQuery, PatchSpoke } from '../spokes/spokes.controller.js';
+import { RouteQuerySchema } from '../routing/route.controller.js';
 import { CreateApiToken } from '../tokens/api-tokens.controller.js';
 import { Pages } from './components.js';
 
@@ -467,5 +469,18 @@ export const OPERATIONS: OperationDoc[] = [
     operationId: 'rotateSigningKey',
     access: 'admin',
     response: { status: 200, description: 'the new key; every spoke gets its desired state again, signed by it and announced under the old key', schema: SigningKeySchema },
+  },
+  /* ------------------------------------------------------------ routing */
+  {
+    method: 'get',
+    path: '/api/v1/route',
+    operationId: 'route',
+    access: 'viewer',
+    query: RouteQuerySchema,
+    response: {
+      status: 200,
+      description: 'healthy spokes serving the model, best first (nearest, then load, then p99), with endpoints and figures; and the spokes left out with why',
+      schema: RouteResponseSchema,
+    },
   },
 ];

@@ -17,6 +17,7 @@ export function toSpokeDto(s: SpokeEntity, now: number, intervalSeconds: number)
   return {
     name: s.name,
     labels: s.labels,
+    location: s.location ?? null,
     connection: connectionOf(s, now, intervalSeconds),
     lastSeenAt: s.lastSeenAt?.toISOString() ?? null,
     desiredGeneration: s.desiredGeneration,

@@ -15,6 +15,7 @@ import {
   type ManifestOptions,
   type ModelVolumeStrategy,
   type ReplicaRange,
+  type ServiceExposure,
 } from './manifests.js';
 import {
   deploymentKey,
@@ -59,6 +60,8 @@ export interface KubernetesRuntimeOptions {
   replicasFor?: ReplicasFor;
   now?: () => Date;
   logger?: RuntimeLogger;
+  /** How inference Services are exposed and which URL is reported for them (default ClusterIP: the cluster IP). */
+  exposure?: ServiceExposure;
   /** Replaces the client-node API layer (tests of the runtime's own logic). */
   api?: KubeApi;
   /** First delay before re-opening a watch that ended (default 1 s). */
@@ -127,6 +130,7 @@ export class KubernetesRuntime implements WorkloadRuntime {
       modelVolume: opts.modelVolume ?? { kind: 'hostPath' },
       ...(opts.nodeSelector !== undefined ? { nodeSelector: opts.nodeSelector } : {}),
       jobOutputHostPath: opts.jobOutputHostPath ?? '/var/lib/flotilla-agent/jobs',
+      ...(opts.exposure !== undefined ? { exposure: opts.exposure } : {}),
     };
     this.replicasFor = opts.replicasFor ?? ((d) => ({ min: d.replicas.min, max: d.replicas.max }));
     this.now = opts.now ?? (() => new Date());
@@ -311,6 +315,7 @@ export class KubernetesRuntime implements WorkloadRuntime {
           workload: byKey.get(key)!,
           range: prepared.ranges.get(d.name)!,
           namespace: this.opts.namespace,
+          ...(this.opts.exposure !== undefined ? { exposure: this.opts.exposure } : {}),
           live: {
             deployment: find('Deployment', d.name),
             service: find('Service', serviceNameFor(d.name)),

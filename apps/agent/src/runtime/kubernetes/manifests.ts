@@ -65,7 +65,12 @@ export interface ManifestOptions {
   nodeSelector?: Record<string, string>;
   /** Node directory under which each fine-tuning job writes `<job name>/`. */
   jobOutputHostPath: string;
+  /** How inference Services are exposed (default ClusterIP). */
+  exposure?: ServiceExposure;
 }
+
+/** ClusterIP: the Service's cluster IP; NodePort: `host` and the node port; Ingress: a URL your ingress routes `/v2/models/NAME` from. */
+export type ServiceExposure = { type: 'ClusterIP' } | { type: 'NodePort'; host: string } | { type: 'Ingress'; url: string };
 
 export interface ReplicaRange {
   min: number;
@@ -120,6 +125,27 @@ export function serviceNameFor(deployment: string): string {
 
 export function endpointFor(deployment: string, model: string, namespace: string): string {
   return `http://${serviceNameFor(deployment)}.${namespace}.svc:${HTTP_PORT}/v2/models/${model}`;
+}
+
+/**
+ * The URL clients reach a deployment at, from its live Service: the cluster
+ * IP (reachable in the cluster and on routed networks), the advertised node
+ * address and node port, or the configured ingress URL. Null while the
+ * cluster has not allocated what it needs (no node port yet).
+ */
+export function reachableEndpoint(service: JsonMap, deployment: string, model: string, namespace: string, exposure: ServiceExposure = { type: 'ClusterIP' }): string | null {
+  const path = `/v2/models/${model}`;
+  if (exposure.type === 'Ingress') return `${exposure.url}${path}`;
+  const spec = (service['spec'] ?? {}) as JsonMap;
+  if (exposure.type === 'NodePort') {
+    const ports = Array.isArray(spec['ports']) ? (spec['ports'] as JsonMap[]) : [];
+    const nodePort = ports.find((p) => p['name'] === 'http')?.['nodePort'];
+    const host = exposure.host.includes(':') ? `[${exposure.host}]` : exposure.host;
+    return typeof nodePort === 'number' && nodePort > 0 ? `http://${host}:${nodePort}${path}` : null;
+  }
+  const ip = spec['clusterIP'];
+  if (typeof ip === 'string' && ip !== '' && ip !== 'None') return `http://${ip.includes(':') ? `[${ip}]` : ip}:${HTTP_PORT}${path}`;
+  return endpointFor(deployment, model, namespace);
 }
 
 export function deploymentLabels(name: string): Record<string, string> {
@@ -271,7 +297,7 @@ export function renderTritonDeployment(
     kind: 'Service',
     metadata: { name: serviceNameFor(d.name), namespace: opts.namespace, labels },
     spec: {
-      type: 'ClusterIP',
+      type: opts.exposure?.type === 'NodePort' ? 'NodePort' : 'ClusterIP',
       selector,
       ports: [
         { name: 'http', port: HTTP_PORT, targetPort: 'http', protocol: 'TCP' },

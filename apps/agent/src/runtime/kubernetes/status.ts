@@ -2,7 +2,7 @@ import type { Condition, DeploymentStatus, DesiredDeployment, DesiredFineTuneJob
 import { setCondition, truncate, type ConditionInput } from '../../status/conditions.js';
 import { describeDrift } from './drift.js';
 import { ANNOTATION_MODEL_VERSION } from './labels.js';
-import { endpointFor, type ReplicaRange } from './manifests.js';
+import { type ReplicaRange, type ServiceExposure, reachableEndpoint } from './manifests.js';
 import { isJsonMap, stringRecord, type Json, type JsonMap, type LiveObject } from './objects.js';
 import { driftOf, liveHash, type DesiredWorkload } from './planner.js';
 
@@ -162,6 +162,8 @@ export interface DeploymentView {
   workload: DesiredWorkload;
   range: ReplicaRange;
   namespace: string;
+  /** How the Service is exposed, for the endpoint reported (default ClusterIP). */
+  exposure?: ServiceExposure;
   live: { deployment?: LiveObject | undefined; service?: LiveObject | undefined; hpa?: LiveObject | undefined };
   pods: JsonMap[];
   /** What went wrong applying this round (API refusals, SSA conflicts, unowned names). */
@@ -262,7 +264,7 @@ export function deploymentStatus(view: DeploymentView, previous: readonly Condit
     readyReplicas: serving?.readyReplicas ?? 0,
     desiredReplicas,
     servingVersion: servingVersion(live.deployment, view.pods, serving),
-    endpoint: live.service ? endpointFor(desired.name, desired.model.name, view.namespace) : null,
+    endpoint: live.service ? reachableEndpoint(live.service.body, desired.name, desired.model.name, view.namespace, view.exposure) : null,
     compliance: comp,
     conditions,
     message: truncate(messages.filter((m) => m !== '').join('; ')),

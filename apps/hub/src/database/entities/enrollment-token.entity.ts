@@ -1,3 +1,4 @@
+import type { Location } from '@flotilla/contracts';
 import { Column, CreateDateColumn, Entity, Index, PrimaryGeneratedColumn } from 'typeorm';
 
 @Entity({ name: 'enrollment_tokens' })
@@ -23,6 +24,9 @@ export class EnrollmentTokenEntity {
    */
   @Column({ name: 'allowed_label_keys', type: 'jsonb', default: () => "'[]'" })
   allowedLabelKeys!: string[];
+  /** Location stamped on every spoke enrolled with this token (wins over the agent's). */
+  @Column({ type: 'jsonb', nullable: true })
+  location!: Location | null;
 
   @Column({ name: 'uses_total', type: 'integer' })
   usesTotal!: number;

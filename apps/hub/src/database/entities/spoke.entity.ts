@@ -1,5 +1,5 @@
 import { Column, CreateDateColumn, Entity, Index, PrimaryGeneratedColumn, UpdateDateColumn } from 'typeorm';
-import type { Capacity, ReportedCondition, ReportedDeploymentStatus, ReportedJobRunStatus, Telemetry } from '@flotilla/contracts';
+import type { Capacity, Location, ReportedCondition, ReportedDeploymentStatus, ReportedJobRunStatus, Telemetry } from '@flotilla/contracts';
 
 export type PresenceState = 'online' | 'offline';
 
@@ -19,6 +19,10 @@ export class SpokeEntity {
 
   @Column({ type: 'jsonb', nullable: true })
   capacity!: Capacity | null;
+
+  /** Where the spoke is, for routing (`GET /api/v1/route`); null when nobody said. */
+  @Column({ type: 'jsonb', nullable: true })
+  location!: Location | null;
 
   @Column({ type: 'jsonb', default: () => "'{}'" })
   facts!: Record<string, unknown>;
