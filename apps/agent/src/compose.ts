@@ -8,6 +8,7 @@ import { KubernetesRuntime, loadKubeConfig } from './runtime/kubernetes/kubernet
 import { NoneRuntime } from './runtime/none/none-runtime.js';
 import { ProcessRuntime, type ProcessRuntimeOptions, type RunningWorkload } from './runtime/process/index.js';
 import { ReportKeepingRuntime } from './runtime/report-keeping-runtime.js';
+import { SourcePolicy } from './security/source-policy.js';
 import type { WorkloadRuntime } from './runtime/runtime.js';
 import { effectiveReplicas } from './schedule/index.js';
 import { StateDirLock, StateDirLockedError } from './state/state-dir-lock.js';
@@ -72,10 +73,13 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions): 
   const undo: (() => Promise<void>)[] = [() => lock.release()];
   try {
     const creds = await readCredentials(stateDir);
+    // The agent's own hub is trusted wherever it is (a hub on this machine or on the site's network).
+    const sources = new SourcePolicy({ ...config.sources, trustedOrigins: [new URL(creds.hubUrl).origin] });
     const cache = new ArtifactCache({
       root: path.join(stateDir, 'cache'),
       maxBytes: config.cacheMaxBytes,
       maxArtifactBytes: 20 * 1024 ** 3,
+      sources,
       logger: log.child({ component: 'artifacts' }),
     });
     let processRuntime: ProcessRuntime | null = null;
@@ -105,6 +109,7 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions): 
           kubeConfig,
           namespace: config.namespace,
           artifacts: cache,
+          sources,
           replicasFor: (d, now) => {
             const r = effectiveReplicas(d, now);
             return { min: r.min, max: r.max };

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { z } from 'zod';
 import type { GpuDiscovery } from '../health/index.js';
+import { readSourceSettings, type SourceFlags, type SourceSettings } from '../security/source-settings.js';
 import { DEFAULT_STATE_DIR } from '../state/state-dir.js';
 
 export type AgentRuntimeKind = 'process' | 'kubernetes' | 'none';
@@ -30,10 +31,12 @@ export interface AgentConfig {
   /** Model cache budget in bytes; unused versions beyond it are collected. */
   cacheMaxBytes: number;
   logLevel: AgentLogLevel;
+  /** What desired state may make the agent read: artifact and dataset roots, private hosts, trainer registries. */
+  sources: SourceSettings;
 }
 
-/** The flags as the command line gives them: strings, any of them missing. */
-export interface AgentFlags {
+/** The flags as the command line gives them: strings (lists for repeatable ones), any of them missing. */
+export interface AgentFlags extends SourceFlags {
   stateDir?: string;
   runtime?: string;
   kubeconfig?: string;
@@ -126,14 +129,22 @@ const FlagsSchema = z
       return n;
     }),
     logLevel: z.enum(LOG_LEVELS, { error: (iss) => `--log-level must be one of ${LOG_LEVELS.join(', ')} (got ${JSON.stringify(iss.input)})` }).optional(),
+    artifactRoot: z.array(z.string()).optional(),
+    datasetRoot: z.array(z.string()).optional(),
+    trainerRegistry: z.array(z.string()).optional(),
+    artifactHostCidr: z.array(z.string()).optional(),
+    allowPrivateArtifactHosts: z.boolean().optional(),
+    sourcePolicy: text('--source-policy'),
   })
   .strict();
 
 /**
  * Validates the agent's flags and fills in defaults; throws one
  * AgentConfigError naming every bad flag, so a user fixes them all at once.
+ * `env` adds the source policy's variables (FLOTILLA_ARTIFACT_ROOTS, ...; see
+ * security/source-settings.ts) to the flags.
  */
-export function parseAgentConfig(flags: AgentFlags, cwd: string = process.cwd()): AgentConfig {
+export function parseAgentConfig(flags: AgentFlags, cwd: string = process.cwd(), env: NodeJS.ProcessEnv = {}): AgentConfig {
   const parsed = FlagsSchema.safeParse(flags);
   const problems = parsed.success
     ? []
@@ -143,6 +154,7 @@ export function parseAgentConfig(flags: AgentFlags, cwd: string = process.cwd())
       });
   const runtime = flags.runtime ?? AGENT_DEFAULTS.runtime;
   if (flags.kubeconfig && (runtime === 'process' || runtime === 'none')) problems.push(`--kubeconfig is only used with --runtime kubernetes (the runtime is ${runtime})`);
+  const sources = readSourceSettings(flags, env, cwd, problems);
   if (!parsed.success || problems.length > 0) throw new AgentConfigError(problems);
   const f = parsed.data;
   return {
@@ -155,5 +167,6 @@ export function parseAgentConfig(flags: AgentFlags, cwd: string = process.cwd())
     gpu: f.gpu,
     cacheMaxBytes: f.cacheMaxBytes,
     logLevel: f.logLevel ?? AGENT_DEFAULTS.logLevel,
+    sources,
   };
 }

@@ -11,6 +11,8 @@ import { DEFAULT_STATE_DIR } from '../../../agent/src/state/state-dir.js';
 import { StateDirLockedError } from '../../../agent/src/state/state-dir-lock.js';
 import { CliError, EXIT } from '../exit-codes.js';
 
+const repeat = (value: string, previous: string[]) => [...previous, value];
+
 function parseLabels(text: string | undefined): Record<string, string> | undefined {
   if (!text) return undefined;
   const labels: Record<string, string> = {};
@@ -78,10 +80,16 @@ export function registerAgent(program: Command): void {
     .option('--gpu <source>', 'GPU discovery: nvidia-smi | dcgm=URL | none', AGENT_DEFAULTS.gpu)
     .option('--cache-max-bytes <bytes>', 'model cache budget; unused versions beyond it are collected (0: keep only what is in use)', AGENT_DEFAULTS.cacheMaxBytes)
     .option('--log-level <level>', 'log level', process.env.FLOTILLA_LOG_LEVEL || AGENT_DEFAULTS.logLevel)
+    .option('--artifact-root <dir>', 'directory file: model URIs may point into; repeatable (also $FLOTILLA_ARTIFACT_ROOTS, ":"-separated)', repeat, [])
+    .option('--dataset-root <dir>', 'directory FineTuneJob datasets may be under; repeatable (also $FLOTILLA_DATASET_ROOTS)', repeat, [])
+    .option('--trainer-registry <registry>', 'registry (host[/path]) trainer images may come from; repeatable (also $FLOTILLA_TRAINER_REGISTRIES, ","-separated)', repeat, [])
+    .option('--allow-private-artifact-hosts', 'fetch http(s) models from loopback, link-local and private addresses too (also $FLOTILLA_ALLOW_PRIVATE_ARTIFACT_HOSTS=true)')
+    .option('--artifact-host-cidr <cidr>', 'a private range http(s) models may come from (10.20.0.0/16); repeatable (also $FLOTILLA_ARTIFACT_HOST_CIDRS)', repeat, [])
+    .option('--source-policy <file>', 'JSON file with artifactRoots, datasetRoots, trainerRegistries, artifactHostCidrs, allowPrivateArtifactHosts (added to the flags)')
     .action(async (o: AgentFlags) => {
       const config = (() => {
         try {
-          return parseAgentConfig(o);
+          return parseAgentConfig(o, process.cwd(), process.env);
         } catch (err) {
           if (err instanceof AgentConfigError) throw new CliError(err.message, EXIT.usage);
           throw err;
