@@ -256,7 +256,7 @@ export class SourcePolicy {
   checkAddress(address: string, host: string, uri: string): void {
     const family = isIP(address) === 6 ? 'ipv6' : 'ipv4';
     if (!this.nonPublic.check(address, family) || this.allowPrivate || this.allowedRanges.check(address, family)) return;
-    throw new SourceRefusedError('artifact-host', uri, `${host} resolves to ${address}, a loopback, link-local or private address`);
+    throw new SourceRefusedError('artifact-host', uri, `${uri}: ${host} resolves to ${address}, a loopback, link-local or private address`);
   }
 
   private async resolveUnder(p: string, source: string, roots: string[], rule: SourceRule, what: string, rootItself: boolean): Promise<string> {
