@@ -55,7 +55,11 @@ export function checkOwnershipFlags(req: { force: boolean; source: string | unde
   }
 }
 
-/** What the audit event of a write records about an override of git ownership. */
+/**
+ * What the audit event of a forced write records: that it was forced, and
+ * whose object it overrode (none when an admin wrote as the owning source itself).
+ */
 export function overrideDetails(force: boolean, previousSource: string | undefined, writer: string): Record<string, unknown> {
-  return force && isGitSource(previousSource) && previousSource !== writer ? { force: true, overrodeOwner: previousSource } : {};
+  if (!force) return {};
+  return isGitSource(previousSource) && previousSource !== writer ? { force: true, overrodeOwner: previousSource } : { force: true };
 }
