@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// Entry of the `flotilla` command: the compiled CLI lives in dist/ (built by `npm ci`).
+// Entry of the `flotilla` command: the compiled CLI lives in dist/ (built by `npm ci`, shipped by `npm pack`).
 // The version check comes first and uses only syntax old Node versions parse, so that
 // an older Node says what to do instead of failing deep inside a dependency.
 import { existsSync } from 'node:fs';
@@ -10,9 +10,13 @@ const [major, minor] = process.versions.node.split('.').map(Number);
 if (major < NEEDED[0] || (major === NEEDED[0] && minor < NEEDED[1])) {
   const pinned = fileURLToPath(new URL('../node_modules/.bin/node', import.meta.url));
   const script = fileURLToPath(import.meta.url);
+  // A checkout has its lockfile (and, after `npm ci`, the pinned Node 24); an installed package has neither.
+  const checkout = existsSync(fileURLToPath(new URL('../package-lock.json', import.meta.url)));
   const how = existsSync(pinned)
     ? `run it through \`npm start\` or \`npx flotilla\` (they use the Node 24 that \`npm ci\` installed), or as \`${pinned} ${script}\``
-    : 'run `npm ci` in the checkout (it installs Node 24 for the project) and use `npx flotilla`, or install Node 24 LTS from https://nodejs.org';
+    : checkout
+      ? 'run `npm ci` in the checkout (it installs Node 24 for the project) and use `npx flotilla`, or install Node 24 LTS from https://nodejs.org'
+      : `install Node.js 24 LTS (https://nodejs.org, or your distribution's nodejs 24 package) so that \`node\` on the PATH is 24.9 or later, or run it as \`/path/to/node24 ${script}\``;
   process.stderr.write(`flotilla: Node.js ${NEEDED.join('.')} or later is needed and this is ${process.versions.node} (${process.execPath}); ${how}.\n`);
   process.exit(2);
 }

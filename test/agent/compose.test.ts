@@ -1,3 +1,4 @@
+import { writeFile } from 'node:fs/promises';
 import { createServer, type Server } from 'node:net';
 import path from 'node:path';
 import pino from 'pino';
@@ -7,6 +8,7 @@ import { parseAgentConfig, type AgentConfig } from '../../apps/agent/src/config/
 import { isAlive } from '../../apps/agent/src/runtime/process/os-process.js';
 import { stopWorkloads } from '../../apps/agent/src/runtime/process/stop-workloads.js';
 import { StateDirLock } from '../../apps/agent/src/state/state-dir-lock.js';
+import { startFakeKubeApiServer } from '../support/fake-kube-apiserver/index.js';
 import { builtinDeployment, CLASSIFIER_V1, ensureInferenceServerBuilt, infer, payload, sha256Of } from '../process/support.js';
 import { startBroker, type TestBroker } from './support/broker.js';
 import { Observer } from './support/observer.js';
@@ -107,5 +109,25 @@ describe('agent composition (startAgent)', () => {
     const { stopped } = await stopWorkloads(state.stateDir, { graceMs: 5000 });
     expect(stopped).toEqual([{ deployment: 'classifier', pid: workload?.pid, how: 'SIGTERM' }]);
     expect(await isAlive(workload?.pid as number)).toBe(false);
+  });
+
+  it('with the Kubernetes runtime (loaded only then), reconciles against the API server and reports online; a missing kubeconfig is named', async () => {
+    const missing = path.join(state.stateDir, 'no-such-kubeconfig');
+    await expect(startAgent(configFor({ runtime: 'kubernetes', kubeconfig: missing }), { logger })).rejects.toMatchObject({
+      code: 'KubeConfig',
+      message: expect.stringContaining(missing),
+    });
+    const kube = await startFakeKubeApiServer({ namespaces: ['flotilla'] });
+    try {
+      const kubeconfig = path.join(state.stateDir, 'kubeconfig');
+      await writeFile(kubeconfig, kube.kubeconfigYaml);
+      await start(configFor({ runtime: 'kubernetes', kubeconfig, namespace: 'flotilla' }));
+      await observer.publish(desiredTopic(SPOKE), JSON.stringify(signer.envelope(SPOKE, 1, payload([]))), { retain: true });
+      await waitFor('a status at generation 1 from the Kubernetes runtime', () => observer.statuses(SPOKE).some((s) => s.observedGeneration === 1));
+      expect(kube.requests().some((r) => r.namespace === 'flotilla')).toBe(true);
+    } finally {
+      for (const a of running.splice(0)) await a.stop();
+      await kube.close();
+    }
   });
 });

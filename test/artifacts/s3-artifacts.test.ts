@@ -1,7 +1,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { GetObjectCommand, HeadObjectCommand, S3Client } from '@aws-sdk/client-s3';
-import { ArtifactError, defaultS3ClientFactory } from '../../apps/agent/src/artifacts/index.js';
+import { ArtifactError, defaultS3ClientFactory, type S3ClientFactory } from '../../apps/agent/src/artifacts/index.js';
 import { FakeS3 } from '../support/fake-s3.js';
 import {
   cacheFor,
@@ -21,7 +21,7 @@ describe('ArtifactCache with s3: sources (fake S3, real SDK)', () => {
   let dir: string;
   let root: string;
   let s3: FakeS3;
-  let s3Client: () => S3Client;
+  let s3Client: S3ClientFactory;
 
   beforeEach(async () => {
     dir = await tempDir('s3-artifacts');

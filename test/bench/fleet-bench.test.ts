@@ -25,7 +25,9 @@ describe('npm run bench (smoke, 40 spokes)', () => {
 
   test('measures convergence against the floor and writes the JSON and the markdown table', async () => {
     const args = [bench, '--spokes', '40', '--out', out, '--telemetry-seconds', '5', '--idle-seconds', '1', '--database-url', process.env.FLOTILLA_TEST_DATABASE_URL!];
-    const { stdout } = await run(process.execPath, args, { timeout: 150_000, maxBuffer: 10 * 1024 * 1024 });
+    // The hub lists 10 spokes in the apply's answer and counts the rest.
+    const env = { ...process.env, FLOTILLA_APPLY_SPOKES_IN_ANSWER: '10' };
+    const { stdout } = await run(process.execPath, args, { timeout: 150_000, maxBuffer: 10 * 1024 * 1024, env });
     expect(stdout).toContain('fan-out convergence');
     const r = JSON.parse(await readFile(path.join(out, 'fleet-embedded-40.json'), 'utf8'));
     expect(r).toMatchObject({ spokes: 40, broker: 'embedded' });
@@ -35,6 +37,8 @@ describe('npm run bench (smoke, 40 spokes)', () => {
       expect(s.p99Ms).toBeLessThanOrEqual(s.maxMs);
     }
     expect(r.convergence.n).toBe(40);
+    expect(r.convergenceDetail).toMatchObject({ applyAnsweredSpokes: 10, applyAffectedSpokes: 40 });
+    expect(r.convergenceDetail.applyAnswerBytes).toBeGreaterThan(0);
     expect(r.floor.n).toBe(40);
     expect(r.ratio).toBeCloseTo(r.convergence.p99Ms / r.floor.p99Ms, 6);
     // Every agent verified two envelopes (the first, empty state and the fan-out) and rejected none.

@@ -443,13 +443,21 @@ async function main(): Promise<void> {
       });
       return out;
     };
+    let lastAnswerBytes = 0;
     const api = async (method: string, route: string, body?: unknown, type = 'application/json') => {
       const r = await fetch(h.apiUrl + route, {
         method,
         headers: { authorization: `Bearer ${adminToken}`, 'content-type': type },
         body: body === undefined ? undefined : typeof body === 'string' ? body : JSON.stringify(body),
       });
-      const json = (await r.json().catch(() => null)) as any;
+      const text = await r.text();
+      lastAnswerBytes = Buffer.byteLength(text);
+      let json: any = null;
+      try {
+        json = JSON.parse(text);
+      } catch {
+        /* not JSON: reported below */
+      }
       if (!r.ok) throw new Error(`${method} ${route}: HTTP ${r.status} ${JSON.stringify(json).slice(0, 500)}`);
       return json;
     };
@@ -545,6 +553,7 @@ spec: { model: { name: detector, version: "1.0.0" }, placement: bench-fleet, run
 `;
     const metrics0 = await hubMetrics(h.apiUrl, adminToken);
     let applied: any;
+    let applyAnswerBytes = 0;
     let detectedAllMs = 0;
     const wall0 = performance.timeOrigin + performance.now();
     await profiler?.start();
@@ -558,6 +567,7 @@ spec: { model: { name: detector, version: "1.0.0" }, placement: bench-fleet, run
       }, 600_000);
       detectedAllMs = performance.now() - t0;
       applied = await applying;
+      applyAnswerBytes = lastAnswerBytes;
       const r = await db.query(
         `SELECT (extract(epoch FROM s.updated_at) * 1000)::float8 AS at FROM spokes s JOIN bench_before b ON b.id = s.id WHERE s.observed_generation > b.g`,
       );
@@ -655,6 +665,8 @@ spec: { model: { name: detector, version: "1.0.0" }, placement: bench-fleet, run
       ratio: convergence.p99Ms / floorSummary.p99Ms,
       convergenceDetail: {
         applyAnsweredSpokes: Array.isArray(applied.spokes) ? applied.spokes.length : (applied.spokes ?? null),
+        applyAffectedSpokes: applied.spokeSummary?.spokes ?? null,
+        applyAnswerBytes,
         allSeenByPollingMs: detectedAllMs,
         hubRenderSeconds: renderSeconds,
         envelopeDelivery: delivery,

@@ -39,6 +39,10 @@ export interface BenchResult {
   ratio: number;
   convergenceDetail: {
     applyAnsweredSpokes: number | null;
+    /** spokeSummary.spokes of the answer: every spoke the apply changed, listed or not. */
+    applyAffectedSpokes?: number | null;
+    /** Size of the apply's JSON answer. */
+    applyAnswerBytes?: number;
     allSeenByPollingMs: number;
     hubRenderSeconds: number;
     /** Apply sent -> each spoke's envelope arrived at its agent. */

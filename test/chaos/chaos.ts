@@ -32,7 +32,7 @@ const repoRoot = path.resolve(here, '..', '..', '..');
 
 const USAGE = `usage: npm run chaos -- --trials N [--seed S] [--broker embedded|mosquitto|both] [--agents 5] [--out DIR]
          [--postgres embedded|external|mixed] [--database-url URL] [--steps 10] [--faults 8]
-         [--chaos-seconds 40] [--converge-seconds 30] [--keep]`;
+         [--chaos-seconds 40] [--converge-seconds 30] [--trial-timeout SECONDS] [--keep]`;
 
 function fail(message: string): never {
   console.error(`${message}\n${USAGE}`);
@@ -55,6 +55,7 @@ function parse() {
         faults: { type: 'string', default: '8' },
         'chaos-seconds': { type: 'string', default: '40' },
         'converge-seconds': { type: 'string', default: '30' },
+        'trial-timeout': { type: 'string' },
         keep: { type: 'boolean', default: false },
         help: { type: 'boolean', default: false },
       },
@@ -83,6 +84,8 @@ function parse() {
   const faults = int('faults', values.faults, 0, 200);
   const chaosSeconds = int('chaos-seconds', values['chaos-seconds'], 5, 3600);
   const convergeSeconds = int('converge-seconds', values['converge-seconds'], 5, 600);
+  // By default a trial may take every bounded wait it has in a row; a short run sets less.
+  const trialTimeoutSeconds = int('trial-timeout', values['trial-timeout'] ?? String(240 + chaosSeconds + 4 * convergeSeconds + 120), 60, 24 * 3600);
   if (!['embedded', 'mosquitto', 'both'].includes(values.broker!)) problems.push(`--broker must be embedded, mosquitto or both, got ${JSON.stringify(values.broker)}`);
   if (!['embedded', 'external', 'mixed'].includes(values.postgres!)) problems.push(`--postgres must be embedded, external or mixed, got ${JSON.stringify(values.postgres)}`);
   if (values['database-url'] !== undefined && !/^postgres(ql)?:\/\//.test(values['database-url'])) problems.push(`--database-url must be a postgres:// URL, got ${JSON.stringify(values['database-url'])}`);
@@ -104,6 +107,7 @@ function parse() {
     faults,
     chaosSeconds,
     convergeSeconds,
+    trialTimeoutSeconds,
     keep: values.keep!,
   };
 }
@@ -187,7 +191,7 @@ async function main(): Promise<number> {
           repoRoot,
           workDir,
           keep: args.keep,
-          timeoutMs: (240 + args.chaosSeconds + 4 * args.convergeSeconds + 120) * 1000,
+          timeoutMs: args.trialTimeoutSeconds * 1000,
           env: process.env,
           signal: interrupt.signal,
           log,

@@ -98,6 +98,8 @@ export async function runTrial(o: TrialOptions): Promise<TrialReport> {
     invariants: {},
   };
   let driver: ScenarioDriver | null = null;
+  // Where the trial is, named in a timeout's message: a hang says which wait did not end.
+  let phase = 'starting the hub';
   const body = async () => {
     o.log(`trial ${o.index}: starting hub (${report.postgres} Postgres, ${o.broker} broker) and ${o.agents} agents in ${dir}`);
     await system.start(120_000);
@@ -105,26 +107,34 @@ export async function runTrial(o: TrialOptions): Promise<TrialReport> {
     driver = new ScenarioDriver(api, rng.fork('steps'), o.repoRoot, agentNames, 60_000);
     report.steps = driver.steps;
     report.intent = driver.intent;
+    phase = 'setup (model, versions, placements, enrolment token)';
     const token = await driver.setup();
+    phase = 'enrolling the agents';
     const enrolStart = Date.now();
     await system.enrollAgents(token, (name) => ({ ring: driver!.ringOf(name) }));
     for (const n of agentNames) driver.recordEnrolment(n, enrolStart);
     system.startAgents();
+    phase = 'initial convergence';
     await waitInitialConvergence(api, agentNames, 120_000, system);
     o.log(`trial ${o.index}: fleet converged; chaos for ${o.chaosSeconds} s (${o.steps} steps, ${o.faults} faults on ${targets.join(', ')})`);
 
     // The spoke to revoke, and a control: its credentials work before.
     const victim = rng.fork('victim').pick(agentNames);
     const creds = await readAgentCredentials(system.agents.get(victim)!.stateDir);
+    phase = 'control connect of the spoke to revoke';
     const revocation: RevocationRecord = { spoke: victim, creds, control: await definiteConnect(creds, 'control', 15_000), afterRevoke: null };
 
+    phase = 'chaos window';
     await chaos(o, rng, driver, injector, revocation);
+    phase = 'waiting for the restarts the faults scheduled';
     o.log(`trial ${o.index}: chaos over (${injector.faults.filter((f) => !f.skipped).length} faults); waiting for restarts`);
     await system.settled(60_000);
     const recoveredAt = Date.now();
     const ctx: CheckContext = { system, api, driver, trialId, recoveredAt, convergeMs: o.convergeSeconds * 1000 };
+    phase = 'checking convergence and tracked processes';
     const [convergence, processes] = await Promise.all([checkConvergence(ctx), checkTrackedProcesses(ctx)]);
     report.invariants.convergence = convergence;
+    phase = 'checking the other invariants';
     report.invariants.appliedOnce = await checkAppliedOnce(ctx);
     report.invariants.noUntrackedProcess = processes;
     report.invariants.revokedCannotConnect = await checkRevocation(ctx, revocation);
@@ -137,13 +147,19 @@ export async function runTrial(o: TrialOptions): Promise<TrialReport> {
     await Promise.race([
       running,
       new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`trial timed out after ${Math.round(o.timeoutMs / 1000)} s`)), o.timeoutMs);
+        timer = setTimeout(() => reject(new Error(`trial timed out after ${Math.round(o.timeoutMs / 1000)} s, during: ${phase}; steps so far: ${JSON.stringify(driver?.steps.map((st) => [st.kind, st.outcome, st.attempts.length]) ?? [])}`)), o.timeoutMs);
         o.signal.addEventListener('abort', () => reject(new Error('interrupted')), { once: true });
       }),
     ]);
   } catch (err) {
     report.error = (err as Error).message;
-    report.errorEvidence = { hubLogTail: system.hub?.logTail(3000), hubExits: system.hub?.exits.slice(-3) };
+    report.errorEvidence = {
+      phase,
+      faults: injector.faults.map((f) => ({ at: new Date(f.at).toISOString(), unit: f.unit, skipped: f.skipped ?? null })),
+      hubLogTail: system.hub?.logTail(3000),
+      hubExits: system.hub?.exits.slice(-3),
+      agentLogTails: Object.fromEntries([...system.agents.values()].map((a) => [a.name, a.process.logTail(600)])),
+    };
     o.log(`trial ${o.index}: ERROR ${report.error.split('\n')[0]}`);
   } finally {
     clearTimeout(timer);

@@ -175,27 +175,39 @@ describe('hub and three agents over the embedded broker', () => {
     expect(a.handle.snapshot().connection.disconnects).toBe(disconnects);
   });
 
-  test('malformed JSON, a wrong schema and a 1 MiB payload on a spoke’s own topics are counted and dropped; the hub and other spokes carry on', async () => {
+  test('malformed JSON and a wrong schema are counted and dropped by ingest, a 1 MiB payload is refused by the broker unacknowledged; the hub and other spokes carry on', async () => {
     const creds = await readCredentials(path.join(dir, 'site-a'));
     const dropped = async () => {
       const text = await t.hub.metrics.registry.getSingleMetricAsString('flotilla_hub_mqtt_messages_dropped_total');
       const count = (reason: string) => Number(new RegExp(`channel="status",reason="${reason}"} (\\d+)`).exec(text)?.[1] ?? 0);
-      return { InvalidJson: count('InvalidJson'), SchemaViolation: count('SchemaViolation'), TooLarge: count('TooLarge') };
+      return { InvalidJson: count('InvalidJson'), SchemaViolation: count('SchemaViolation') };
+    };
+    const refused = async () => {
+      const text = await t.hub.metrics.registry.getSingleMetricAsString('flotilla_hub_mqtt_refused_total');
+      return Number(/reason="PacketTooLarge"} (\d+)/.exec(text)?.[1] ?? 0);
     };
     const before = await dropped();
+    const refusedBefore = await refused();
     await agents.get('site-a')!.handle.stop();
     agents.delete('site-a');
     const c = await mqtt.connectAsync(creds.mqtt.url, { clientId: 'site-a', username: creds.mqtt.username, password: creds.mqtt.password, reconnectPeriod: 0 });
     try {
       await c.publishAsync(statusTopic('site-a'), '{"v":1, "spoke": ', { qos: 1 });
       await c.publishAsync(statusTopic('site-a'), JSON.stringify({ v: 1, spoke: 'site-a', observedGeneration: 'lots' }), { qos: 1 });
-      await c.publishAsync(statusTopic('site-a'), Buffer.alloc(1024 * 1024, 0x7b), { qos: 1 });
+      // Cut at its fixed header (over MAX_PACKET_BYTES): the connection closes and no PUBACK comes.
+      const closed = new Promise<void>((resolve) => c.once('close', () => resolve()));
+      let acked = false;
+      c.publish(statusTopic('site-a'), Buffer.alloc(1024 * 1024, 0x7b), { qos: 1 }, (err) => {
+        if (!err) acked = true;
+      });
+      await closed;
+      expect(acked).toBe(false);
     } finally {
-      await c.endAsync();
+      await c.endAsync(true);
     }
-    await waitFor('three drops counted', async () => {
+    await waitFor('two drops and one refusal counted', async () => {
       const d = await dropped();
-      return d.InvalidJson === before.InvalidJson + 1 && d.SchemaViolation === before.SchemaViolation + 1 && d.TooLarge === before.TooLarge + 1;
+      return d.InvalidJson === before.InvalidJson + 1 && d.SchemaViolation === before.SchemaViolation + 1 && (await refused()) === refusedBefore + 1;
     });
     expect((await t.api('GET', '/readyz', undefined, null)).status).toBe(200);
     const b = await spoke('site-b');

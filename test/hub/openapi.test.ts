@@ -9,7 +9,7 @@ import addFormats from 'ajv-formats';
 import { NoneRuntime, enroll, runAgent } from '../../apps/agent/src/index.js';
 import { buildOpenApiDocument } from '../../apps/hub/src/openapi/openapi-document.js';
 import { createRepo, type TestRepo } from '../git/repo-kit.js';
-import { DIGEST_1, type Fleet, basePolicy, startFleet } from '../support/fleet-kit.js';
+import { DIGEST_1, type Fleet, basePolicy, startFleet, usDeployment } from '../support/fleet-kit.js';
 import { startTestHub, type TestHub } from '../support/hub.js';
 import { waitFor } from '../support/wait.js';
 
@@ -64,7 +64,9 @@ describe('OpenAPI document', () => {
   const seen = new Map<string, Set<number>>();
 
   beforeAll(async () => {
-    t = await startTestHub();
+    // One spoke per answer, so that a change touching both lists one and pages the other from a report;
+    // each call names its client address in X-Forwarded-For.
+    t = await startTestHub({ FLOTILLA_APPLY_SPOKES_IN_ANSWER: '1', FLOTILLA_TRUST_PROXY: 'loopback' });
     fleet = await startFleet(t, [
       { name: 'eu-1', labels: { region: 'eu' } },
       { name: 'us-1', labels: { region: 'us' } },
@@ -369,10 +371,40 @@ describe('OpenAPI document', () => {
     expect((await call('GET', '/api/v1/models/{name}/versions', { params: { name: 'nope' } })).status).toBe(404);
   });
 
+  test('apply touching more spokes than an answer lists: counts, the first page, the rest from its report', async () => {
+    const dry = await call('POST', '/api/v1/apply', { query: { dryRun: 'true' }, body: basePolicy({ version: '1.1.0' }) + usDeployment('1.1.0') + JOB });
+    expect(dry.body.spokes).toEqual([{ spoke: 'eu-1', added: [], removed: [], changed: ['deployment/bridge-defects-eu'] }]);
+    expect(dry.body.spokeSummary).toEqual({ spokes: 2, added: 1, removed: 0, changed: 1 });
+    expect(dry.body.reportId).toEqual(expect.any(String));
+    const all: unknown[] = [];
+    let cursor: string | null = null;
+    do {
+      const page: { status: number; body: { items: unknown[]; nextCursor: string | null; summary: unknown; dryRun: boolean } } = await call('GET', '/api/v1/apply-reports/{id}', {
+        params: { id: dry.body.reportId },
+        query: { limit: '1', ...(cursor ? { cursor } : {}) },
+      });
+      expect(page.status).toBe(200);
+      expect(page.body).toMatchObject({ dryRun: true, summary: dry.body.spokeSummary });
+      all.push(...page.body.items);
+      cursor = page.body.nextCursor;
+    } while (cursor);
+    expect(all).toEqual([
+      { spoke: 'eu-1', added: [], removed: [], changed: ['deployment/bridge-defects-eu'] },
+      { spoke: 'us-1', added: ['deployment/bridge-defects-us'], removed: [], changed: [] },
+    ]);
+    // The answer's own cursor continues after the page it listed.
+    const rest = await call('GET', '/api/v1/apply-reports/{id}', { params: { id: dry.body.reportId }, query: { cursor: dry.body.spokesNextCursor } });
+    expect(rest.body.items).toEqual([all[1]]);
+    expect((await call('GET', '/api/v1/apply-reports/{id}', { params: { id: dry.body.reportId }, query: { cursor: 'forged' } })).status).toBe(400);
+    expect((await call('GET', '/api/v1/apply-reports/{id}', { params: { id: '00000000-0000-4000-8000-000000000000' } })).status).toBe(404);
+    expect((await call('GET', '/api/v1/apply-reports/{id}', { params: { id: 'not-a-uuid' } })).status).toBe(404);
+  });
+
   test('apply: YAML, dry run, JSON list, files, invalid policy, prune without source, empty body', async () => {
     const dry = await call('POST', '/api/v1/apply', { query: { dryRun: 'true' }, body: basePolicy({ version: '1.1.0' }) + JOB });
     expect(dry.body.dryRun).toBe(true);
     expect(dry.body.spokes).toEqual([{ spoke: 'eu-1', added: [], removed: [], changed: ['deployment/bridge-defects-eu'] }]);
+    expect(dry.body).toMatchObject({ spokeSummary: { spokes: 1, added: 0, removed: 0, changed: 1 }, reportId: null, spokesNextCursor: null });
     const placement = { apiVersion: 'flotilla.dev/v1', kind: 'Placement', metadata: { name: 'api-sites' }, spec: { selector: { matchLabels: { region: 'eu' } } } };
     expect((await call('POST', '/api/v1/apply', { body: [placement] })).body.objects).toEqual([{ kind: 'Placement', name: 'api-sites', action: 'created' }]);
     expect((await call('POST', '/api/v1/apply', { body: placement })).body.objects[0].action).toBe('unchanged');

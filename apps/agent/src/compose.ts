@@ -4,7 +4,6 @@ import { runAgent, type AgentHandle } from './agent.js';
 import { ArtifactCache } from './artifacts/index.js';
 import type { AgentConfig } from './config/agent-config.js';
 import { HealthCollector, startMetricsServer, type MetricsServer, type WorkloadEndpoint } from './health/index.js';
-import { KubernetesRuntime, loadKubeConfig } from './runtime/kubernetes/kubernetes-runtime.js';
 import { NoneRuntime } from './runtime/none/none-runtime.js';
 import { ProcessRuntime, type ProcessRuntimeOptions, type RunningWorkload } from './runtime/process/index.js';
 import { ReportKeepingRuntime } from './runtime/report-keeping-runtime.js';
@@ -99,6 +98,9 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions): 
         inner = processRuntime;
         break;
       case 'kubernetes': {
+        // Loaded only here: @kubernetes/client-node alone is ~90 MB of RSS and seconds of start-up
+        // that an appliance running the process runtime never needs.
+        const { KubernetesRuntime, loadKubeConfig } = await import('./runtime/kubernetes/kubernetes-runtime.js');
         let kubeConfig;
         try {
           kubeConfig = loadKubeConfig(config.kubeconfig ? { file: config.kubeconfig } : { inCluster: true });

@@ -11,6 +11,7 @@ import { EnrollmentTokensController } from './enrollment/enrollment-tokens.contr
 import { HealthController, READINESS_CHECKS, type ReadinessCheck } from './health/health.controller.js';
 import { ModelsController } from './models/models.controller.js';
 import { ApplyController } from './policy/apply.controller.js';
+import { ApplyReportsController } from './policy/apply-reports.controller.js';
 import { ApplyPolicy } from './policy/apply-policy.js';
 import { DeletePolicyController } from './policy/delete-policy.controller.js';
 import { VersionController } from './version/version.controller.js';
@@ -56,6 +57,7 @@ export class HubModule {
         FineTuneJobsController,
         GitSourcesController,
         DeletePolicyController, VersionController,
+        ApplyReportsController,
         ...(o.extraControllers ?? []),
       ],
       providers: [

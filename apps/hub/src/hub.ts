@@ -33,6 +33,7 @@ import { IssueEnrollmentToken } from './enrollment/issue-enrollment-token.js';
 import { EnrollSpoke } from './enrollment/enroll-spoke.js';
 import { RegisterModelVersion } from './models/register-model-version.js';
 import { ApplyPolicy } from './policy/apply-policy.js';
+import { ApplyReports } from './policy/apply-reports.js';
 import { DeletePolicy } from './policy/delete-policy.js';
 import { LabelSpoke } from './spokes/label-spoke.js';
 import { RevokeSpoke } from './spokes/revoke-spoke.js';
@@ -48,6 +49,7 @@ import { HubPublisher, type MqttEndpoint } from './mqtt/hub-publisher.js';
 /** Every controller looks at all its keys this often, whatever notifications arrived. */
 const RESYNC_MS = 300_000;
 import { serveOpenApi } from './openapi/openapi-document.js';
+import { installBodyParsers } from './common/body-parsers.js';
 
 export interface HubHandle {
   apiUrl: string;
@@ -114,8 +116,10 @@ export async function startHub(config: HubConfig, log: Logger): Promise<HubHandl
     const hubPassword = config.mqttPassword ?? randomBytes(24).toString('base64url');
     let broker: EmbeddedBroker | null = null;
     let mqttPort: number | null = null;
+    const metrics = new HubMetrics();
     if (!config.mqttUrl) {
       broker = await startEmbeddedBroker({
+        onRefused: (reason) => metrics.brokerRefused.inc({ reason }),
         host: config.mqttHost,
         port: config.mqttPort,
         authority: new BrokerAuthority(ds, hubUsername, hubPassword),
@@ -140,7 +144,6 @@ export async function startHub(config: HubConfig, log: Logger): Promise<HubHandl
       provisioner = dynsec;
     }
 
-    const metrics = new HubMetrics();
     const publisher = new HubPublisher(endpoint, log.child({ component: 'publisher' }), metrics, broker ? broker.publish : undefined);
     cleanups.push(() => publisher.close());
     await publisher.waitConnected();
@@ -175,6 +178,7 @@ export async function startHub(config: HubConfig, log: Logger): Promise<HubHandl
       { provide: FleetTriggers, useValue: triggers },
       { provide: RegisterModelVersion, useValue: register },
       { provide: ApplyPolicy, useValue: new ApplyPolicy(ds, audit, renderer, envelopes, register) },
+      { provide: ApplyReports, useValue: new ApplyReports(ds, config.applySpokesInAnswer) },
       { provide: EnrollSpoke, useValue: new EnrollSpoke(ds, audit, provisioner, triggers) },
       { provide: RevokeSpoke, useValue: new RevokeSpoke(ds, audit, brokerCredentialsReconciler, triggers, renderer, envelopes) },
       { provide: DeletePolicy, useValue: new DeletePolicy(ds, audit, renderer, envelopes) },
@@ -200,10 +204,10 @@ export async function startHub(config: HubConfig, log: Logger): Promise<HubHandl
       }),
       { logger: new NestPinoLogger(log.child({ component: 'nest' })), bodyParser: false, abortOnError: false },
     );
-    app.set('trust proxy', 'loopback');
+    // X-Forwarded-For is believed only from the proxies FLOTILLA_TRUST_PROXY names: else anyone could choose their address.
+    app.set('trust proxy', config.trustProxy.length > 0 ? config.trustProxy : false);
     app.use(pinoHttp(requestLogOptions(log.child({ component: 'http' }))));
-    app.useBodyParser('json', { limit: '1mb' });
-    app.useBodyParser('text', { type: ['application/yaml', 'application/x-yaml', 'text/yaml', 'text/plain'], limit: '4mb' });
+    installBodyParsers(app);
     app.useGlobalFilters(new HttpErrorFilter(log.child({ component: 'http' })));
     serveOpenApi(app, log.child({ component: 'openapi' }));
     const ingest = new IngestSubscriber({

@@ -183,11 +183,33 @@ export const SpokeDiffSchema = z
   })
   .strict();
 
+/** Counts over every affected spoke, however many the answer lists. */
+export const SpokeDiffSummarySchema = z
+  .object({
+    spokes: z.number().int().describe('spokes that gain, lose or see a workload change'),
+    added: z.number().int().describe('workloads gained, summed over those spokes'),
+    removed: z.number().int(),
+    changed: z.number().int(),
+  })
+  .strict();
+
+/**
+ * Fields every apply or delete answer carries beside `spokes`: when more
+ * spokes are affected than one page holds, `spokes` is the first page (by
+ * name) and the rest is read with `GET /api/v1/apply-reports/{reportId}`.
+ */
+const boundedSpokes = {
+  spokeSummary: SpokeDiffSummarySchema,
+  reportId: z.string().nullable().describe('set when `spokes` is not the whole list: the report holding every spoke\'s diff for a day'),
+  spokesNextCursor: z.string().nullable().describe('pass as ?cursor= to GET /api/v1/apply-reports/{reportId} for the next page; null when `spokes` is complete'),
+};
+
 export const ApplyResultSchema = z
   .object({
     dryRun: z.boolean(),
     objects: z.array(z.object({ kind: z.string(), name: z.string(), action: ObjectActionSchema }).strict()),
-    spokes: z.array(SpokeDiffSchema).describe('what each affected spoke gains, loses or sees change'),
+    spokes: z.array(SpokeDiffSchema).describe('what each affected spoke gains, loses or sees change (the first page when there are more)'),
+    ...boundedSpokes,
   })
   .strict();
 export type ApplyResult = z.output<typeof ApplyResultSchema>;
@@ -198,10 +220,24 @@ export const DeleteResultSchema = z
     dryRun: z.boolean(),
     objects: z.array(z.object({ kind: z.string(), name: z.string(), action: z.literal('deleted'), source: z.string() }).strict()),
     notFound: z.array(z.object({ kind: z.string(), name: z.string() }).strict()).describe('named objects that do not exist (with ignoreNotFound=true)'),
-    spokes: z.array(SpokeDiffSchema).describe('what each affected spoke loses'),
+    spokes: z.array(SpokeDiffSchema).describe('what each affected spoke loses (the first page when there are more)'),
+    ...boundedSpokes,
   })
   .strict();
 export type DeleteResult = z.output<typeof DeleteResultSchema>;
+
+/** `GET /api/v1/apply-reports/{id}`: a page of a large apply's or delete's per-spoke diff. */
+export const ApplyReportPageSchema = z
+  .object({
+    id: z.string(),
+    createdAt: z.string(),
+    dryRun: z.boolean(),
+    summary: SpokeDiffSummarySchema,
+    items: z.array(SpokeDiffSchema),
+    nextCursor: z.string().nullable().describe('pass as ?cursor= for the next page; null on the last one'),
+  })
+  .strict();
+export type ApplyReportPage = z.output<typeof ApplyReportPageSchema>;
 
 /** `GET /api/v1/version`. */
 export const VersionSchema = z

@@ -1,6 +1,7 @@
 import { type z } from 'zod';
 import { type Document, isAlias, isMap, isPair, isScalar, isSeq, LineCounter, type Node, parseAllDocuments } from 'yaml';
 import { API_VERSION, KIND_SCHEMAS, POLICY_KINDS, type PolicyKind, type PolicyObject } from './schemas.js';
+import { BoundedErrors, POLICY_LIMITS, checkValueBounds, scanPolicyText } from './input-limits.js';
 
 /**
  * Reading policy files: multi-document YAML (JSON is read the same way, a
@@ -61,7 +62,10 @@ export class PolicySourceMap {
 
 export interface ParsedPolicy {
   objects: PolicyObject[];
+  /** The first POLICY_LIMITS.errors problems, in file and line order. */
   errors: PolicyError[];
+  /** How many problems there are in all (more than `errors` holds when over the limit). */
+  errorCount: number;
   sourceMap: PolicySourceMap;
 }
 
@@ -167,20 +171,43 @@ function skipIndent(text: string, offset: number): number {
  */
 export function parsePolicyDocuments(sources: readonly PolicySource[]): ParsedPolicy {
   const objects: PolicyObject[] = [];
-  const errors: PolicyError[] = [];
+  const errors = new BoundedErrors<PolicyError>();
   const origins = new Map<string, ObjectOrigin>();
   const firstSeen = new Map<string, SourceLocation>();
+  const done = (): ParsedPolicy => ({ objects, errors: errors.items, errorCount: errors.total, sourceMap: new PolicySourceMap(origins) });
+
+  // Refused before parsing: the parser's time and memory grow with what this bounds.
+  const tooBig = scanPolicyText(sources);
+  if (tooBig) {
+    errors.add({ file: tooBig.file, line: tooBig.line, column: 0, path: '', message: tooBig.message });
+    return done();
+  }
+  let documents = 0;
 
   for (const source of sources) {
     const lines = new LineCounter();
-    const parsed = parseAllDocuments(source.text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
-    const fileErrors: PolicyError[] = [];
+    let parsed: ReturnType<typeof parseAllDocuments>;
+    try {
+      parsed = parseAllDocuments(source.text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+    } catch (err) {
+      // The scan above should have refused anything the parser cannot hold; a stack overflow is still an input problem.
+      if (!(err instanceof RangeError)) throw err;
+      errors.add({ file: source.file, line: 0, column: 0, path: '', message: `cannot be parsed: ${err.message} (nesting is limited to ${POLICY_LIMITS.depth} levels)` });
+      continue;
+    }
+    // Each file's problems are sorted by line before joining the others; only the first ones are kept.
+    const fileErrors = new BoundedErrors<PolicyError>();
     const at = (offset: number) => ({ file: source.file, ...position(lines, offset) });
+    const flush = () => {
+      fileErrors.items.sort((a, b) => a.line - b.line || a.column - b.column);
+      for (const e of fileErrors.items) errors.add(e);
+      errors.total += fileErrors.total - fileErrors.items.length;
+    };
 
     if ('empty' in parsed) {
       // An empty stream: nothing declared, nothing wrong. Errors in it still count.
-      for (const e of parsed.errors) fileErrors.push({ ...at(skipIndent(source.text, e.pos[0])), path: '', message: yamlMessage(e.message) });
-      errors.push(...fileErrors);
+      for (const e of parsed.errors) fileErrors.add({ ...at(skipIndent(source.text, e.pos[0])), path: '', message: yamlMessage(e.message) });
+      flush();
       continue;
     }
 
@@ -193,7 +220,7 @@ export function parsePolicyDocuments(sources: readonly PolicySource[]): ParsedPo
           const where = at(skipIndent(source.text, e.pos[0]));
           if (lines.has(where.line)) continue;
           lines.add(where.line);
-          fileErrors.push({ ...where, path: '', message: yamlMessage(e.message) });
+          fileErrors.add({ ...where, path: '', message: yamlMessage(e.message) });
         }
         continue;
       }
@@ -205,18 +232,29 @@ export function parsePolicyDocuments(sources: readonly PolicySource[]): ParsedPo
         js = doc.toJS({ maxAliasCount: 100 });
       } catch (e) {
         // Alias bombs and the like: yaml refuses to expand them.
-        fileErrors.push({ ...at(root.range?.[0] ?? 0), path: '', message: e instanceof Error ? e.message : String(e) });
+        fileErrors.add({ ...at(root.range?.[0] ?? 0), path: '', message: e instanceof Error ? e.message : String(e) });
+        continue;
+      }
+      const bounds = checkValueBounds(js);
+      if (bounds) {
+        fileErrors.add({ ...at(findNode(doc, root, bounds.path).offset), path: formatPath(bounds.path), message: bounds.message });
         continue;
       }
       // A JSON (or YAML) list at the top holds several objects.
       const roots: Node[] = isSeq(root) ? (root.items as Node[]) : [root];
       const values: unknown[] = isSeq(root) ? (js as unknown[]) : [js];
+      documents += values.length;
+      if (documents > POLICY_LIMITS.documents) {
+        fileErrors.add({ ...at(root.range?.[0] ?? 0), path: '', message: `more than ${POLICY_LIMITS.documents} policy objects in one go` });
+        flush();
+        return done();
+      }
 
       for (const [i, value] of values.entries()) {
         const node = roots[i] ?? root;
         const nodeAt = (path: readonly PathSegment[]) => findNode(doc, node, path);
         const report = (path: readonly PathSegment[], message: string, object?: string, offset?: number) =>
-          fileErrors.push({ ...at(offset ?? nodeAt(path).offset), path: formatPath(path), message, ...(object ? { object } : {}) });
+          fileErrors.add({ ...at(offset ?? nodeAt(path).offset), path: formatPath(path), message, ...(object ? { object } : {}) });
 
         if (!isRecord(value)) {
           report([], 'expected a policy object with apiVersion, kind, metadata and spec');
@@ -260,10 +298,9 @@ export function parsePolicyDocuments(sources: readonly PolicySource[]): ParsedPo
         objects.push(object);
       }
     }
-    fileErrors.sort((a, b) => a.line - b.line || a.column - b.column);
-    errors.push(...fileErrors);
+    flush();
   }
-  return { objects, errors, sourceMap: new PolicySourceMap(origins) };
+  return done();
 }
 
 /** yaml's messages end with " at line L, column C" even unprettified in some cases; the location is reported apart. */

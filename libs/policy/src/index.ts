@@ -6,3 +6,4 @@ export * from './json-schema.js';
 export * from './placement.js';
 export * from './render.js';
 export * from './identities.js';
+export * from './input-limits.js';

@@ -21,25 +21,34 @@ export interface ConnectTry {
   detail: string;
 }
 
-/** One connection attempt with the spoke's credentials: CONNACK accepted, CONNACK refused, or no CONNACK at all. */
+/**
+ * One connection attempt with the spoke's credentials: CONNACK accepted, CONNACK refused, or no CONNACK at all.
+ * `connectAsync(…, false)`: with retries allowed (the default) and reconnectPeriod 0, a connection the broker
+ * closes before its CONNACK (the hub killed mid-authentication) settles neither way, and the trial hung on it.
+ */
 export async function tryConnect(creds: AgentMqttCredentials): Promise<Omit<ConnectTry, 'when'>> {
   const at = Date.now();
+  const client = mqtt.connectAsync(
+    creds.url,
+    { clientId: creds.clientId, username: creds.username, password: creds.password, protocolVersion: 4, clean: true, reconnectPeriod: 0, connectTimeout: 5_000 },
+    false,
+  );
+  let timer: NodeJS.Timeout | undefined;
+  // Belt and braces: whatever mqtt.js does, one attempt ends within 8 s.
+  const bounded = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error('no CONNACK and no close within 8 s')), 8_000);
+  });
   try {
-    const client = await mqtt.connectAsync(creds.url, {
-      clientId: creds.clientId,
-      username: creds.username,
-      password: creds.password,
-      protocolVersion: 4,
-      clean: true,
-      reconnectPeriod: 0,
-      connectTimeout: 5_000,
-    });
-    await client.endAsync(true).catch(() => undefined);
+    const c = await Promise.race([client, bounded]);
+    await c.endAsync(true).catch(() => undefined);
     return { at, outcome: 'accepted', detail: 'CONNACK 0' };
   } catch (err) {
+    void client.then((c) => c.end(true), () => undefined);
     const code = (err as { code?: unknown }).code;
     if (typeof code === 'number') return { at, outcome: 'refused', detail: `CONNACK ${code}` };
     return { at, outcome: 'unreachable', detail: String(code ?? (err as Error).message) };
+  } finally {
+    clearTimeout(timer);
   }
 }
 

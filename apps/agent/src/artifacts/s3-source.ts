@@ -1,5 +1,5 @@
 import { Readable } from 'node:stream';
-import { GetObjectCommand, S3Client, S3ServiceException, type S3ClientConfig } from '@aws-sdk/client-s3';
+import type { S3Client, S3ClientConfig } from '@aws-sdk/client-s3';
 import { ArtifactError, describeError } from './artifact-error.js';
 import { parseContentRange, type ArtifactSource, type OpenRequest, type OpenResult } from './source.js';
 
@@ -17,11 +17,18 @@ export interface S3Settings {
   credentials?: S3ClientConfig['credentials'];
 }
 
-export type S3ClientFactory = () => S3Client;
+export type S3ClientFactory = () => S3Client | Promise<S3Client>;
+
+/**
+ * The AWS SDK, loaded on the first s3:// artifact: it costs about 30 MB and a
+ * second of start-up, and most appliances never read from S3.
+ */
+let sdk: Promise<typeof import('@aws-sdk/client-s3')> | null = null;
+const loadSdk = (): Promise<typeof import('@aws-sdk/client-s3')> => (sdk ??= import('@aws-sdk/client-s3'));
 
 export function defaultS3ClientFactory(settings: S3Settings = {}): S3ClientFactory {
-  return () =>
-    new S3Client({
+  return async () =>
+    new (await loadSdk()).S3Client({
       ...(settings.region ? { region: settings.region } : {}),
       ...(settings.endpoint ? { endpoint: settings.endpoint } : {}),
       ...(settings.forcePathStyle !== undefined ? { forcePathStyle: settings.forcePathStyle } : {}),
@@ -60,7 +67,8 @@ export class S3Source implements ArtifactSource {
     if (!loc) {
       throw new ArtifactError('ArtifactInvalid', `${req.uri} is not an s3://bucket/key URI`, { uri: req.uri, digest: req.digest });
     }
-    this.client ??= this.factory();
+    const { GetObjectCommand, S3ServiceException } = await loadSdk();
+    this.client ??= await this.factory();
     const resuming = req.offset > 0;
     try {
       const out = await this.client.send(

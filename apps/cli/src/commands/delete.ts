@@ -63,8 +63,8 @@ async function send(args: string[], o: DeleteFlags): Promise<DeleteResult> {
     const client = new HubClient(resolveTarget(o));
     const files = await readPolicyFiles(o.filename);
     // Only kind and name matter: checked here so a broken file fails before the hub is asked.
-    const { errors } = readPolicyIdentities(files);
-    if (errors.length) throw invalid(errors, files.length);
+    const { errors, errorCount } = readPolicyIdentities(files);
+    if (errorCount) throw invalid(errors, files.length, errorCount);
     return client.request<DeleteResult>('POST', '/api/v1/delete', { query, json: { files } });
   }
   const targets = targetsOf(args);

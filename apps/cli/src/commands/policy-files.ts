@@ -1,5 +1,6 @@
 import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
+import { POLICY_LIMITS } from '@flotilla/policy';
 import { CliError, EXIT } from '../exit-codes.js';
 
 export interface PolicyFile {
@@ -47,5 +48,12 @@ export async function readPolicyFiles(paths: readonly string[]): Promise<PolicyF
     }
   }
   const unique = [...new Set(found)].sort();
+  if (unique.length > POLICY_LIMITS.documents) throw new CliError(`${unique.length} policy files; at most ${POLICY_LIMITS.documents} are read in one go`, EXIT.invalid);
+  // Sizes first, so a huge file is refused before it is read into memory.
+  let total = 0;
+  for (const abs of unique) {
+    total += (await stat(abs)).size;
+    if (total > POLICY_LIMITS.bytes) throw new CliError(`${shown(abs)}: policy files are over ${POLICY_LIMITS.bytes} bytes together (the limit on one apply, diff, delete or validate)`, EXIT.invalid);
+  }
   return Promise.all(unique.map(async (abs) => ({ file: shown(abs), text: await readFile(abs, 'utf8') })));
 }

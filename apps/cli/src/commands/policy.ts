@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { type PolicyError, checkReferences, parsePolicyDocuments } from '@flotilla/policy';
+import { POLICY_LIMITS, type PolicyError, checkReferences, parsePolicyDocuments } from '@flotilla/policy';
 import { type ConnectionFlags, HubClient, formatProblem, resolveTarget } from '../client/hub-client.js';
 import type { ApplyResult } from '../client/hub-types.js';
 import { type OutputFormat, outputOption, structured, table } from '../client/output.js';
@@ -14,14 +14,17 @@ const problemLine = (e: PolicyError) => formatProblem({ file: e.file, line: e.li
 /** Schema and reference problems of the files, each pinned to file:line:column. */
 function problemsOf(files: PolicyFile[]) {
   const parsed = parsePolicyDocuments(files);
-  return { parsed, problems: [...parsed.errors, ...checkReferences(parsed.objects, [], parsed.sourceMap)] };
+  const references = checkReferences(parsed.objects, [], parsed.sourceMap);
+  return { parsed, problems: [...parsed.errors, ...references.slice(0, POLICY_LIMITS.errors)], problemCount: parsed.errorCount + references.length };
 }
 
-/** Lists every problem on stderr, one a line, and fails with a count (exit 3). */
-export function invalid(problems: PolicyError[], files: number): CliError {
-  process.stderr.write(problems.map((p) => `${problemLine(p)}\n`).join(''));
-  const inFiles = new Set(problems.map((p) => p.file)).size;
-  return new CliError(`${problems.length} problem${problems.length === 1 ? '' : 's'} in ${inFiles} of ${files} file${files === 1 ? '' : 's'}`, EXIT.invalid);
+/** Lists the first POLICY_LIMITS.errors problems on stderr, one a line, and fails with the total count (exit 3). */
+export function invalid(problems: PolicyError[], files: number, total = problems.length): CliError {
+  const shown = problems.slice(0, POLICY_LIMITS.errors);
+  process.stderr.write(shown.map((p) => `${problemLine(p)}\n`).join(''));
+  const inFiles = new Set(shown.map((p) => p.file)).size;
+  const more = total > shown.length ? ` (the first ${shown.length} listed)` : '';
+  return new CliError(`${total} problem${total === 1 ? '' : 's'} in ${inFiles}${more ? '+' : ''} of ${files} file${files === 1 ? '' : 's'}${more}`, EXIT.invalid);
 }
 
 const SIGN: Record<ApplyResult['objects'][number]['action'], string> = { created: '+', updated: '~', deleted: '-', unchanged: '=' };
@@ -31,15 +34,22 @@ export function renderResult(r: ApplyResult, verb: 'would' | 'did'): string {
   const out: string[] = [];
   out.push(verb === 'would' ? 'Objects (dry run, nothing changed):' : 'Objects:');
   out.push(...table(['', 'OBJECT', 'ACTION'], r.objects.map((o) => [SIGN[o.action], `${o.kind}/${o.name}`, o.action])).trimEnd().split('\n').map((l) => `  ${l}`));
-  if (r.spokes.length === 0) {
+  // Older hubs answered with every spoke and no summary.
+  const total = r.spokeSummary?.spokes ?? r.spokes.length;
+  if (total === 0) {
     out.push(verb === 'would' ? 'No spoke would change.' : 'No spoke changed.');
   } else {
-    out.push(`${r.spokes.length} spoke${r.spokes.length === 1 ? '' : 's'} ${verb === 'would' ? 'would change' : 'changed'}:`);
+    // Listed in full below unless the hub paged them: then the counts say what the page does not.
+    const counts = r.reportId && r.spokeSummary ? ` (workloads: ${r.spokeSummary.added} added, ${r.spokeSummary.changed} changed, ${r.spokeSummary.removed} removed; the first ${r.spokes.length} spokes below)` : '';
+    out.push(`${total} spoke${total === 1 ? '' : 's'} ${verb === 'would' ? 'would change' : 'changed'}${counts}:`);
     for (const s of r.spokes) {
       out.push(`  ${s.spoke}`);
       for (const a of s.added) out.push(`    + ${a}`);
       for (const c of s.changed) out.push(`    ~ ${c}`);
       for (const d of s.removed) out.push(`    - ${d}`);
+    }
+    if (r.reportId && total > r.spokes.length) {
+      out.push(`  … and ${total - r.spokes.length} more: GET /api/v1/apply-reports/${r.reportId} (kept for 24 hours)`);
     }
   }
   return out.join('\n') + '\n';
@@ -60,7 +70,7 @@ async function send(flags: SendFlags, dryRun: boolean): Promise<ApplyResult> {
   const files = await readPolicyFiles(flags.filename);
   const { parsed } = problemsOf(files);
   // References are left to the hub: models may be registered there rather than in these files.
-  if (parsed.errors.length) throw invalid(parsed.errors, files.length);
+  if (parsed.errorCount) throw invalid(parsed.errors, files.length, parsed.errorCount);
   return client.request<ApplyResult>('POST', '/api/v1/apply', {
     query: { dryRun: dryRun ? 'true' : undefined, prune: flags.prune ? 'true' : undefined, source: flags.source, force: flags.force ? 'true' : undefined },
     json: { files },
@@ -78,9 +88,9 @@ export function registerPolicy(program: Command): void {
     .option('--no-references', 'skip the reference check (when models are registered on the hub rather than in these files)')
     .action(async (o: { filename: string[]; references: boolean }) => {
       const files = await readPolicyFiles(o.filename);
-      const { parsed, problems } = problemsOf(files);
-      const shown = o.references ? problems : parsed.errors;
-      if (shown.length) throw invalid(shown, files.length);
+      const { parsed, problems, problemCount } = problemsOf(files);
+      if (o.references && problemCount) throw invalid(problems, files.length, problemCount);
+      if (parsed.errorCount) throw invalid(parsed.errors, files.length, parsed.errorCount);
       const kinds = new Map<string, number>();
       for (const obj of parsed.objects) kinds.set(obj.kind, (kinds.get(obj.kind) ?? 0) + 1);
       const summary = [...kinds].sort(([a], [b]) => a.localeCompare(b)).map(([k, n]) => `${n} ${k}`).join(', ');

@@ -22,7 +22,7 @@ export class AuditEventsController {
   @ApiOperation({ summary: 'The audit trail, newest first' })
   async list(@ZodQuery(AuditQuery) q: z.infer<typeof AuditQuery>) {
     const qb = this.ds.getRepository(AuditEventEntity).createQueryBuilder('e');
-    const after = decodeCursor(q.cursor);
+    const after = decodeCursor(q.cursor, 'integer');
     if (after !== null) qb.andWhere('e.id < :after', { after });
     if (q.actor) qb.andWhere('e.actor = :actor', { actor: q.actor });
     if (q.action) qb.andWhere('e.action = :action', { action: q.action });

@@ -21,19 +21,17 @@ export class AuthGuard implements CanActivate {
     const targets = [ctx.getHandler(), ctx.getClass()];
     if (this.reflector.getAllAndOverride<boolean>(PUBLIC_ROUTE, targets)) return true;
     const req = ctx.switchToHttp().getRequest<Request & { principal?: Principal }>();
-    const client = req.ip ?? req.socket.remoteAddress ?? 'unknown';
-    this.limiter.check(client);
+    const address = req.ip ?? req.socket.remoteAddress ?? 'unknown';
     const header = req.headers.authorization;
     const match = typeof header === 'string' ? /^Bearer\s+(\S+)$/i.exec(header) : null;
     if (!match?.[1]) {
-      this.limiter.fail(client);
-      throw unauthenticated('missing bearer token: send "Authorization: Bearer <token>"');
+      this.limiter.fail({ address }, unauthenticated('missing bearer token: send "Authorization: Bearer <token>"'));
     }
+    // The token is checked before any limit: only failures are limited, so a valid token always gets through.
     const repo = this.ds.getRepository(ApiTokenEntity);
     const token = await repo.findOne({ where: { tokenHash: hashSecret(match[1]) } });
     if (!token || (token.expiresAt && token.expiresAt.getTime() <= Date.now())) {
-      this.limiter.fail(client);
-      throw unauthenticated(token ? 'token expired' : 'unknown or revoked token');
+      this.limiter.fail({ address, credential: match[1] }, unauthenticated(token ? 'token expired' : 'unknown or revoked token'));
     }
     const required = this.reflector.getAllAndOverride<Role>(REQUIRED_ROLE, targets) ?? 'viewer';
     req.principal = { actor: `token:${token.name}`, tokenId: token.id, tokenName: token.name, role: token.role };

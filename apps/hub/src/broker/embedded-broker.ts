@@ -1,10 +1,26 @@
 import net from 'node:net';
 import { Aedes, type AedesOptions, type Client } from 'aedes';
 import { indexedRetainedPersistence } from './retained-index.js';
-import { mayPublish, maySubscribe } from '@flotilla/contracts';
+import { MAX_MESSAGE_BYTES, MAX_PACKET_BYTES, mayPublish, maySubscribe } from '@flotilla/contracts';
 import type { Logger } from 'pino';
 import { PortInUseError } from '../common/ports.js';
 import type { BrokerAuthority, BrokerIdentity } from './broker-authority.js';
+import { LogThrottle } from '../common/log-throttle.js';
+import { MqttPacketGuard, type PacketGuardLimits } from './mqtt-packet-guard.js';
+import type { BrokerRefusal } from './broker-refusals.js';
+
+
+export interface BrokerLimits extends PacketGuardLimits {
+  /** TCP connections accepted but not yet authenticated; more are closed at once. */
+  maxPendingConnections: number;
+}
+
+export const DEFAULT_BROKER_LIMITS: BrokerLimits = {
+  maxPacketBytes: MAX_PACKET_BYTES,
+  maxConnectBytes: 16 * 1024,
+  connectTimeoutMs: 10_000,
+  maxPendingConnections: 512,
+};
 
 export interface EmbeddedBroker {
   port: number;
@@ -48,17 +64,28 @@ export async function startEmbeddedBroker(opts: {
   authority: BrokerAuthority;
   log: Logger;
   portVariable?: string;
+  limits?: Partial<BrokerLimits>;
+  /** Counts every refusal (exactly; the log lines about them are rate-limited). */
+  onRefused?: (reason: BrokerRefusal) => void;
 }): Promise<EmbeddedBroker> {
   const { authority, log } = opts;
+  const limits: BrokerLimits = { ...DEFAULT_BROKER_LIMITS, ...opts.limits };
+  const throttle = new LogThrottle();
+  const refused = (reason: BrokerRefusal, fields: Record<string, unknown>, message: string) => {
+    opts.onRefused?.(reason);
+    const { log: write, suppressed } = throttle.admit(reason);
+    if (write) log.warn({ ...fields, reason, ...(suppressed ? { suppressedSinceLast: suppressed } : {}) }, message);
+  };
   const broker = await Aedes.createBroker({
     id: 'flotilla-embedded',
+    connectTimeout: limits.connectTimeoutMs,
     persistence: indexedRetainedPersistence() as AedesOptions['persistence'],
     authenticate: (client, username, password, done) => {
       authority
         .authenticate(client.id, username, password)
         .then((identity) => {
           if (!identity) {
-            log.warn({ clientId: client.id, username }, 'mqtt authentication refused');
+            refused('BadCredentials', { clientId: client.id, username }, 'mqtt authentication refused');
             const err = Object.assign(new Error('bad username or password'), { returnCode: BAD_CREDENTIALS });
             return done(err, false);
           }
@@ -73,20 +100,47 @@ export async function startEmbeddedBroker(opts: {
     authorizePublish: (client, packet, callback) => {
       const id = (client as AuthedClient | null)?.flotilla;
       if (!client || id?.kind === 'hub') return callback(null);
+      // Refused before aedes writes the PUBACK: MQTT 3.1.1 has no negative acknowledgement, so the client is disconnected.
+      const size = typeof packet.payload === 'string' ? Buffer.byteLength(packet.payload) : packet.payload.length;
+      if (size > MAX_MESSAGE_BYTES) {
+        refused('PublishTooLarge', { clientId: client.id, topic: packet.topic, bytes: size }, `mqtt publish over ${MAX_MESSAGE_BYTES} bytes refused`);
+        return callback(Object.assign(new Error(`payload of ${size} bytes is over the limit of ${MAX_MESSAGE_BYTES}`), { returnCode: NOT_AUTHORIZED }));
+      }
       if (id?.kind === 'spoke' && mayPublish(id.spoke, packet.topic)) return callback(null);
-      log.warn({ clientId: client.id, topic: packet.topic }, 'mqtt publish refused');
+      refused('PublishNotAllowed', { clientId: client.id, topic: packet.topic }, 'mqtt publish refused');
       callback(Object.assign(new Error(`not authorised to publish to ${packet.topic}`), { returnCode: NOT_AUTHORIZED }));
     },
     authorizeSubscribe: (client, sub, callback) => {
       const id = (client as AuthedClient).flotilla;
       if (id?.kind === 'hub') return callback(null, sub);
       if (id?.kind === 'spoke' && maySubscribe(id.spoke, sub.topic)) return callback(null, sub);
-      log.warn({ clientId: client.id, topic: sub.topic }, 'mqtt subscribe refused');
+      refused('SubscribeNotAllowed', { clientId: client.id, topic: sub.topic }, 'mqtt subscribe refused');
       // A null subscription makes aedes answer SUBACK 0x80 (failure) for this filter.
       callback(null, null);
     },
   });
-  const server = net.createServer((socket) => broker.handle(socket));
+  // Sockets whose CONNECT the broker has not accepted yet: bounded in number, in time (the guard) and in bytes.
+  const pending = new Set<MqttPacketGuard>();
+  broker.on('client', (c) => {
+    if (!(c.conn instanceof MqttPacketGuard)) return;
+    pending.delete(c.conn);
+    c.conn.accept();
+  });
+  // Every listener (plain, or TLS: a TLSSocket is a net.Socket) hands its sockets here, so every one is guarded.
+  const acceptConnection = (socket: net.Socket) => {
+    if (pending.size >= limits.maxPendingConnections) {
+      refused('TooManyPending', { remoteAddress: socket.remoteAddress, pending: pending.size }, 'mqtt connection refused: too many unauthenticated connections');
+      socket.destroy();
+      return;
+    }
+    const guard = new MqttPacketGuard(socket, limits, (reason, detail) =>
+      refused(reason, { remoteAddress: socket.remoteAddress, detail }, 'mqtt connection cut'),
+    );
+    pending.add(guard);
+    guard.once('close', () => pending.delete(guard));
+    broker.handle(guard);
+  };
+  const server = net.createServer(acceptConnection);
   await new Promise<void>((resolve, reject) => {
     server.once('error', (err: NodeJS.ErrnoException) =>
       reject(err.code === 'EADDRINUSE' ? new PortInUseError(opts.port, opts.portVariable ?? 'FLOTILLA_MQTT_PORT', 'embedded MQTT broker') : err),

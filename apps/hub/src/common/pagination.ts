@@ -20,11 +20,23 @@ export function encodeCursor(key: string): string {
   return Buffer.from(JSON.stringify({ k: key }), 'utf8').toString('base64url');
 }
 
-export function decodeCursor(cursor: string | undefined): string | null {
+/** What a list sorts by, so that a forged cursor is refused here (400) rather than by Postgres (500). */
+export type CursorKey = 'text' | 'integer' | 'timestamp';
+
+const KEY_SHAPES: Record<CursorKey, (k: string) => boolean> = {
+  // Postgres text cannot hold NUL.
+  text: (k) => !k.includes('\u0000'),
+  // A bigint id.
+  integer: (k) => /^\d{1,18}$/.test(k),
+  // What toISOString() writes.
+  timestamp: (k) => /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{3}Z$/.test(k) && !Number.isNaN(Date.parse(k)),
+};
+
+export function decodeCursor(cursor: string | undefined, key: CursorKey = 'text'): string | null {
   if (cursor === undefined) return null;
   try {
     const parsed = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as { k?: unknown };
-    if (typeof parsed.k === 'string') return parsed.k;
+    if (typeof parsed.k === 'string' && KEY_SHAPES[key](parsed.k)) return parsed.k;
   } catch {
     /* fall through */
   }

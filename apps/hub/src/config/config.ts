@@ -1,3 +1,4 @@
+import net from 'node:net';
 import path from 'node:path';
 import { z } from 'zod';
 
@@ -26,12 +27,20 @@ export interface HubConfig {
   mqttUsername: string | null;
   mqttPassword: string | null;
   telemetryIntervalSeconds: number;
+  /** Spokes an apply's or delete's answer lists before it summarises and points at a report (default 100). */
+  applySpokesInAnswer?: number;
   /** Byte budget of the local agent's model cache; unused versions beyond it are collected. */
   localAgentCacheBytes: number;
   publicUrl: string | null;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   /** `pretty` (one readable line per event) or `json` (one JSON object per line, for collectors). */
   logFormat: 'pretty' | 'json';
+  /**
+   * Reverse proxies whose X-Forwarded-For is believed (Express `trust proxy`:
+   * addresses, CIDRs, or loopback / linklocal / uniquelocal). Empty: none,
+   * and the client address is always the socket's.
+   */
+  trustProxy: string[];
 }
 
 export class ConfigError extends Error {
@@ -75,6 +84,27 @@ const url = (name: string, protocols: string[]) =>
       return v;
     });
 
+const PROXY_NAMES = ['loopback', 'linklocal', 'uniquelocal'];
+
+const trustProxy = z
+  .string()
+  .optional()
+  .transform((v, ctx) => {
+    const entries = (v ?? '').split(',').map((x) => x.trim()).filter(Boolean);
+    const bad = entries.filter((x) => {
+      if (PROXY_NAMES.includes(x)) return false;
+      const [ip, bits, ...rest] = x.split('/');
+      const family = net.isIP(ip ?? '');
+      if (!family || rest.length > 0) return true;
+      return bits !== undefined && !(/^\d+$/.test(bits) && Number(bits) <= (family === 4 ? 32 : 128));
+    });
+    if (bad.length > 0) {
+      ctx.addIssue({ code: 'custom', message: `FLOTILLA_TRUST_PROXY: ${bad.join(', ')} is not an address, a CIDR or one of ${PROXY_NAMES.join(', ')}` });
+      return z.NEVER;
+    }
+    return entries;
+  });
+
 const EnvSchema = z.object({
   FLOTILLA_HOME: z.string().optional(),
   DATABASE_URL: url('DATABASE_URL', ['postgres:', 'postgresql:']),
@@ -109,6 +139,18 @@ const EnvSchema = z.object({
       }
       return n;
     }),
+  FLOTILLA_APPLY_SPOKES_IN_ANSWER: z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v === '') return 100;
+      const n = Number(v);
+      if (!Number.isInteger(n) || n < 1 || n > 500) {
+        ctx.addIssue({ code: 'custom', message: `FLOTILLA_APPLY_SPOKES_IN_ANSWER=${JSON.stringify(v)} must be a whole number from 1 to 500` });
+        return z.NEVER;
+      }
+      return n;
+    }),
   FLOTILLA_PUBLIC_URL: url('FLOTILLA_PUBLIC_URL', ['http:', 'https:']),
   FLOTILLA_LOCAL_AGENT_CACHE_BYTES: z
     .string()
@@ -128,6 +170,7 @@ const EnvSchema = z.object({
     })
     .optional()
     .default('info'),
+  FLOTILLA_TRUST_PROXY: trustProxy,
   FLOTILLA_LOG_FORMAT: z.preprocess(
     (v) => (v === '' ? undefined : v),
     z.enum(['pretty', 'json'], { message: 'FLOTILLA_LOG_FORMAT must be pretty or json (default: pretty on a terminal, json otherwise)' }).optional(),
@@ -181,10 +224,12 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd: string = process.cwd(), 
     mqttUsername: e.FLOTILLA_MQTT_USERNAME || null,
     mqttPassword: e.FLOTILLA_MQTT_PASSWORD || null,
     telemetryIntervalSeconds: e.FLOTILLA_TELEMETRY_INTERVAL,
+    applySpokesInAnswer: e.FLOTILLA_APPLY_SPOKES_IN_ANSWER,
     localAgentCacheBytes: e.FLOTILLA_LOCAL_AGENT_CACHE_BYTES,
     publicUrl: e.FLOTILLA_PUBLIC_URL,
     logLevel: e.FLOTILLA_LOG_LEVEL,
     logFormat: e.FLOTILLA_LOG_FORMAT ?? (terminal ? 'pretty' : 'json'),
+    trustProxy: e.FLOTILLA_TRUST_PROXY,
   };
 }
 

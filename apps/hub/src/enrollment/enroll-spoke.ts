@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { EnrollRequest } from '@flotilla/contracts';
-import { type DataSource, IsNull } from 'typeorm';
+import { type DataSource, IsNull, QueryFailedError } from 'typeorm';
 import type { AuditService } from '../audit/audit.service.js';
 import type { BrokerProvisioner } from '../broker/broker-provisioner.js';
 import { LabelsSchema } from '../common/labels.js';
@@ -35,7 +35,7 @@ export class EnrollSpoke {
   async execute(body: EnrollRequest, requestId: string | null): Promise<EnrolledSpoke> {
     const password = newSecret('flm');
     const username = `${body.name}.${randomBytes(4).toString('hex')}`;
-    const labels = await this.ds.transaction(async (em) => {
+    const labels = await conflictOnSameName(body.name, this.ds.transaction(async (em) => {
       const token = await em.findOne(EnrollmentTokenEntity, { where: { tokenHash: hashSecret(body.token) }, lock: { mode: 'pessimistic_write' } });
       if (!token) throw new DomainError('enrollment_token_invalid', 401, 'unknown or revoked enrolment token');
       if (token.expiresAt.getTime() <= Date.now()) {
@@ -68,8 +68,24 @@ export class EnrollSpoke {
       });
       await this.provisioner.provisionSpoke(body.name, username, password);
       return merged;
-    });
+    }));
     this.triggers.renderFleet();
     return { name: body.name, labels, mqttUsername: username, mqttPassword: password };
+  }
+}
+
+/**
+ * Two enrolments of one name at once both pass the existence check; the
+ * unique index stops the second, which is the same conflict as a name
+ * already taken (409), not a server error.
+ */
+async function conflictOnSameName<T>(name: string, work: Promise<T>): Promise<T> {
+  try {
+    return await work;
+  } catch (err) {
+    if (err instanceof QueryFailedError && (err.driverError as { code?: string })?.code === '23505') {
+      throw conflict('spoke_exists', `a spoke named "${name}" is enrolled; delete it first to enrol a replacement`, { name });
+    }
+    throw err;
   }
 }

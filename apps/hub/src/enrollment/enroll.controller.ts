@@ -28,13 +28,12 @@ export class EnrollController {
   @Post()
   @ApiOperation({ summary: 'Agent enrolment with an enrolment token: returns MQTT credentials (shown once) and the hub signing key' })
   async enroll(@ZodBody(EnrollRequestSchema) body: EnrollRequest, @Req() req: Request): Promise<EnrollResponse> {
-    const client = req.ip ?? 'unknown';
-    this.limiter.check(client);
     let enrolled: EnrolledSpoke;
     try {
       enrolled = await this.enrollSpoke.execute(body, String(req.id ?? '') || null);
     } catch (err) {
-      if (err instanceof DomainError && err.status === 401) this.limiter.fail(client);
+      // Only failed tokens are limited: a valid enrolment token is never refused because of others' failures.
+      if (err instanceof DomainError && err.status === 401) this.limiter.fail({ address: req.ip ?? 'unknown', credential: body.token }, err);
       throw err;
     }
     return {

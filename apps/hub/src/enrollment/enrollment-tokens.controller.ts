@@ -57,7 +57,7 @@ export class EnrollmentTokensController {
   @Get()
   @ApiOperation({ summary: 'List enrolment tokens, newest first (never their secrets)' })
   async list(@ZodQuery(PageQuerySchema) q: z.infer<typeof PageQuerySchema>) {
-    const after = decodeCursor(q.cursor);
+    const after = decodeCursor(q.cursor, 'timestamp');
     const rows = await this.ds.getRepository(EnrollmentTokenEntity).find({
       where: after ? { createdAt: LessThan(new Date(after)) } : {},
       order: { createdAt: 'DESC' },

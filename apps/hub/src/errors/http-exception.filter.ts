@@ -44,11 +44,17 @@ export class HttpErrorFilter implements ExceptionFilter {
       return { status, body: { error: { code, message, details: {} } } };
     }
     // body-parser errors carry a status and a type
-    const e = exception as { status?: number; type?: string; message?: string };
+    const e = exception as { status?: number; type?: string; message?: string; limit?: number };
     if (typeof e?.status === 'number' && e.status >= 400 && e.status < 500) {
       const code = e.type === 'entity.parse.failed' ? 'invalid_json' : e.type === 'entity.too.large' ? 'payload_too_large' : (CODES[e.status] ?? 'bad_request');
-      const message = e.type === 'entity.parse.failed' ? `request body is not valid JSON: ${e.message}` : (e.message ?? 'bad request');
-      return { status: e.status, body: { error: { code, message, details: {} } } };
+      const message =
+        e.type === 'entity.parse.failed'
+          ? `request body is not valid JSON: ${e.message}`
+          : e.type === 'entity.too.large' && typeof e.limit === 'number'
+            ? `request body is over the limit of ${e.limit} bytes for its content type`
+            : (e.message ?? 'bad request');
+      const details = e.type === 'entity.too.large' && typeof e.limit === 'number' ? { limitBytes: e.limit } : {};
+      return { status: e.status, body: { error: { code, message, details } } };
     }
     return { status: 500, body: { error: { code: 'internal', message: 'internal error; see the hub log', details: {} } } };
   }

@@ -3,6 +3,7 @@ import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import git from 'isomorphic-git';
+import { POLICY_LIMITS } from '@flotilla/policy';
 import { type AnswerSeen, describeFetchFailure, observedHttp } from './git-fetch-failure.js';
 
 /**
@@ -34,7 +35,8 @@ export class RepositoryError extends Error {
 }
 
 /** Bounds on what one commit may hold, so a wrong path or a huge repository cannot exhaust the hub. */
-export const REPOSITORY_LIMITS = { files: 5_000, fileBytes: 4 * 1024 * 1024, totalBytes: 32 * 1024 * 1024 };
+/** Read no more than the policy parser accepts in one go (POLICY_LIMITS in libs/policy). */
+export const REPOSITORY_LIMITS = { files: POLICY_LIMITS.documents, fileBytes: POLICY_LIMITS.bytes, totalBytes: POLICY_LIMITS.bytes };
 
 const POLICY_FILE = /\.(ya?ml|json)$/i;
 

@@ -16,6 +16,7 @@ import type { Logger } from 'pino';
 import type { HubMetrics } from '../metrics/hub-metrics.js';
 import type { MqttEndpoint } from '../mqtt/hub-publisher.js';
 import type { SpokeStateWriter } from './spoke-state-writer.js';
+import { LogThrottle } from '../common/log-throttle.js';
 
 export interface IngestOptions {
   endpoint: MqttEndpoint;
@@ -36,6 +37,8 @@ export interface IngestOptions {
  */
 export class IngestSubscriber {
   private client: MqttClient | null = null;
+  /** One line per spoke and reason every 10 s at most; flotilla_hub_mqtt_messages_dropped_total keeps the exact count. */
+  private readonly dropLog = new LogThrottle(10_000, 1_000);
 
   constructor(private readonly o: IngestOptions) {}
 
@@ -56,7 +59,7 @@ export class IngestSubscriber {
     const filters = Object.fromEntries(
       SPOKE_PUBLISH_CHANNELS.map((channel) => [o.sharedSubscriptions ? hubSharedFilter(channel) : hubFilter(channel), { qos: 1 as const }]),
     );
-    client.on('message', (topic, payload) => handle(o, topic, payload));
+    client.on('message', (topic, payload) => handle(o, this.dropLog, topic, payload));
     client.on('error', (err) => o.log.warn({ err: err.message }, 'ingest mqtt error'));
     await new Promise<void>((resolve, reject) => {
       const timer = setTimeout(() => reject(new Error(`hub ingest could not subscribe on ${o.endpoint.url} within ${timeoutMs} ms`)), timeoutMs);
@@ -79,7 +82,8 @@ export class IngestSubscriber {
   }
 }
 
-function handle(o: IngestOptions, topic: string, payload: Buffer): void {
+/** One agent message: decoded and validated, then handed to the writer, or dropped and counted. Never throws. */
+export function handle(o: IngestOptions, dropLog: LogThrottle, topic: string, payload: Buffer): void {
   const parsed = parseSpokeTopic(topic);
   if (!parsed || !(SPOKE_PUBLISH_CHANNELS as readonly string[]).includes(parsed.channel)) {
     o.metrics.messagesDropped.inc({ channel: parsed?.channel ?? 'unknown', reason: 'UnknownTopic' });
@@ -91,13 +95,21 @@ function handle(o: IngestOptions, topic: string, payload: Buffer): void {
   const result = decodeMessage(channel, payload);
   if (!result.ok) {
     o.metrics.messagesDropped.inc({ channel, reason: result.code });
-    o.log.warn({ spoke: parsed.spoke, channel, reason: result.code, problem: result.message.slice(0, 500) }, 'agent message dropped');
+    const { log, suppressed } = dropLog.admit(`${parsed.spoke}\0${result.code}`);
+    if (log) {
+      const extra = suppressed ? { suppressedSinceLast: suppressed } : {};
+      o.log.warn({ spoke: parsed.spoke, channel, reason: result.code, problem: result.message.slice(0, 500), ...extra }, 'agent message dropped');
+    }
     return;
   }
   const msg = result.value as { spoke: string };
   if (msg.spoke !== parsed.spoke) {
     o.metrics.messagesDropped.inc({ channel, reason: 'ForeignSpoke' });
-    o.log.warn({ topicSpoke: parsed.spoke, bodySpoke: msg.spoke, channel }, 'agent message names another spoke than its topic; dropped');
+    const { log, suppressed } = dropLog.admit(`${parsed.spoke}\0ForeignSpoke`);
+    if (log) {
+      const extra = suppressed ? { suppressedSinceLast: suppressed } : {};
+      o.log.warn({ topicSpoke: parsed.spoke, bodySpoke: msg.spoke, channel, ...extra }, 'agent message names another spoke than its topic; dropped');
+    }
     return;
   }
   o.metrics.messagesReceived.inc({ channel });

@@ -1,5 +1,6 @@
 import { type DecodeErrorCode, SPOKE_PUBLISH_CHANNELS } from '@flotilla/contracts';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { BROKER_REFUSALS } from '../broker/broker-refusals.js';
 
 /** Why ingest drops an agent message: the decoder's codes, then the hub's own topic checks. */
 const DECODE_FAILURES = ['TooLarge', 'InvalidJson', 'SchemaViolation'] as const satisfies readonly DecodeErrorCode[];
@@ -83,7 +84,15 @@ export class HubMetrics {
     registers: [this.registry],
   });
 
+  readonly brokerRefused = new Counter({
+    name: 'flotilla_hub_mqtt_refused_total',
+    help: 'Connections cut and messages refused by the embedded broker, by reason (exact; the log lines about them are rate-limited)',
+    labelNames: ['reason'] as const,
+    registers: [this.registry],
+  });
+
   constructor() {
+    for (const reason of BROKER_REFUSALS) this.brokerRefused.inc({ reason }, 0);
     for (const controller of ['desired-state', 'spoke-sync', 'broker-credentials']) {
       for (const outcome of ['success', 'error']) this.reconciles.inc({ controller, outcome }, 0);
     }

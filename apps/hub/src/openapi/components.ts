@@ -1,5 +1,6 @@
 import {
   ApiTokenSchema,
+  ApplyReportPageSchema,
   ApplyResultSchema,
   DeleteResultSchema,
   VersionSchema,
@@ -92,6 +93,7 @@ const RESPONSE_COMPONENTS: [string, z.ZodType][] = [
   ['ModelVersionPage', Pages.ModelVersion],
   ['SpokeDiff', SpokeDiffSchema],
   ['ApplyResult', ApplyResultSchema],
+  ['ApplyReportPage', ApplyReportPageSchema],
   ['DeleteResult', DeleteResultSchema],
   ['Version', VersionSchema],
   ['PolicyObject', PolicyObjectViewSchema],

@@ -1,4 +1,5 @@
 import {
+  ApplyReportPageSchema,
   ApplyResultSchema,
   DeleteResultSchema,
   VersionSchema,
@@ -299,6 +300,16 @@ export const OPERATIONS: OperationDoc[] = [
       403: 'force=true without the admin role, or source=git:NAME (the git syncer\'s) without force (forbidden)',
       409: 'a Model document gives a registered version another digest, URI or format; versions are immutable (model_version_exists: details.registeredDigest); or the body changes objects a git source owns (owned_by_git_source: details.objects names each and its owner)',
     },
+  },
+  {
+    method: 'get',
+    path: '/api/v1/apply-reports/{id}',
+    operationId: 'getApplyReport',
+    access: 'viewer',
+    pathParams: { id: 'reportId from the apply or delete answer' },
+    query: PageQuerySchema,
+    response: { status: 200, description: 'a page of the per-spoke diff of an apply or delete whose answer listed only the first spokes', schema: ApplyReportPageSchema },
+    errors: { 404: 'no such report, or it expired (reports are kept for 24 hours)' },
   },
   {
     method: 'delete',

@@ -1,4 +1,4 @@
-import { type PolicyError, type PolicyObject, type SpokeDiff, checkReferences, diffDesired, parsePolicyDocuments } from '@flotilla/policy';
+import { POLICY_LIMITS, type PolicyError, type PolicyObject, type SpokeDiff, checkReferences, diffDesired, parsePolicyDocuments } from '@flotilla/policy';
 import type { DataSource, EntityManager } from 'typeorm';
 import type { AuditService } from '../audit/audit.service.js';
 import { digestOf } from '../common/digest.js';
@@ -42,8 +42,14 @@ export interface ApplyResult {
 /** Objects are identified by kind and name. */
 const key = (kind: string, name: string) => `${kind}/${name}`;
 
+/** Says that only the first POLICY_LIMITS.errors problems are listed, when there are more. */
+export function shownOf(total: number): string {
+  return total > POLICY_LIMITS.errors ? ` (the first ${POLICY_LIMITS.errors} of ${total} are listed)` : '';
+}
+
+/** At most POLICY_LIMITS.errors problems go into an answer. */
 export function policyErrorDetails(errors: PolicyError[]) {
-  return errors.map((e) => ({ file: e.file, line: e.line, column: e.column, field: e.path, message: e.message }));
+  return errors.slice(0, POLICY_LIMITS.errors).map((e) => ({ file: e.file, line: e.line, column: e.column, field: e.path, message: e.message }));
 }
 
 /**
@@ -66,9 +72,10 @@ export class ApplyPolicy {
 
   async apply(req: ApplyRequest): Promise<ApplyResult> {
     const parsed = parsePolicyDocuments(req.files);
-    if (parsed.errors.length > 0) {
-      throw new DomainError('invalid_policy', 400, `policy has ${parsed.errors.length} error(s): ${parsed.errors.map((e) => `${e.file}:${e.line}:${e.column} ${e.path ? e.path + ': ' : ''}${e.message}`).slice(0, 5).join('; ')}`, {
+    if (parsed.errorCount > 0) {
+      throw new DomainError('invalid_policy', 400, `policy has ${parsed.errorCount} error(s): ${parsed.errors.slice(0, 5).map((e) => `${e.file}:${e.line}:${e.column} ${e.path ? e.path + ': ' : ''}${e.message}`).join('; ')}${shownOf(parsed.errorCount)}`, {
         problems: policyErrorDetails(parsed.errors),
+        problemCount: parsed.errorCount,
       });
     }
     const run = async (em: EntityManager): Promise<ApplyResult> => {
@@ -111,8 +118,9 @@ export class ApplyPolicy {
       const all = [...next.values()];
       const problems = checkReferences(all, registry, parsed.sourceMap);
       if (problems.length > 0) {
-        throw new DomainError('invalid_policy', 400, `policy refers to things that do not exist: ${problems.map((e) => `${e.file}:${e.line} ${e.path}: ${e.message}`).slice(0, 5).join('; ')}`, {
+        throw new DomainError('invalid_policy', 400, `policy refers to things that do not exist: ${problems.slice(0, 5).map((e) => `${e.file}:${e.line} ${e.path}: ${e.message}`).join('; ')}${shownOf(problems.length)}`, {
           problems: policyErrorDetails(problems),
+          problemCount: problems.length,
         });
       }
       actions.sort((a, b) => key(a.kind, a.name).localeCompare(key(b.kind, b.name)));

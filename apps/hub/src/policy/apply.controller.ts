@@ -6,6 +6,7 @@ import { Ctx, RequireRole, type RequestContext } from '../auth/principal.js';
 import { ZodPipe } from '../common/zod.js';
 import { DomainError } from '../errors/domain-error.js';
 import { ApplyPolicy } from './apply-policy.js';
+import { ApplyReports } from './apply-reports.js';
 import { checkOwnershipFlags } from './ownership.js';
 
 export const ApplyQuery = z
@@ -49,6 +50,7 @@ const isFilesBody = (body: unknown): boolean =>
 export class ApplyController {
   constructor(
     @Inject(ApplyPolicy) private readonly applier: ApplyPolicy,
+    @Inject(ApplyReports) private readonly reports: ApplyReports,
   ) {}
 
   @Post()
@@ -67,7 +69,7 @@ export class ApplyController {
     else if (isFilesBody(req.body)) files = new ZodPipe(ApplyFilesBody, 'request body').transform(req.body).files;
     else if (req.body && typeof req.body === 'object' && Object.keys(req.body).length > 0) files = [{ file: 'request', text: JSON.stringify(req.body) }];
     else throw new DomainError('validation_failed', 400, 'empty body: send YAML (Content-Type: application/yaml) or JSON', { problems: [{ field: '', message: 'empty body' }] });
-    const result = await this.applier.apply({
+    const { spokes, ...result } = await this.applier.apply({
       files,
       dryRun: q.dryRun === 'true',
       prune,
@@ -76,6 +78,6 @@ export class ApplyController {
       actor: ctx.principal.actor,
       requestId: ctx.requestId,
     });
-    return result;
+    return { ...result, ...(await this.reports.bound(spokes, { dryRun: result.dryRun, actor: ctx.principal.actor })) };
   }
 }

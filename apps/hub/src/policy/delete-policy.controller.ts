@@ -6,7 +6,9 @@ import { z } from 'zod';
 import { Ctx, RequireRole, type RequestContext } from '../auth/principal.js';
 import { ZodPipe, ZodQuery } from '../common/zod.js';
 import { DomainError, validationFailed } from '../errors/domain-error.js';
+import { type BoundedSpokes, ApplyReports } from './apply-reports.js';
 import { DeletePolicy, type DeletePolicyCommand, type DeletePolicyResult } from './delete-policy.js';
+import { policyErrorDetails, shownOf } from './apply-policy.js';
 
 export const DeleteQuery = z
   .object({
@@ -50,7 +52,10 @@ function kindOf(text: string): PolicyKind {
 @Controller('api/v1')
 @RequireRole('admin')
 export class DeletePolicyController {
-  constructor(@Inject(DeletePolicy) private readonly deleter: DeletePolicy) {}
+  constructor(
+    @Inject(DeletePolicy) private readonly deleter: DeletePolicy,
+    @Inject(ApplyReports) private readonly reports: ApplyReports,
+  ) {}
 
   @Delete('policy-objects/:kind/:name')
   @HttpCode(200)
@@ -64,10 +69,10 @@ export class DeletePolicyController {
   @ApiOperation({ summary: 'Delete the policy objects the documents name (kind and metadata.name; specs are not checked), all or nothing' })
   async deleteMany(@Req() req: Request, @ZodQuery(DeleteQuery) q: DeleteQueryT, @Ctx() ctx: RequestContext) {
     const files = bodyFiles(req.body);
-    const { identities, errors } = readPolicyIdentities(files);
-    if (errors.length > 0) {
-      const problems = errors.map((e) => ({ file: e.file, line: e.line, column: e.column, field: e.path, message: e.message }));
-      throw new DomainError('invalid_policy', 400, `cannot tell which objects to delete: ${errors.length} problem(s)`, { problems });
+    const { identities, errors, errorCount } = readPolicyIdentities(files);
+    if (errorCount > 0) {
+      const problems = policyErrorDetails(errors);
+      throw new DomainError('invalid_policy', 400, `cannot tell which objects to delete: ${errorCount} problem(s)${shownOf(errorCount)}`, { problems, problemCount: errorCount });
     }
     return this.run({ targets: identities.map(({ kind, name }) => ({ kind, name })), ...this.flags(q), actor: ctx.principal.actor, requestId: ctx.requestId });
   }
@@ -76,7 +81,8 @@ export class DeletePolicyController {
     return { dryRun: q.dryRun === 'true', ignoreNotFound: q.ignoreNotFound === 'true', force: q.force === 'true' };
   }
 
-  private async run(cmd: DeletePolicyCommand): Promise<DeletePolicyResult> {
-    return this.deleter.execute(cmd);
+  private async run(cmd: DeletePolicyCommand): Promise<Omit<DeletePolicyResult, 'spokes'> & BoundedSpokes> {
+    const { spokes, ...result } = await this.deleter.execute(cmd);
+    return { ...result, ...(await this.reports.bound(spokes, { dryRun: result.dryRun, actor: cmd.actor })) };
   }
 }
