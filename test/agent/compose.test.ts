@@ -92,7 +92,7 @@ describe('agent composition (startAgent)', () => {
     const builtinEntry = await ensureInferenceServerBuilt();
     const digest = await sha256Of(CLASSIFIER_V1);
     const deployment = builtinDeployment('classifier', { version: '1.0.0', digest }, { model: { name: 'classifier', version: '1.0.0', digest, uri: `file://${CLASSIFIER_V1}`, format: 'onnx' } });
-    const agent = await start(configFor({ runtime: 'process' }), { processRuntime: { builtinEntry, stopGraceMs: 5000 } });
+    const agent = await start(configFor({ runtime: 'process', artifactRoot: [path.dirname(CLASSIFIER_V1)] }), { processRuntime: { builtinEntry, stopGraceMs: 5000 } });
     await observer.publish(desiredTopic(SPOKE), JSON.stringify(signer.envelope(SPOKE, 1, payload([deployment]))), { retain: true });
 
     const ready = () => observer.statuses(SPOKE).find((s) => s.deployments.some((d) => d.name === 'classifier' && d.phase === 'Ready'));

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ModelRef } from '@flotilla/contracts';
 import { ArtifactCache, type ArtifactCacheOptions, type ArtifactLogger } from '../../apps/agent/src/artifacts/index.js';
+import { testSourcePolicy } from '../support/source-policy.js';
 
 export function sha256(body: Buffer): string {
   return `sha256:${createHash('sha256').update(body).digest('hex')}`;
@@ -48,6 +49,7 @@ export function cacheFor(root: string, opts: Partial<ArtifactCacheOptions> = {})
     maxArtifactBytes: 1 << 26,
     retry: { attempts: 3, initialDelayMs: 1, maxDelayMs: 5, factor: 2 },
     random: () => 0.5,
+    sources: testSourcePolicy(),
     ...opts,
   });
 }

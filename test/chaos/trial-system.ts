@@ -201,7 +201,8 @@ export class TrialSystem {
           {
             name: `agent ${name}`,
             command: process.execPath,
-            args: [this.bin, 'agent', 'run', '--state-dir', stateDir, '--runtime', 'process', '--metrics-port', 'off', '--gpu', 'none', '--log-level', 'info'],
+            // The scenario's models are the repository's fixtures (file: URIs), the one place these agents may read them from.
+            args: [this.bin, 'agent', 'run', '--state-dir', stateDir, '--runtime', 'process', '--metrics-port', 'off', '--gpu', 'none', '--log-level', 'info', '--artifact-root', path.join(this.opts.repoRoot, 'test', 'fixtures', 'models')],
             env: this.baseEnv,
             cwd: this.opts.dir,
             logFile,

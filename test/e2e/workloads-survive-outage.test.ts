@@ -7,6 +7,7 @@ import { enroll, runAgent, type AgentHandle } from '../../apps/agent/src/index.j
 import { ProcessRuntime, readLedger } from '../../apps/agent/src/runtime/process/index.js';
 import { startTestHub, type TestHub } from '../support/hub.js';
 import { waitFor } from '../support/wait.js';
+import { testSourcePolicy } from '../support/source-policy.js';
 
 const MODEL = path.resolve('test/fixtures/models/linear-classifier-1.0.0.onnx');
 const POLICY = `
@@ -40,7 +41,7 @@ describe('after a broker outage the agent converges without restarting healthy w
     const tok = await t.api('POST', '/api/v1/enrollment-tokens', { uses: 1, labels: { site: 'lyon' } });
     await enroll({ hubUrl: t.hub.apiUrl, token: tok.body.token, name: 'lyon-01', stateDir: dir });
     const log = pino({ level: 'silent' });
-    const artifacts = new ArtifactCache({ root: path.join(dir, 'cache'), maxBytes: 1 << 30, maxArtifactBytes: 1 << 30 });
+    const artifacts = new ArtifactCache({ root: path.join(dir, 'cache'), maxBytes: 1 << 30, maxArtifactBytes: 1 << 30, sources: testSourcePolicy() });
     runtime = new ProcessRuntime({ stateDir: dir, artifacts, logger: log });
     agent = await runAgent({
       stateDir: dir,

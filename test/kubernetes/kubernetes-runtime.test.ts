@@ -18,6 +18,7 @@ import {
 } from '../../apps/agent/src/runtime/kubernetes/kubernetes-runtime.js';
 import { effectiveReplicas } from '../../apps/agent/src/schedule/index.js';
 import { startFakeKubeApiServer, type FakeKubeApiServer, type JsonObject } from '../support/fake-kube-apiserver/index.js';
+import { testSourcePolicy } from '../support/source-policy.js';
 import { FakeArtifacts } from './fake-artifacts.js';
 import { waitFor } from './kube-test-helpers.js';
 
@@ -25,6 +26,8 @@ const NS = 'flotilla';
 const DIGEST_V1 = `sha256:${'a'.repeat(64)}`;
 const DIGEST_V2 = `sha256:${'b'.repeat(64)}`;
 const MANAGED = 'app.kubernetes.io/managed-by=flotilla';
+/** The jobs below train from /data/site-17 with images of registry.example/trainers. */
+const sources = testSourcePolicy({ datasetRoots: ['/data'], trainerRegistries: ['registry.example/trainers'] });
 
 function desiredDeployment(overrides: Partial<DesiredDeployment> = {}): DesiredDeployment {
   return DesiredDeploymentSchema.parse({
@@ -75,7 +78,7 @@ describe('KubernetesRuntime against the fake kube-apiserver', () => {
   const signal = () => AbortSignal.timeout(20_000);
 
   function makeRuntime(extra: Partial<KubernetesRuntimeOptions> = {}): KubernetesRuntime {
-    return new KubernetesRuntime({ kubeConfig: fake.kubeConfig, namespace: NS, artifacts, watchRetryMs: 50, ...extra });
+    return new KubernetesRuntime({ kubeConfig: fake.kubeConfig, namespace: NS, artifacts, sources, watchRetryMs: 50, ...extra });
   }
 
   beforeEach(async () => {
@@ -446,6 +449,21 @@ describe('KubernetesRuntime against the fake kube-apiserver', () => {
   });
 
   describe('fine-tuning jobs', () => {
+    it('refuses a trainer image from a registry the agent does not allow, and a dataset outside its dataset roots, creating nothing', async () => {
+      const badImage = desiredJob({ trainer: { image: 'evil.example/miner:1', hyperparameters: {} } });
+      const hostPath = desiredJob({ name: 'tune-etc', dataset: { path: '/etc/kubernetes', format: 'imagefolder' } });
+      const escape = desiredJob({ name: 'tune-escape', dataset: { path: '/data/../var/lib/kubelet', format: 'imagefolder' } });
+      const report = await reconcileChecked(runtime, payload([], [badImage, hostPath, escape]), signal());
+      expect(fake.store.list('Job', { namespace: NS })).toEqual([]);
+      expect(artifacts.ensured).toEqual([]);
+      const messages = report.jobs.map((j) => [j.name, j.phase, j.message]);
+      expect(messages).toEqual([
+        ['tune-bridge', 'Failed', expect.stringMatching(/^SourceRefused: .*rule trainer-registry.*evil\.example\/miner:1.*--trainer-registry/)],
+        ['tune-etc', 'Failed', expect.stringMatching(/^SourceRefused: .*rule dataset-root.*\/etc\/kubernetes is outside .*\/data/)],
+        ['tune-escape', 'Failed', expect.stringMatching(/^SourceRefused: .*rule dataset-root.*normalised/)],
+      ]);
+    });
+
     it('runs one Job per desired job with the trainer image, GPU limit and read-only dataset', async () => {
       const report = await reconcileChecked(runtime, payload([], [desiredJob()]), signal());
       const job = fake.store.get('Job', NS, 'tune-bridge')!;
@@ -566,7 +584,7 @@ describe('KubernetesRuntime against the fake kube-apiserver', () => {
         contexts: [{ name: 'x', cluster: 'c', user: 'u' }],
         currentContext: 'x',
       });
-      const orphan = new KubernetesRuntime({ kubeConfig: gone, namespace: NS, artifacts });
+      const orphan = new KubernetesRuntime({ kubeConfig: gone, namespace: NS, artifacts, sources });
       await fake.close();
       await expect(orphan.reconcile(payload([desiredDeployment()]), signal())).rejects.toThrow(/fetch failed/);
       await orphan.close();

@@ -18,6 +18,7 @@ import type { DesiredPayload } from '@flotilla/contracts';
 import { ArtifactCache } from '../../apps/agent/src/artifacts/index.js';
 import { ProcessRuntime } from '../../apps/agent/src/runtime/process/index.js';
 import { StateDirLock } from '../../apps/agent/src/state/state-dir-lock.js';
+import { testSourcePolicy } from './source-policy.js';
 
 const { values } = parseArgs({
   options: {
@@ -40,7 +41,7 @@ const lock = await StateDirLock.acquire(stateDir);
 const runtime = new ProcessRuntime({
   stateDir,
   spoke: 'harness',
-  artifacts: new ArtifactCache({ root: path.join(stateDir, 'cache'), maxBytes: 1 << 30, maxArtifactBytes: 1 << 30 }),
+  artifacts: new ArtifactCache({ root: path.join(stateDir, 'cache'), maxBytes: 1 << 30, maxArtifactBytes: 1 << 30, sources: testSourcePolicy() }),
   builtinEntry: values['builtin-entry'],
   logger,
   stopGraceMs: 3000,

@@ -7,6 +7,7 @@ import { HealthCollector, startMetricsServer, type MetricsServer, type WorkloadE
 import { NoneRuntime } from './runtime/none/none-runtime.js';
 import { ProcessRuntime, type ProcessRuntimeOptions, type RunningWorkload } from './runtime/process/index.js';
 import { ReportKeepingRuntime } from './runtime/report-keeping-runtime.js';
+import { SourcePolicy } from './security/source-policy.js';
 import type { WorkloadRuntime } from './runtime/runtime.js';
 import { effectiveReplicas } from './schedule/index.js';
 import { StateDirLock, StateDirLockedError } from './state/state-dir-lock.js';
@@ -71,10 +72,13 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions): 
   const undo: (() => Promise<void>)[] = [() => lock.release()];
   try {
     const creds = await readCredentials(stateDir);
+    // The agent's own hub is trusted wherever it is (a hub on this machine or on the site's network).
+    const sources = new SourcePolicy({ ...config.sources, trustedOrigins: [new URL(creds.hubUrl).origin] });
     const cache = new ArtifactCache({
       root: path.join(stateDir, 'cache'),
       maxBytes: config.cacheMaxBytes,
       maxArtifactBytes: 20 * 1024 ** 3,
+      sources,
       logger: log.child({ component: 'artifacts' }),
     });
     let processRuntime: ProcessRuntime | null = null;
@@ -110,6 +114,7 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions): 
           namespace: config.namespace,
           exposure: config.exposure,
           artifacts: cache,
+          sources,
           replicasFor: (d, now) => {
             const r = effectiveReplicas(d, now);
             return { min: r.min, max: r.max };

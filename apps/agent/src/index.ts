@@ -35,3 +35,5 @@ export { LOCK_FILE, StateDirLock, StateDirLockedError, type LockHolder } from '.
 export { stopWorkloads, type StopWorkloadsResult, type StoppedWorkload } from './runtime/process/stop-workloads.js';
 export type { RunningWorkload } from './runtime/process/index.js';
 export { LEDGER_FILE } from './runtime/process/ledger.js';
+export { SourcePolicy, SourceRefusedError, isSourceRefused, type SourcePolicySettings, type SourceRule } from './security/source-policy.js';
+export { readSourceSettings, SOURCE_ENV, type SourceFlags, type SourceSettings } from './security/source-settings.js';

@@ -6,6 +6,9 @@ import { ArtifactError, describeError } from './artifact-error.js';
 import { downloadOnce, hashFile } from './download.js';
 import { FileSource } from './file-source.js';
 import { writeFileAtomic } from './fs-atomic.js';
+import { guardedFetch } from '../security/guarded-fetch.js';
+import { isSourceRefused, type SourcePolicy } from '../security/source-policy.js';
+import { filePathOf } from './file-source.js';
 import { HttpSource, type FetchLike } from './http-source.js';
 import { abortableDelay, backoffDelay, DEFAULT_RETRY_POLICY, validateRetryPolicy, type RetryPolicy } from './retry.js';
 import { defaultS3ClientFactory, S3Source, type S3ClientFactory, type S3Settings } from './s3-source.js';
@@ -29,6 +32,9 @@ export interface ArtifactCacheOptions {
   maxBytes: number;
   /** No single artifact may be larger, whatever its ModelRef says. */
   maxArtifactBytes: number;
+  /** Which `file:` and `http(s):` sources may be read at all (apps/agent/src/security). */
+  sources: SourcePolicy;
+  /** Replaces the guarded fetch (which checks each connection's address against `sources`). */
   fetch?: FetchLike;
   /** Default S3 client settings; ignored when `s3Client` is given. */
   s3?: S3Settings;
@@ -89,6 +95,8 @@ export class ArtifactCache implements ArtifactProvider {
   private readonly idleTimeoutMs: number;
   private readonly random: () => number;
   private readonly now: () => Date;
+  private readonly sources: SourcePolicy;
+  private readonly fileBaseDir: string;
   private readonly fileSource: FileSource;
   private readonly httpSource: HttpSource;
   private readonly s3Source: S3Source;
@@ -114,8 +122,10 @@ export class ArtifactCache implements ArtifactProvider {
     this.idleTimeoutMs = opts.idleTimeoutMs ?? 30_000;
     this.random = opts.random ?? Math.random;
     this.now = opts.now ?? (() => new Date());
-    this.fileSource = new FileSource(opts.fileBaseDir ?? process.cwd());
-    this.httpSource = new HttpSource(opts.fetch ?? ((input, init) => fetch(input, init)));
+    this.sources = opts.sources;
+    this.fileBaseDir = opts.fileBaseDir ?? process.cwd();
+    this.fileSource = new FileSource(this.fileBaseDir, opts.sources);
+    this.httpSource = new HttpSource(opts.fetch ?? guardedFetch(opts.sources), opts.sources);
     this.s3Source = new S3Source(opts.s3Client ?? defaultS3ClientFactory(opts.s3));
   }
 
@@ -159,6 +169,7 @@ export class ArtifactCache implements ArtifactProvider {
       );
     }
     const hex = ref.digest.slice('sha256:'.length);
+    await this.refuseDisallowed(ref);
     this.inUse.set(hex, (this.inUse.get(hex) ?? 0) + 1);
     try {
       await this.prepareDirs();
@@ -172,6 +183,21 @@ export class ArtifactCache implements ArtifactProvider {
       const left = (this.inUse.get(hex) ?? 1) - 1;
       if (left > 0) this.inUse.set(hex, left);
       else this.inUse.delete(hex);
+    }
+  }
+
+  /**
+   * A URI the source policy refuses is refused even when a blob with its
+   * digest is cached already, so a refusal reads the same whatever the cache
+   * holds. Only the refusal counts here: a missing file or an unreachable
+   * name is for the download to report (a cached blob still serves offline).
+   */
+  private async refuseDisallowed(ref: ModelRef): Promise<void> {
+    try {
+      if (ref.uri.startsWith('file:')) await this.sources.resolveArtifactFile(filePathOf(ref.uri, this.fileBaseDir), ref.uri);
+      else if (/^https?:\/\//.test(ref.uri)) await this.sources.checkArtifactUrl(ref.uri);
+    } catch (err) {
+      if (isSourceRefused(err)) throw new ArtifactError('SourceRefused', err.message, { uri: ref.uri, digest: ref.digest, cause: err });
     }
   }
 

@@ -3,13 +3,15 @@
  * reasons the ArtifactProvider contract names; `ArtifactInvalid` covers a
  * ModelRef the cache can never serve as given (malformed digest or URI, a
  * format with no single-file layout such as `savedmodel`), so that the caller
- * reports it instead of requeueing it forever.
+ * reports it instead of requeueing it forever; `SourceRefused` a URI the
+ * agent's source policy does not let it read (nothing was read).
  */
 export type ArtifactErrorReason =
   | 'ArtifactDigestMismatch'
   | 'ArtifactUnavailable'
   | 'ArtifactTooLarge'
-  | 'ArtifactInvalid';
+  | 'ArtifactInvalid'
+  | 'SourceRefused';
 
 export interface ArtifactErrorOptions {
   uri: string;

@@ -1,8 +1,9 @@
-import { createReadStream } from 'node:fs';
-import { stat } from 'node:fs/promises';
+import { constants, createReadStream } from 'node:fs';
+import { open } from 'node:fs/promises';
 import { isAbsolute, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ArtifactError, describeError } from './artifact-error.js';
+import { isSourceRefused, type SourcePolicy } from '../security/source-policy.js';
 import type { ArtifactSource, OpenRequest, OpenResult } from './source.js';
 
 /**
@@ -16,9 +17,16 @@ export function filePathOf(uri: string, baseDir: string): string {
   return isAbsolute(rest) ? rest : resolve(baseDir, rest);
 }
 
-/** Copies a local file; it is streamed and hashed like any download. */
+/**
+ * Copies a local file under one of the agent's artifact roots; it is
+ * streamed and hashed like any download. A path outside them is refused
+ * before anything is opened.
+ */
 export class FileSource implements ArtifactSource {
-  constructor(private readonly baseDir: string) {}
+  constructor(
+    private readonly baseDir: string,
+    private readonly policy: SourcePolicy,
+  ) {}
 
   async open(req: OpenRequest): Promise<OpenResult> {
     let path: string;
@@ -32,11 +40,17 @@ export class FileSource implements ArtifactSource {
       });
     }
     let size: number;
+    let handle;
     try {
-      const st = await stat(path);
+      // The resolved path, opened without following a link swapped in since: what was checked is what is read.
+      const real = await this.policy.resolveArtifactFile(path, req.uri);
+      handle = await open(real, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+      const st = await handle.stat();
       if (!st.isFile()) throw Object.assign(new Error(`${path} is not a regular file`), { code: 'EISDIR' });
       size = st.size;
     } catch (err) {
+      await handle?.close();
+      if (isSourceRefused(err)) throw new ArtifactError('SourceRefused', err.message, { uri: req.uri, digest: req.digest, cause: err });
       // A missing file may appear later (a job still writing it): the caller requeues.
       throw new ArtifactError('ArtifactUnavailable', `cannot read ${req.uri}: ${describeError(err)}`, {
         uri: req.uri,
@@ -45,8 +59,11 @@ export class FileSource implements ArtifactSource {
         transient: false,
       });
     }
-    if (req.offset > size) return { kind: 'restart' };
-    const body = createReadStream(path, { start: req.offset, signal: req.signal });
+    if (req.offset > size) {
+      await handle.close();
+      return { kind: 'restart' };
+    }
+    const body = createReadStream('', { fd: handle, start: req.offset, signal: req.signal });
     return { kind: 'body', resumed: true, totalBytes: size, validator: null, body };
   }
 }

@@ -1,7 +1,20 @@
+import type { FetchLike } from '../security/guarded-fetch.js';
+import { isSourceRefused, type SourceRefusedError, type SourcePolicy } from '../security/source-policy.js';
 import { ArtifactError, describeError } from './artifact-error.js';
 import { parseContentRange, type ArtifactSource, type OpenRequest, type OpenResult } from './source.js';
 
-export type FetchLike = (input: string, init: RequestInit) => Promise<Response>;
+export type { FetchLike } from '../security/guarded-fetch.js';
+
+/** Redirects followed for one request, each hop checked against the source policy. */
+const MAX_REDIRECTS = 5;
+
+/** The SourceRefusedError behind a fetch failure (thrown by the guarded connection), if that is what it was. */
+function refusalIn(err: unknown): SourceRefusedError | null {
+  for (let e: unknown = err, depth = 0; e && depth < 4; e = (e as { cause?: unknown }).cause, depth += 1) {
+    if (isSourceRefused(e)) return e;
+  }
+  return null;
+}
 
 /** Statuses that may well succeed on the next attempt. */
 function isTransientStatus(status: number): boolean {
@@ -16,7 +29,27 @@ function isTransientStatus(status: number): boolean {
  * over; those few are simply fetched again by the resume.
  */
 export class HttpSource implements ArtifactSource {
-  constructor(private readonly fetchFn: FetchLike) {}
+  constructor(
+    private readonly fetchFn: FetchLike,
+    private readonly policy: SourcePolicy,
+  ) {}
+
+  /**
+   * GET with redirects followed here, not by fetch, so every hop's URL and
+   * resolved address is checked against the source policy before it is asked.
+   */
+  private async get(req: OpenRequest, headers: Record<string, string>): Promise<Response> {
+    let url = req.uri;
+    for (let hop = 0; ; hop += 1) {
+      await this.policy.checkArtifactUrl(url);
+      const res = await this.fetchFn(url, { headers, signal: req.signal, redirect: 'manual' });
+      const location = res.status >= 300 && res.status < 400 ? res.headers.get('location') : null;
+      if (!location) return res;
+      await res.body?.cancel().catch(() => undefined);
+      if (hop >= MAX_REDIRECTS) throw Object.assign(new Error(`more than ${MAX_REDIRECTS} redirects`), { code: 'ETOOMANYREDIRECTS' });
+      url = new URL(location, url).toString();
+    }
+  }
 
   async open(req: OpenRequest): Promise<OpenResult> {
     const headers: Record<string, string> = {
@@ -29,9 +62,11 @@ export class HttpSource implements ArtifactSource {
     }
     let res: Response;
     try {
-      res = await this.fetchFn(req.uri, { headers, signal: req.signal, redirect: 'follow' });
+      res = await this.get(req, headers);
     } catch (err) {
       if (req.signal.aborted) throw err;
+      const refused = refusalIn(err);
+      if (refused) throw new ArtifactError('SourceRefused', refused.message, { uri: req.uri, digest: req.digest, cause: refused });
       throw new ArtifactError('ArtifactUnavailable', `cannot reach ${req.uri}: ${describeError(err)}`, {
         uri: req.uri,
         digest: req.digest,

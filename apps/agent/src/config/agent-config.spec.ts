@@ -1,3 +1,6 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { AgentConfigError, parseAgentConfig } from './agent-config.js';
 
 const problemsOf = (flags: Parameters<typeof parseAgentConfig>[0]): string[] => {
@@ -24,6 +27,7 @@ describe('agent configuration', () => {
       logLevel: 'info',
       serve: { address: '127.0.0.1', advertiseHost: null },
       exposure: { type: 'ClusterIP' },
+      sources: { artifactRoots: [], datasetRoots: [], trainerRegistries: [], artifactHostCidrs: [], allowPrivateArtifactHosts: false },
     });
   });
 
@@ -55,6 +59,7 @@ describe('agent configuration', () => {
       logLevel: 'debug',
       serve: { address: '127.0.0.1', advertiseHost: null },
       exposure: { type: 'ClusterIP' },
+      sources: { artifactRoots: [], datasetRoots: [], trainerRegistries: [], artifactHostCidrs: [], allowPrivateArtifactHosts: false },
     });
   });
 
@@ -95,5 +100,40 @@ describe('agent configuration', () => {
     expect(() => parseAgentConfig({ metricsPort: 'x', cacheMaxBytes: 'y' })).toThrow(
       'invalid agent configuration:\n  - --metrics-port must be a TCP port (0-65535, 0: any free port) or "off" (got "x")\n  - --cache-max-bytes must be a whole number of bytes (got "y")',
     );
+  });
+
+  it('joins the source policy from flags, environment and a JSON file, resolving directories against the working directory', () => {
+    const dir = mkdtempSync(path.join(os.tmpdir(), 'agent-sources-'));
+    const file = path.join(dir, 'sources.json');
+    writeFileSync(file, JSON.stringify({ artifactRoots: ['/srv/models'], trainerRegistries: ['ghcr.io/acme'], allowPrivateArtifactHosts: false }));
+    const config = parseAgentConfig(
+      { artifactRoot: ['models', '/opt/models'], datasetRoot: ['/data'], trainerRegistry: ['registry.example.com'], artifactHostCidr: ['10.20.0.0/16'], sourcePolicy: file },
+      '/srv',
+      { FLOTILLA_ARTIFACT_ROOTS: '/mnt/a:/mnt/b', FLOTILLA_DATASET_ROOTS: '/data', FLOTILLA_ALLOW_PRIVATE_ARTIFACT_HOSTS: 'true' },
+    );
+    expect(config.sources).toEqual({
+      artifactRoots: ['/srv/models', '/opt/models', '/mnt/a', '/mnt/b'],
+      datasetRoots: ['/data'],
+      trainerRegistries: ['registry.example.com', 'ghcr.io/acme'],
+      artifactHostCidrs: ['10.20.0.0/16'],
+      allowPrivateArtifactHosts: true,
+    });
+  });
+
+  it('names a bad CIDR, registry, environment value and policy file', () => {
+    const problems = (() => {
+      try {
+        parseAgentConfig({ artifactHostCidr: ['10.0.0.0/40'], trainerRegistry: ['https://x'], sourcePolicy: '/nonexistent/sources.json' }, '/srv', { FLOTILLA_ALLOW_PRIVATE_ARTIFACT_HOSTS: 'yes' });
+      } catch (err) {
+        return (err as AgentConfigError).problems;
+      }
+      return [];
+    })();
+    expect(problems).toEqual([
+      expect.stringContaining('--source-policy /nonexistent/sources.json: ENOENT'),
+      'FLOTILLA_ALLOW_PRIVATE_ARTIFACT_HOSTS must be true or false (got "yes")',
+      '--artifact-host-cidr: "10.0.0.0/40" is not a CIDR range (like 10.20.0.0/16 or fd00::/8)',
+      expect.stringContaining('--trainer-registry "https://x" is not a registry host'),
+    ]);
   });
 });

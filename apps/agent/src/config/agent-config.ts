@@ -2,6 +2,7 @@ import path from 'node:path';
 import { z } from 'zod';
 import type { GpuDiscovery } from '../health/index.js';
 import type { ServiceExposure } from '../runtime/kubernetes/manifests.js';
+import { readSourceSettings, type SourceFlags, type SourceSettings } from '../security/source-settings.js';
 import { DEFAULT_STATE_DIR } from '../state/state-dir.js';
 
 export type AgentRuntimeKind = 'process' | 'kubernetes' | 'none';
@@ -40,12 +41,14 @@ export interface AgentConfig {
   serve: { address: string; advertiseHost: string | null };
   /** How the Kubernetes runtime exposes inference Services and which URL it reports for them. */
   exposure: ServiceExposure;
+  /** What desired state may make the agent read: artifact and dataset roots, private hosts, trainer registries. */
+  sources: SourceSettings;
 }
 
 export type { ServiceExposure };
 
-/** The flags as the command line gives them: strings, any of them missing. */
-export interface AgentFlags {
+/** The flags as the command line gives them: strings (lists for repeatable ones), any of them missing. */
+export interface AgentFlags extends SourceFlags {
   stateDir?: string;
   runtime?: string;
   kubeconfig?: string;
@@ -156,14 +159,22 @@ const FlagsSchema = z
       message: '--ingress-url must be an http(s) URL, e.g. https://edge-17.example.net',
     }),
     logLevel: z.enum(LOG_LEVELS, { error: (iss) => `--log-level must be one of ${LOG_LEVELS.join(', ')} (got ${JSON.stringify(iss.input)})` }).optional(),
+    artifactRoot: z.array(z.string()).optional(),
+    datasetRoot: z.array(z.string()).optional(),
+    trainerRegistry: z.array(z.string()).optional(),
+    artifactHostCidr: z.array(z.string()).optional(),
+    allowPrivateArtifactHosts: z.boolean().optional(),
+    sourcePolicy: text('--source-policy'),
   })
   .strict();
 
 /**
  * Validates the agent's flags and fills in defaults; throws one
  * AgentConfigError naming every bad flag, so a user fixes them all at once.
+ * `env` adds the source policy's variables (FLOTILLA_ARTIFACT_ROOTS, ...; see
+ * security/source-settings.ts) to the flags.
  */
-export function parseAgentConfig(flags: AgentFlags, cwd: string = process.cwd()): AgentConfig {
+export function parseAgentConfig(flags: AgentFlags, cwd: string = process.cwd(), env: NodeJS.ProcessEnv = {}): AgentConfig {
   const parsed = FlagsSchema.safeParse(flags);
   const problems = parsed.success
     ? []
@@ -177,6 +188,7 @@ export function parseAgentConfig(flags: AgentFlags, cwd: string = process.cwd())
     problems.push('--service-type NodePort needs --advertise-host: the node address clients reach the node port at');
   }
   if (flags.ingressUrl && flags.serviceType === 'NodePort') problems.push('give --ingress-url or --service-type NodePort, not both');
+  const sources = readSourceSettings(flags, env, cwd, problems);
   if (!parsed.success || problems.length > 0) throw new AgentConfigError(problems);
   const f = parsed.data;
   return {
@@ -195,5 +207,6 @@ export function parseAgentConfig(flags: AgentFlags, cwd: string = process.cwd())
       : f.serviceType === 'NodePort'
         ? { type: 'NodePort', host: f.advertiseHost as string }
         : { type: 'ClusterIP' },
+    sources,
   };
 }

@@ -13,6 +13,8 @@ import { trustCa } from '../client/trust-ca.js';
 import { parseLatLon } from '@flotilla/contracts';
 import { CliError, EXIT } from '../exit-codes.js';
 
+const repeat = (value: string, previous: string[]) => [...previous, value];
+
 function parseLabels(text: string | undefined): Record<string, string> | undefined {
   if (!text) return undefined;
   const labels: Record<string, string> = {};
@@ -91,10 +93,16 @@ export function registerAgent(program: Command): void {
     .option('--advertise-host <host>', 'host name or address clients reach this appliance at, used in reported endpoints (process runtime; NodePort host under kubernetes)')
     .option('--service-type <type>', 'kubernetes runtime: ClusterIP (endpoint: the cluster IP) or NodePort (endpoint: --advertise-host and the node port)', AGENT_DEFAULTS.serviceType)
     .option('--ingress-url <url>', 'kubernetes runtime: report endpoints under this URL, which your ingress routes /v2/models/NAME from')
+    .option('--artifact-root <dir>', 'directory file: model URIs may point into; repeatable (also $FLOTILLA_ARTIFACT_ROOTS, ":"-separated)', repeat, [])
+    .option('--dataset-root <dir>', 'directory FineTuneJob datasets may be under; repeatable (also $FLOTILLA_DATASET_ROOTS)', repeat, [])
+    .option('--trainer-registry <registry>', 'registry (host[/path]) trainer images may come from; repeatable (also $FLOTILLA_TRAINER_REGISTRIES, ","-separated)', repeat, [])
+    .option('--allow-private-artifact-hosts', 'fetch http(s) models from loopback, link-local and private addresses too (also $FLOTILLA_ALLOW_PRIVATE_ARTIFACT_HOSTS=true)')
+    .option('--artifact-host-cidr <cidr>', 'a private range http(s) models may come from (10.20.0.0/16); repeatable (also $FLOTILLA_ARTIFACT_HOST_CIDRS)', repeat, [])
+    .option('--source-policy <file>', 'JSON file with artifactRoots, datasetRoots, trainerRegistries, artifactHostCidrs, allowPrivateArtifactHosts (added to the flags)')
     .action(async (o: AgentFlags) => {
       const config = (() => {
         try {
-          return parseAgentConfig(o);
+          return parseAgentConfig(o, process.cwd(), process.env);
         } catch (err) {
           if (err instanceof AgentConfigError) throw new CliError(err.message, EXIT.usage);
           throw err;

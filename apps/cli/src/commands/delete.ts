@@ -52,11 +52,12 @@ interface DeleteFlags extends ConnectionFlags {
   filename: string[];
   dryRun?: boolean;
   ignoreNotFound?: boolean;
+  force?: boolean;
   output: OutputFormat;
 }
 
 async function send(args: string[], o: DeleteFlags): Promise<DeleteResult> {
-  const query = { dryRun: o.dryRun ? 'true' : undefined, ignoreNotFound: o.ignoreNotFound ? 'true' : undefined };
+  const query = { dryRun: o.dryRun ? 'true' : undefined, ignoreNotFound: o.ignoreNotFound ? 'true' : undefined, force: o.force ? 'true' : undefined };
   if (o.filename.length > 0) {
     if (args.length > 0) throw new CliError('give -f PATH or KIND NAME, not both', EXIT.usage);
     const client = new HubClient(resolveTarget(o));
@@ -80,10 +81,10 @@ async function send(args: string[], o: DeleteFlags): Promise<DeleteResult> {
 function render(r: DeleteResult): string {
   let out = renderResult(r, r.dryRun ? 'would' : 'did');
   for (const m of r.notFound) out += `${m.kind}/${m.name} not found (ignored)\n`;
-  // Deleting what a git source wrote lasts only until its next sync, which writes it again.
+  // Deleting (with --force) what a git source wrote lasts only until it syncs a new commit, or is synced by hand.
   for (const o of r.objects) {
     if (o.source.startsWith('git:')) {
-      out += `note: ${o.kind}/${o.name} came from git source "${o.source.slice(4)}"; its next sync writes it again unless it is removed from the repository\n`;
+      out += `note: ${o.kind}/${o.name} came from git source "${o.source.slice(4)}"; its next commit (or flotilla's sync of it) writes it again unless it is removed from the repository\n`;
     }
   }
   return out;
@@ -98,6 +99,7 @@ export function registerDelete(program: Command): void {
       .option('-f, --filename <path>', 'policy file or directory whose objects to delete (only kind and metadata.name are read); repeatable', collect, [])
       .option('--dry-run', 'show what would be deleted and what each spoke would lose; change nothing')
       .option('--ignore-not-found', 'objects that do not exist are not an error')
+      .option('--force', 'also delete objects a git source owns (audited; its next commit writes them again)')
       .addOption(outputOption()),
   ).action(async (args: string[], o: DeleteFlags) => {
     const r = await send(args, o);

@@ -1,4 +1,5 @@
-import { readFile, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { EnrollError, enroll, hasCredentials, parseAgentConfig, startAgent, type RunningWorkload } from '../../../agent/src/index.js';
@@ -21,6 +22,30 @@ async function rememberedPort(file: string): Promise<number> {
   const text = await readFile(file, 'utf8').catch(() => '');
   const port = Number(text.trim());
   return Number.isInteger(port) && port > 0 && port <= 65535 ? port : DEFAULT_METRICS_PORT;
+}
+
+/** The checkout or installation root: the first directory above this module with a package.json. */
+function packageRoot(): string {
+  for (let dir = import.meta.dirname; ; dir = path.dirname(dir)) {
+    if (existsSync(path.join(dir, 'package.json'))) return dir;
+    if (path.dirname(dir) === dir) return import.meta.dirname;
+  }
+}
+
+/**
+ * Where the local agent may read from: the hub's own artifact directory
+ * (`$FLOTILLA_HOME/artifacts`) and the models the README quick start uses
+ * (`test/fixtures/models` of this checkout) for `file:` models, and
+ * `$FLOTILLA_HOME/datasets` for fine-tuning data. Never `$FLOTILLA_HOME`
+ * itself: the signing key and the admin token live there. More come from
+ * FLOTILLA_ARTIFACT_ROOTS / FLOTILLA_DATASET_ROOTS (and the other variables
+ * `flotilla agent run` reads).
+ */
+export function localAgentSourceDirs(home: string): { artifactRoots: string[]; datasetRoots: string[] } {
+  return {
+    artifactRoots: [path.join(home, 'artifacts'), path.join(packageRoot(), 'test', 'fixtures', 'models')],
+    datasetRoots: [path.join(home, 'datasets')],
+  };
 }
 
 /** What Ctrl-C leaves behind, said plainly: the workloads are not stopped with the hub (as k3s leaves its containers). */
@@ -75,12 +100,20 @@ export async function startLocalAgent(hub: HubHandle, config: HubConfig, log: Lo
     agentLog.info({ stateDir }, 'local agent enrolled');
   }
   const portFile = path.join(stateDir, METRICS_PORT_FILE);
-  const agentConfig = parseAgentConfig({
-    stateDir,
-    runtime: 'process',
-    metricsPort: String(await rememberedPort(portFile)),
-    cacheMaxBytes: String(config.localAgentCacheBytes),
-  });
+  const dirs = localAgentSourceDirs(config.home);
+  for (const dir of [...dirs.artifactRoots, ...dirs.datasetRoots].filter((d) => d.startsWith(config.home))) await mkdir(dir, { recursive: true });
+  const agentConfig = parseAgentConfig(
+    {
+      stateDir,
+      runtime: 'process',
+      metricsPort: String(await rememberedPort(portFile)),
+      cacheMaxBytes: String(config.localAgentCacheBytes),
+      artifactRoot: dirs.artifactRoots,
+      datasetRoot: dirs.datasetRoots,
+    },
+    process.cwd(),
+    process.env,
+  );
   const running = await startAgent(
     { ...agentConfig, metrics: agentConfig.metrics && { ...agentConfig.metrics, orAnyFreePort: true } },
     { logger: agentLog },

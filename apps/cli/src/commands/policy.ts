@@ -59,6 +59,7 @@ interface SendFlags extends ConnectionFlags {
   filename: string[];
   prune?: boolean;
   source?: string;
+  force?: boolean;
   output: OutputFormat;
 }
 
@@ -71,7 +72,7 @@ async function send(flags: SendFlags, dryRun: boolean): Promise<ApplyResult> {
   // References are left to the hub: models may be registered there rather than in these files.
   if (parsed.errorCount) throw invalid(parsed.errors, files.length, parsed.errorCount);
   return client.request<ApplyResult>('POST', '/api/v1/apply', {
-    query: { dryRun: dryRun ? 'true' : undefined, prune: flags.prune ? 'true' : undefined, source: flags.source },
+    query: { dryRun: dryRun ? 'true' : undefined, prune: flags.prune ? 'true' : undefined, source: flags.source, force: flags.force ? 'true' : undefined },
     json: { files },
   });
 }
@@ -120,6 +121,7 @@ export function registerPolicy(program: Command): void {
       .option('--prune', 'delete objects of --source that are not in the files')
       .option('--source <name>', 'source recorded on the objects (default: api:<token name>); needed with --prune')
       .option('--dry-run', 'show what would change and change nothing (as flotilla diff)')
+      .option('--force', 'admin only: change or prune objects a git source owns (audited; its next commit writes them again)')
       .addOption(outputOption()),
   ).action(async (o: SendFlags & { dryRun?: boolean }) => {
     const r = await send(o, o.dryRun === true);

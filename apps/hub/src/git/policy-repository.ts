@@ -2,9 +2,9 @@ import fs from 'node:fs';
 import { mkdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import git, { type HttpClient } from 'isomorphic-git';
+import git from 'isomorphic-git';
 import { POLICY_LIMITS } from '@flotilla/policy';
-import nodeHttp from 'isomorphic-git/http/node';
+import { type AnswerSeen, describeFetchFailure, observedHttp } from './git-fetch-failure.js';
 
 /**
  * The git side of a git source, behind one small port so the syncer's logic
@@ -151,11 +151,6 @@ export class LocalRepository implements PolicyRepository {
   }
 }
 
-/** The HTTP client isomorphic-git uses, with every request tied to the sync's abort signal. */
-function abortableHttp(signal: AbortSignal): HttpClient {
-  return { request: (req) => nodeHttp.request({ ...req, signal }) };
-}
-
 /** A shallow, single-branch bare mirror of a remote repository, fetched over smart HTTP. */
 export class HttpMirror implements PolicyRepository {
   constructor(
@@ -179,10 +174,11 @@ export class HttpMirror implements PolicyRepository {
 
   async head(signal: AbortSignal): Promise<string> {
     await this.prepare();
+    const seen: { last: AnswerSeen | null } = { last: null };
     try {
       const r = await git.fetch({
         fs,
-        http: abortableHttp(signal),
+        http: observedHttp(signal, seen),
         gitdir: this.gitdir,
         remote: 'origin',
         ref: this.branch,
@@ -197,7 +193,7 @@ export class HttpMirror implements PolicyRepository {
       if (signal.aborted) throw err;
       if (isNotFound(err)) throw new RepositoryError(`branch "${this.branch}" not found at ${redactUrl(this.url)}`);
       if (err instanceof RepositoryError) throw err;
-      throw new RepositoryError(`cannot fetch ${redactUrl(this.url)}: ${(err as Error).message}`);
+      throw new RepositoryError(`cannot fetch ${redactUrl(this.url)}: ${describeFetchFailure(err, seen.last)}`);
     }
   }
 

@@ -300,7 +300,8 @@ export const OPERATIONS: OperationDoc[] = [
     response: { status: 200, description: 'what was (or, on a dry run, would be) created, updated, deleted, and what each spoke gains or loses', schema: ApplyResultSchema },
     errors: {
       400: 'a document is invalid or refers to what does not exist, also after a prune (invalid_policy: details.problems gives file, line, column and field of each), or the request is malformed',
-      409: 'a Model document gives a registered version another digest, URI or format; versions are immutable (model_version_exists: details.registeredDigest)',
+      403: 'force=true without the admin role, or source=git:NAME (the git syncer\'s) without force (forbidden)',
+      409: 'a Model document gives a registered version another digest, URI or format; versions are immutable (model_version_exists: details.registeredDigest); or the body changes objects a git source owns (owned_by_git_source: details.objects names each and its owner)',
     },
   },
   {
@@ -321,7 +322,7 @@ export const OPERATIONS: OperationDoc[] = [
     pathParams: { kind: 'Model, Placement, ModelDeployment or FineTuneJob (any case)', name: NAME },
     query: DeletePolicyQuery,
     response: { status: 200, description: 'what was (or, on a dry run, would be) deleted, and what each spoke loses', schema: DeleteResultSchema },
-    errors: { 409: 'another object still refers to it (still_referenced: details.referrers names each)' },
+    errors: { 409: 'another object still refers to it (still_referenced: details.referrers names each), or a git source owns it and force is not set (owned_by_git_source)' },
   },
   {
     method: 'post',
@@ -331,7 +332,7 @@ export const OPERATIONS: OperationDoc[] = [
     query: DeletePolicyQuery,
     body: policyDocuments('the documents naming the objects to delete (kind and metadata.name; specs are not checked), in the body shapes apply takes'),
     response: { status: 200, description: 'what was (or, on a dry run, would be) deleted, all or nothing, and what each spoke loses', schema: DeleteResultSchema },
-    errors: { 404: 'a named object does not exist and ignoreNotFound is not set', 409: 'another object still refers to one of them (still_referenced)' },
+    errors: { 404: 'a named object does not exist and ignoreNotFound is not set', 409: 'another object still refers to one of them (still_referenced), or a git source owns one and force is not set (owned_by_git_source)' },
   },
   {
     method: 'get',

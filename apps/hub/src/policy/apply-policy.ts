@@ -8,6 +8,7 @@ import { type FleetRenderer, RENDER_LOCK, type StoredRender } from '../desired/f
 import { loadRegistry, toPolicyObject } from '../desired/fleet-snapshot.js';
 import { DomainError } from '../errors/domain-error.js';
 import type { RegisterModelVersion } from '../models/register-model-version.js';
+import { ownedByOtherGitSources, ownershipConflict, overrideDetails } from './ownership.js';
 
 export interface ApplyRequest {
   /** Files of YAML (or JSON) documents, as sent or read from git. */
@@ -18,6 +19,8 @@ export interface ApplyRequest {
   /** Recorded on every object written; prune works per source. */
   source: string;
   commit?: string | null;
+  /** Change objects that another git source owns (an admin's explicit, audited override). */
+  force?: boolean;
   actor: string;
   requestId?: string | null;
   /**
@@ -89,6 +92,9 @@ export class ApplyPolicy {
         actions.push({ kind: o.kind, name: o.metadata.name, action: !old ? 'created' : same ? 'unchanged' : 'updated' });
         next.set(k, o);
       }
+      // What a git source owns changes only through that source, unless forced.
+      const owned = await ownedByOtherGitSources(em, [...incoming.keys()].flatMap((k) => existing.get(k) ?? []), req.source);
+      if (owned.length > 0 && !req.force) throw ownershipConflict(owned, 'change');
       if (req.prune) {
         for (const [k, r] of existing) {
           if (r.source === req.source && !incoming.has(k)) {
@@ -147,7 +153,7 @@ export class ApplyPolicy {
             target: `${a.kind}/${a.name}`,
             before: old ? { labels: old.labels, spec: old.spec } : undefined,
             after: o ? specOf(o) : undefined,
-            details: { source: req.source, commit: req.commit ?? null },
+            details: { source: req.source, commit: req.commit ?? null, ...overrideDetails(req.force === true, old?.source, req.source) },
             requestId: req.requestId ?? null,
           });
         }

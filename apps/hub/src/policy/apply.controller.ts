@@ -7,6 +7,7 @@ import { ZodPipe } from '../common/zod.js';
 import { DomainError } from '../errors/domain-error.js';
 import { ApplyPolicy } from './apply-policy.js';
 import { ApplyReports } from './apply-reports.js';
+import { checkOwnershipFlags } from './ownership.js';
 
 export const ApplyQuery = z
   .object({
@@ -16,7 +17,8 @@ export const ApplyQuery = z
       .string()
       .regex(/^[A-Za-z0-9][A-Za-z0-9:._/-]{0,127}$/, 'letters, digits and ":._/-"')
       .optional()
-      .describe('source recorded on the objects (default api:<token name>); needed with prune'),
+      .describe('source recorded on the objects (default api:<token name>); needed with prune; git:NAME is the git syncer\'s (admin with force only)'),
+    force: z.enum(['true', 'false']).optional().describe('admin only: change or prune objects a git source owns (audited)'),
   })
   .strict();
 
@@ -58,6 +60,8 @@ export class ApplyController {
   async apply(@Req() req: Request, @Ctx() ctx: RequestContext) {
     const q = new ZodPipe(ApplyQuery, 'query string').transform(req.query);
     const prune = q.prune === 'true';
+    const force = q.force === 'true';
+    checkOwnershipFlags({ force, source: q.source, role: ctx.principal.role });
     if (prune && !q.source) throw new DomainError('validation_failed', 400, 'prune=true needs source=NAME: prune deletes only that source’s objects', { problems: [{ field: 'source', message: 'required with prune' }] });
     let files: { file: string; text: string }[];
     if (typeof req.body === 'string') files = [{ file: 'request', text: req.body }];
@@ -69,6 +73,7 @@ export class ApplyController {
       files,
       dryRun: q.dryRun === 'true',
       prune,
+      force,
       source: q.source ?? `api:${ctx.principal.tokenName}`,
       actor: ctx.principal.actor,
       requestId: ctx.requestId,

@@ -14,6 +14,7 @@ export const DeleteQuery = z
   .object({
     dryRun: z.enum(['true', 'false']).optional().describe('true: answer what would be deleted and what each spoke would lose; change nothing'),
     ignoreNotFound: z.enum(['true', 'false']).optional().describe('true: objects that do not exist are listed in notFound instead of failing the request'),
+    force: z.enum(['true', 'false']).optional().describe('true: also delete objects a git source owns (audited; its next commit writes them again)'),
   })
   .strict();
 type DeleteQueryT = z.infer<typeof DeleteQuery>;
@@ -77,7 +78,7 @@ export class DeletePolicyController {
   }
 
   private flags(q: DeleteQueryT) {
-    return { dryRun: q.dryRun === 'true', ignoreNotFound: q.ignoreNotFound === 'true' };
+    return { dryRun: q.dryRun === 'true', ignoreNotFound: q.ignoreNotFound === 'true', force: q.force === 'true' };
   }
 
   private async run(cmd: DeletePolicyCommand): Promise<Omit<DeletePolicyResult, 'spokes'> & BoundedSpokes> {

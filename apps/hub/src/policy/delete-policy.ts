@@ -6,6 +6,7 @@ import type { EnvelopePublisher } from '../desired/envelope-publisher.js';
 import { type FleetRenderer, RENDER_LOCK, type StoredRender } from '../desired/fleet-renderer.js';
 import { loadRegistry, toPolicyObject } from '../desired/fleet-snapshot.js';
 import { DomainError } from '../errors/domain-error.js';
+import { ownedByOtherGitSources, ownershipConflict, overrideDetails } from './ownership.js';
 
 export interface PolicyTarget {
   kind: PolicyKind;
@@ -17,6 +18,8 @@ export interface DeletePolicyCommand {
   dryRun: boolean;
   /** Skip targets that do not exist instead of refusing the whole request. */
   ignoreNotFound: boolean;
+  /** Delete objects a git source owns (an admin's explicit, audited override). */
+  force?: boolean;
   actor: string;
   requestId?: string | null;
 }
@@ -119,6 +122,10 @@ export class DeletePolicy {
       return r ? [r] : [];
     });
 
+    // A git source's objects go away by removing them from its repository, unless forced.
+    const owned = await ownedByOtherGitSources(em, doomed, 'api');
+    if (owned.length > 0 && !cmd.force) throw ownershipConflict(owned, 'delete');
+
     const registry = await loadRegistry(em);
     const all = rows.map(toPolicyObject);
     const remaining = all.filter((o) => !wanted.has(key(o.kind, o.metadata.name)));
@@ -141,7 +148,7 @@ export class DeletePolicy {
         target: key(r.kind, r.name),
         before: { labels: r.labels, spec: r.spec },
         after: undefined,
-        details: { source: r.source, commit: r.commit },
+        details: { source: r.source, commit: r.commit, ...overrideDetails(cmd.force === true, r.source, 'api') },
         requestId: cmd.requestId ?? null,
       });
     }

@@ -2,6 +2,7 @@ import type { Condition, DesiredDeployment, DesiredFineTuneJob, DesiredPayload, 
 import { ModelRefSchema } from '@flotilla/contracts';
 import { KubeConfig } from '@kubernetes/client-node';
 import { describeError, isArtifactError } from '../../artifacts/artifact-error.js';
+import { isSourceRefused, type SourcePolicy } from '../../security/source-policy.js';
 import type { ArtifactProvider, PreparedArtifact, RuntimeReport, WorkloadRuntime } from '../runtime.js';
 import { describeDrift } from './drift.js';
 import { ClientNodeKubeApi, isKubeApiError, type KubeApi } from './kube-api.js';
@@ -49,6 +50,8 @@ export interface KubernetesRuntimeOptions {
   /** Namespace for everything Flotilla creates; one agent per namespace, since the label is the ledger. */
   namespace: string;
   artifacts: ArtifactProvider;
+  /** Which trainer images and dataset host paths FineTuneJobs may use. */
+  sources: SourcePolicy;
   tritonImage?: string;
   /** How model repositories in the agent's cache reach pods (default: hostPath, same path). */
   modelVolume?: ModelVolumeStrategy;
@@ -212,12 +215,23 @@ export class KubernetesRuntime implements WorkloadRuntime {
         });
         continue;
       }
+      // Checked before anything is fetched or mounted; a Job already running from a now-refused source is removed.
+      let datasetPath: string;
+      try {
+        this.opts.sources.checkTrainerImage(trainer.image);
+        datasetPath = this.opts.sources.datasetHostPath(j.dataset.path);
+      } catch (err) {
+        if (!isSourceRefused(err)) throw err;
+        workloads.push({ key, remediation: 'enforce', objects: [], blocked: { reason: err.reason, message: `job ${j.name}: ${err.message}`, keepLive: false } });
+        continue;
+      }
       const artifact = await ensure(j.baseModel);
       if ('reason' in artifact) {
         workloads.push({ key, remediation: 'enforce', objects: [], blocked: { ...artifact, keepLive: true } });
         continue;
       }
-      const objects = render(() => [renderFineTuneJob(j, trainer, artifact, this.manifest)]);
+      const checked: DesiredFineTuneJob = { ...j, dataset: { ...j.dataset, path: datasetPath } };
+      const objects = render(() => [renderFineTuneJob(checked, trainer, artifact, this.manifest)]);
       if ('reason' in objects) workloads.push({ key, remediation: 'enforce', objects: [], blocked: { ...objects, keepLive: true } });
       else workloads.push({ key, remediation: 'enforce', objects });
     }
