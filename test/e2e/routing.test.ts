@@ -64,7 +64,7 @@ describe('routing: three real agents serving one model, the route table and the 
       await enroll({ hubUrl: t.hub.apiUrl, token: tok.body.token, name: s.name, location: { lat, lon }, stateDir: path.join(dir, s.name) });
     }
     for (const s of SITES) {
-      const config = parseAgentConfig({ stateDir: path.join(dir, s.name), runtime: 'process', metricsPort: 'off', gpu: 'none', serveAddress: '127.0.0.1' });
+      const config = parseAgentConfig({ stateDir: path.join(dir, s.name), runtime: 'process', metricsPort: 'off', gpu: 'none', serveAddress: '127.0.0.1', artifactRoot: [path.dirname(MODEL)] });
       agents.set(s.name, await startAgent(config, { logger: log, processRuntime: { restartBackoff: { initialMs: 200, maxMs: 1_000 } } }));
     }
     expect((await t.api('POST', '/api/v1/apply', POLICY)).status).toBe(200);
