@@ -143,7 +143,8 @@ describe('the admin API under hostile input (findings 2, 3 and 8)', () => {
   });
 
   it('accepts application/merge-patch+json on PATCH /api/v1/spokes/{name}, a null removing a label', async () => {
-    const tk = await t.api('POST', '/api/v1/enrollment-tokens', {});
+    // The token lets the agent ask for its labels (enrolment tokens decide which keys an agent may claim).
+    const tk = await t.api('POST', '/api/v1/enrollment-tokens', { allowedLabelKeys: ['a', 'b'] });
     expect((await t.api('POST', '/api/v1/enroll', { token: tk.body.token, name: 'patched', labels: { a: '1', b: '2' } }, null)).status).toBe(201);
     const r = await raw('PATCH', '/api/v1/spokes/patched', JSON.stringify({ labels: { a: null, c: '3' } }), 'application/merge-patch+json');
     expect(r.status).toBe(200);
