@@ -10,6 +10,14 @@ export const PUBLISH_CHUNK = 200;
 
 export type PublishCause = 'changed' | 'online' | 'behind' | 'resync' | 'start';
 
+/** Whether this hub may publish now (it leads), and where spokes go when it may not. */
+export interface PublishGate {
+  mayPublish(): boolean;
+  deferred(spokes: string[]): void;
+  /** A revoked spoke whose retained topics the leader must clear. */
+  deferredRevocation(spoke: string): void;
+}
+
 /** One spoke's envelope, signed lazily so signing interleaves with sending. */
 export interface OutgoingEnvelope {
   spoke: string;
@@ -25,6 +33,7 @@ export interface OutgoingEnvelope {
  */
 export class EnvelopePublisher {
   private readonly published = new Map<string, { generation: number; at: number }>();
+  private gate: PublishGate | null = null;
 
   constructor(
     private readonly ds: DataSource,
@@ -33,6 +42,19 @@ export class EnvelopePublisher {
     private readonly metrics: HubMetrics,
     private readonly log: Logger,
   ) {}
+
+  /**
+   * Among hub replicas only the leader publishes: elsewhere `publish` sends
+   * nothing and hands the spokes to `deferred` (the leader's spoke sync).
+   */
+  gateOn(gate: PublishGate): void {
+    this.gate = gate;
+  }
+
+  /** Forgets what this process published (it leads again: the broker may hold another hub's newer sends, or lost them). */
+  forgetPublished(): void {
+    this.published.clear();
+  }
 
   sign(spoke: string, generation: number, issuedAt: Date, payload: DesiredPayload, canonicalPayload?: string): Envelope {
     return signEnvelope({ v: PROTOCOL_VERSION, spoke, generation, issuedAt: issuedAt.toISOString(), payload }, this.key.privateKey, canonicalPayload);
@@ -46,6 +68,10 @@ export class EnvelopePublisher {
   /** Publishes in chunks, letting the socket drain between them; a failure is logged and left to spoke sync. */
   async publish(items: readonly OutgoingEnvelope[], cause: PublishCause): Promise<string[]> {
     if (items.length === 0) return [];
+    if (this.gate && !this.gate.mayPublish()) {
+      this.gate.deferred(items.map((i) => i.spoke));
+      return [];
+    }
     const done: string[] = [];
     const sends: Promise<void>[] = [];
     for (let i = 0; i < items.length; i += PUBLISH_CHUNK) {
@@ -77,9 +103,17 @@ export class EnvelopePublisher {
     return done;
   }
 
-  /** Clears a revoked spoke's retained desired state so nothing lingers on the broker. */
-  async clear(spoke: string): Promise<void> {
+  /**
+   * Clears a revoked spoke's retained desired state so nothing lingers on the
+   * broker. False when this hub does not lead: the leader was told to.
+   */
+  async clear(spoke: string): Promise<boolean> {
+    if (this.gate && !this.gate.mayPublish()) {
+      this.gate.deferredRevocation(spoke);
+      return false;
+    }
     await this.publisher.publish(desiredTopic(spoke), '', { retain: true });
     this.published.delete(spoke);
+    return true;
   }
 }

@@ -10,6 +10,7 @@ import {
   decodeMessage,
   hubFilter,
   hubSharedFilter,
+  mqttConnectTarget,
   parseSpokeTopic,
 } from '@flotilla/contracts';
 import type { Logger } from 'pino';
@@ -42,7 +43,9 @@ export class IngestSubscriber {
   /** Connects and subscribes; resolves once the first subscription is acknowledged. */
   async start(timeoutMs = 15_000): Promise<void> {
     const o = this.o;
-    const client = mqtt.connect(o.endpoint.url, {
+    const target = mqttConnectTarget(o.endpoint.url);
+    const client = mqtt.connect(target.url, {
+      ...(target.servers ? { servers: target.servers } : {}),
       clientId: `flotilla-hub-ingest-${randomBytes(4).toString('hex')}`,
       username: o.endpoint.username,
       password: o.endpoint.password,
@@ -79,7 +82,12 @@ export class IngestSubscriber {
   }
 }
 
-function handle(o: IngestOptions, topic: string, payload: Buffer): void {
+/** Validates one agent message and hands it to the writer (shared by the MQTT and the AMQP ingest). */
+export function ingestMessage(o: Pick<IngestOptions, 'writer' | 'metrics' | 'log' | 'onEvent'>, topic: string, payload: Buffer): void {
+  handle(o, topic, payload);
+}
+
+function handle(o: Pick<IngestOptions, 'writer' | 'metrics' | 'log' | 'onEvent'>, topic: string, payload: Buffer): void {
   const parsed = parseSpokeTopic(topic);
   if (!parsed || !(SPOKE_PUBLISH_CHANNELS as readonly string[]).includes(parsed.channel)) {
     o.metrics.messagesDropped.inc({ channel: parsed?.channel ?? 'unknown', reason: 'UnknownTopic' });
