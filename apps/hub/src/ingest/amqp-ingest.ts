@@ -95,7 +95,16 @@ export class AmqpIngest {
     await ch.assertQueue(HUB_INGEST_QUEUE, { durable: false, autoDelete: false, arguments: { 'x-queue-type': 'classic' } });
     for (const channel of SPOKE_PUBLISH_CHANNELS) await ch.bindQueue(HUB_INGEST_QUEUE, EXCHANGE, `${TOPIC_ROOT.split('/').join('.')}.*.${channel}`);
     await ch.prefetch(this.o.prefetch ?? 2_000);
-    await ch.consume(HUB_INGEST_QUEUE, (msg) => msg && this.receive(ch, msg), { noAck: false });
+    await ch.consume(
+      HUB_INGEST_QUEUE,
+      (msg) => {
+        if (msg) return this.receive(ch, msg);
+        // The broker cancelled the consumer (the queue's node went down): start over on a live node.
+        this.o.log.warn({ queue: HUB_INGEST_QUEUE }, 'ingest consumer cancelled by the broker; reconnecting');
+        void conn.close().catch(() => undefined);
+      },
+      { noAck: false },
+    );
     this.conn = conn;
     this.channel = ch;
     this.o.log.info({ url: redact(raw), queue: HUB_INGEST_QUEUE }, 'hub ingest consuming from RabbitMQ');
