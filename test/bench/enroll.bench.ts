@@ -129,6 +129,8 @@ async function main(): Promise<void> {
       return pid && procAvailable ? (sampleProcess(pid)?.cpuSeconds ?? null) : null;
     };
     const done: { i: number; at: number; ms: number }[] = [];
+    // Hub CPU seconds at each block boundary: on a shared machine, CPU per enrolment says more than wall time.
+    const blockCpu: number[] = [];
     const creds = new Map<number, { clientId: string; username: string; password: string }>();
     let next = 0;
     const failures: string[] = [];
@@ -149,6 +151,7 @@ async function main(): Promise<void> {
             continue;
           }
           done.push({ i, at: e - t0, ms: e - s });
+          if (done.length % BLOCK === 0) blockCpu.push(hubCpu());
           if (i < LOGINS / 2 || i >= N - LOGINS / 2) creds.set(i, r.body.mqtt);
           if (done.length % BLOCK === 0) log(`  ${done.length} enrolled (${((done.length / (e - t0)) * 1000).toFixed(0)}/s so far)`);
         }
@@ -164,7 +167,10 @@ async function main(): Promise<void> {
       const part = done.slice(k * BLOCK, (k + 1) * BLOCK);
       const start = k === 0 ? 0 : done[k * BLOCK - 1]!.at;
       const end = part.at(-1)!.at;
-      blocks.push({ block: k + 1, spokes: part.length, perSecond: part.length / ((end - start) / 1000), p50Ms: pct(part.map((p) => p.ms), 50), p99Ms: pct(part.map((p) => p.ms), 99) });
+      const cpuFrom = k === 0 ? cpu0 : blockCpu[k - 1];
+      const cpuTo = blockCpu[k];
+      const hubCpuMsPerSpoke = cpuFrom !== undefined && cpuTo !== undefined && procAvailable ? ((cpuTo - cpuFrom) * 1000) / part.length : null;
+      blocks.push({ block: k + 1, spokes: part.length, perSecond: part.length / ((end - start) / 1000), p50Ms: pct(part.map((p) => p.ms), 50), p99Ms: pct(part.map((p) => p.ms), 99), hubCpuMsPerSpoke });
     }
     const first = blocks[0]!;
     const last = blocks.at(-1)!;
@@ -222,12 +228,14 @@ async function main(): Promise<void> {
       `Command: \`${result.command}\` (${result.at}, ${result.machine.cpus} CPUs shared with other work, Node ${result.machine.node}).`,
       `Broker: ${brokerLabel}.`,
       '',
+      `Load average at the end: ${os.loadavg().map((l) => l.toFixed(1)).join(', ')}.`,
+      '',
       `Enrolled ${done.length} of ${N} in ${seconds.toFixed(1)} s (${result.perSecond.toFixed(0)}/s; ${failures.length} failures); hub CPU ${hubCpuSeconds.toFixed(1)} s${result.brokerCpuSeconds !== null ? `, broker CPU ${result.brokerCpuSeconds.toFixed(1)} s` : ''}.`,
       `Last block / first block rate: **${result.flatness.toFixed(2)}**.`,
       '',
-      '| block | spokes | per second | p50 ms | p99 ms |',
-      '|---:|---:|---:|---:|---:|',
-      ...blocks.map((b) => `| ${b.block} | ${b.spokes} | ${b.perSecond.toFixed(0)} | ${b.p50Ms.toFixed(1)} | ${b.p99Ms.toFixed(1)} |`),
+      '| block | spokes | per second | p50 ms | p99 ms | hub CPU ms per spoke |',
+      '|---:|---:|---:|---:|---:|---:|',
+      ...blocks.map((b) => `| ${b.block} | ${b.spokes} | ${b.perSecond.toFixed(0)} | ${b.p50Ms.toFixed(1)} | ${b.p99Ms.toFixed(1)} | ${b.hubCpuMsPerSpoke === null ? '-' : b.hubCpuMsPerSpoke.toFixed(1)} |`),
       '',
       `Broker logins afterwards (${creds.size} spokes, ${loginFailures} refused): first block p50 ${result.logins.earlyP50Ms.toFixed(1)} ms, p99 ${result.logins.earlyP99Ms.toFixed(1)} ms; last block p50 ${result.logins.lateP50Ms.toFixed(1)} ms, p99 ${result.logins.lateP99Ms.toFixed(1)} ms.`,
       '',
