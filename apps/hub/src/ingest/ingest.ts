@@ -132,7 +132,7 @@ function handle(o: Pick<IngestOptions, 'writer' | 'metrics' | 'log' | 'onEvent'>
     }
     case 'presence': {
       const p = result.value as Presence;
-      o.writer.add({ name: p.spoke, lastSeenAt: now, presence: p.state, sessionId: p.sessionId });
+      o.writer.add({ name: p.spoke, lastSeenAt: now, presence: p.state, sessionId: p.sessionId, presenceAt: p.at });
       return;
     }
     case 'events': {

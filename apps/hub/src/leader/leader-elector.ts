@@ -80,8 +80,8 @@ export class LeaderElector {
 
   constructor(private readonly o: LeaderElectorOptions) {
     this.pollMs = o.pollMs ?? 1_000;
-    this.heartbeatTimeoutMs = o.heartbeatTimeoutMs ?? 3_000;
-    this.idleSessionTimeoutMs = o.idleSessionTimeoutMs ?? 6_000;
+    this.heartbeatTimeoutMs = o.heartbeatTimeoutMs ?? 5_000;
+    this.idleSessionTimeoutMs = o.idleSessionTimeoutMs ?? 8_000;
     this.gauge = o.registry
       ? new Gauge({ name: 'flotilla_hub_leader', help: '1 while this hub is the elected leader (runs the controllers, git sync, rollouts), 0 otherwise', labelNames: ['hub'] as const, registers: [o.registry] })
       : null;
