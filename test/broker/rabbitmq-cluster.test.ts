@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
+import pg from 'pg';
 import pino from 'pino';
 import { enroll, runAgent, type AgentHandle } from '../../apps/agent/src/index.js';
 import { createTestDatabase, type TestDatabase } from '../support/database.js';
@@ -107,6 +108,15 @@ const SPOKES = Array.from({ length: 6 }, (_, i) => ({ name: `rc-${i}`, labels: {
       const list = await api(hub(), 'GET', '/api/v1/spokes?limit=100').catch(() => null);
       const state = (list?.body?.items ?? []).map((s: { name: string; connection: string; desiredGeneration: number; acceptedGeneration: number; observedGeneration: number }) => `${s.name} ${s.connection} d${s.desiredGeneration} a${s.acceptedGeneration} o${s.observedGeneration} runs ${agents.get(s.name)?.runtime.deployments().join(',')}`);
       const logs = hubs.map((h) => `--- ${h.name}\n${h.output().split('\n').filter((l) => /"level":(40|50|60)/.test(l)).slice(-15).join('\n')}`);
+      const c = new pg.Client({ connectionString: db.url });
+      await c.connect();
+      const rows = (await c.query(`SELECT name, presence, session_id, presence_at, last_seen_at FROM spokes ORDER BY name`)).rows;
+      await c.end();
+      logs.push(`--- rows\n${rows.map((r) => JSON.stringify(r)).join('\n')}`);
+      for (const h of hubs.filter((x) => x.alive())) {
+        const m = await (await fetch(`${h.apiUrl}/metrics`)).text();
+        logs.push(`--- ${h.name} ${m.split('\n').filter((l) => l.startsWith('flotilla_hub_mqtt_messages_received_total')).join(' ')}`);
+      }
       throw new Error(`${err.message}\n${state.join('\n')}\n${logs.join('\n')}\n--- cluster: ${nodes[1]?.log().split('\n').filter((l) => /cluster|error/i.test(l)).slice(-10).join('\n')}`);
     });
   const convergedOrExplain = (hub: () => HubReplica, version: string, timeoutMs: number) =>

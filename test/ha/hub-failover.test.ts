@@ -98,6 +98,13 @@ const SPOKES = Array.from({ length: 10 }, (_, i) => ({ name: `ha-${i}`, labels: 
   }, 60_000);
 
   const converged = (hub: () => HubReplica, expectDeployments: (name: string) => string[], timeoutMs = 60_000) =>
+    convergedOrExplain(hub, expectDeployments, timeoutMs).catch(async (err: Error) => {
+      const list = await api(hub(), 'GET', '/api/v1/spokes?limit=100').catch(() => null);
+      const state = (list?.body?.items ?? []).map((s: { name: string; connection: string; desiredGeneration: number; acceptedGeneration: number; observedGeneration: number }) => `${s.name} ${s.connection} d${s.desiredGeneration} a${s.acceptedGeneration} o${s.observedGeneration} runs ${agents.get(s.name)?.runtime.deployments().join(',')}`);
+      const logs = hubs.map((h) => `--- ${h.name}\n${h.output().split('\n').filter((l) => /"level":(40|50|60)/.test(l)).slice(-10).join('\n')}`);
+      throw new Error(`${err.message}\n${state.join('\n')}\n${logs.join('\n')}`);
+    });
+  const convergedOrExplain = (hub: () => HubReplica, expectDeployments: (name: string) => string[], timeoutMs: number) =>
     waitFor(
       'every spoke online, in sync and running what the policy says',
       async () => {

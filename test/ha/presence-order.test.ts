@@ -46,10 +46,21 @@ describe('presence written by several replicas', () => {
     expect(await presence()).toBe('offline');
   });
 
+  test("the will of the current connection (the same time as its online) marks the spoke offline", async () => {
+    const a = writer();
+    a.add({ name: 'po-1', lastSeenAt: t(40), presence: 'online', sessionId: 'S', presenceAt: t(40) });
+    await a.flush();
+    expect(await presence()).toBe('online');
+    const b = writer();
+    b.add({ name: 'po-1', lastSeenAt: t(45), presence: 'offline', sessionId: 'S', presenceAt: t(40) });
+    await b.flush();
+    expect(await presence()).toBe('offline');
+  });
+
   test('within one batch, the newer presence wins whatever the arrival order', async () => {
     const a = writer();
-    a.add({ name: 'po-1', lastSeenAt: t(30), presence: 'online', sessionId: 'S', presenceAt: t(30) });
-    a.add({ name: 'po-1', lastSeenAt: t(31), presence: 'offline', sessionId: 'S', presenceAt: t(25) });
+    a.add({ name: 'po-1', lastSeenAt: t(50), presence: 'online', sessionId: 'S', presenceAt: t(50) });
+    a.add({ name: 'po-1', lastSeenAt: t(51), presence: 'offline', sessionId: 'S', presenceAt: t(45) });
     await a.flush();
     expect(await presence()).toBe('online');
   });
