@@ -1,4 +1,4 @@
-import { ConfigError, loadConfig } from './config.js';
+import { type ConfigError, loadConfig } from './config.js';
 
 const base = { FLOTILLA_HOME: '/tmp/x' };
 const problems = (env: Record<string, string>): string[] => {
