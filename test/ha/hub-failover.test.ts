@@ -102,6 +102,16 @@ const SPOKES = Array.from({ length: 10 }, (_, i) => ({ name: `ha-${i}`, labels: 
       const list = await api(hub(), 'GET', '/api/v1/spokes?limit=100').catch(() => null);
       const state = (list?.body?.items ?? []).map((s: { name: string; connection: string; desiredGeneration: number; acceptedGeneration: number; observedGeneration: number }) => `${s.name} ${s.connection} d${s.desiredGeneration} a${s.acceptedGeneration} o${s.observedGeneration} runs ${agents.get(s.name)?.runtime.deployments().join(',')}`);
       const logs = hubs.map((h) => `--- ${h.name}\n${h.output().split('\n').filter((l) => /"level":(40|50|60)/.test(l)).slice(-10).join('\n')}`);
+      for (const h of hubs.filter((x) => x.alive())) {
+        const m = await (await fetch(`${h.apiUrl}/metrics`)).text();
+        logs.push(`--- ${h.name} ${m.split('\n').filter((l) => l.startsWith('flotilla_hub_mqtt_messages_received_total') || l.startsWith('flotilla_hub_mqtt_connected')).join(' ')}`);
+      }
+      const c = new pg.Client({ connectionString: db.url });
+      await c.connect();
+      const rows = (await c.query(`SELECT name, presence, session_id, presence_at, last_seen_at FROM spokes ORDER BY name`)).rows;
+      await c.end();
+      logs.push(rows.map((r) => JSON.stringify(r)).join('\n'));
+      logs.push(broker.log().split('\n').filter((l) => /ha-1|disconnect|flotilla-hub/i.test(l)).slice(-30).join('\n'));
       throw new Error(`${err.message}\n${state.join('\n')}\n${logs.join('\n')}`);
     });
   const convergedOrExplain = (hub: () => HubReplica, expectDeployments: (name: string) => string[], timeoutMs: number) =>

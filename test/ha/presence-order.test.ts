@@ -57,6 +57,19 @@ describe('presence written by several replicas', () => {
     expect(await presence()).toBe('offline');
   });
 
+  test('two replicas writing the same spoke at once lose neither write', async () => {
+    for (let i = 0; i < 20; i++) {
+      await ds.query(`UPDATE spokes SET presence = 'offline', presence_at = NULL, session_id = NULL, accepted_generation = 0 WHERE name = 'po-1'`);
+      const a = writer();
+      const b = writer();
+      a.add({ name: 'po-1', lastSeenAt: t(60), presence: 'online', sessionId: `S${i}`, presenceAt: t(60) });
+      b.add({ name: 'po-1', lastSeenAt: t(60), acceptedGeneration: 7, observedGeneration: 7 });
+      await Promise.all([a.flush(), b.flush()]);
+      const row = (await ds.query(`SELECT presence, accepted_generation FROM spokes WHERE name = 'po-1'`))[0];
+      expect({ i, ...row }).toEqual({ i, presence: 'online', accepted_generation: 7 });
+    }
+  });
+
   test('within one batch, the newer presence wins whatever the arrival order', async () => {
     const a = writer();
     a.add({ name: 'po-1', lastSeenAt: t(50), presence: 'online', sessionId: 'S', presenceAt: t(50) });

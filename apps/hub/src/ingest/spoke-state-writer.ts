@@ -123,7 +123,11 @@ export class SpokeStateWriter {
         capacity_changed: boolean;
       }>,
       number,
-    ] = await this.ds.query(
+    ] = await this.ds.transaction(async (em) => {
+      // Hub replicas write the same spoke rows concurrently: lock them first (in id order), so the
+      // UPDATE's snapshot of the old row (o) is the latest committed one and no replica's write is lost.
+      await em.query(`SELECT 1 FROM spokes WHERE name = ANY($1) ORDER BY id FOR UPDATE`, [batch.map((b) => b.name)]);
+      return em.query(
       `UPDATE spokes s SET
          presence = CASE
            WHEN v.presence IS NOT NULL AND v."presenceAt" < o.presence_at THEN o.presence
@@ -149,7 +153,8 @@ export class SpokeStateWriter {
          (v.presence = 'online' AND NOT COALESCE(v."presenceAt" < o.presence_at, false) AND (o.presence <> 'online' OR o.session_id IS DISTINCT FROM v."sessionId")) AS came_online,
          (v.capacity IS NOT NULL AND v.capacity IS DISTINCT FROM o.capacity) AS capacity_changed`,
       [JSON.stringify(batch)],
-    );
+      );
+    });
     end();
     this.metrics.stateFlushRows.inc(rows.length);
     const sawStatus = new Set(batch.filter((b) => b.sawStatus).map((b) => b.name));
