@@ -89,6 +89,7 @@ export async function startRabbit(o: { cluster: RabbitCluster; index: number; ho
     `auth_http.vhost_path = ${hook('vhost')}`,
     `auth_http.resource_path = ${hook('resource')}`,
     `auth_http.topic_path = ${hook('topic')}`,
+    'collect_statistics_interval = 1000',
     'vm_memory_high_watermark.absolute = 400MiB',
     'disk_free_limit.absolute = 10MB',
     'log.console = true',
