@@ -132,6 +132,8 @@ class Agent {
   private hubKey: KeyObject;
   private readonly topics: Record<SpokeChannel, string>;
   private readonly sessionId = randomUUID();
+  /** When the current (or last) broker connection was attempted. */
+  private connectionAt: Date | null = null;
   private readonly log: Logger;
   private readonly now: () => Date;
   private readonly runner: ReconcileRunner;
@@ -180,7 +182,11 @@ class Agent {
       password: credentials.mqtt.password,
       ...(credentials.caCertificate ? { ca: credentials.caCertificate } : {}),
       subscriptions: [this.topics.desired, this.topics.commands],
-      will: () => ({ topic: this.topics.presence, payload: this.presence('offline'), qos: 1, retain: true }),
+      // Computed at each connection attempt: the will and the `online` that follows carry that attempt's time.
+      will: () => {
+        this.connectionAt = this.now();
+        return { topic: this.topics.presence, payload: this.presence('offline', this.connectionAt), qos: 1, retain: true };
+      },
       reconnect: opts.timing?.reconnect,
       random: opts.random,
       logger: this.log.child({ component: 'mqtt' }),
@@ -548,7 +554,7 @@ class Agent {
   /* ----------------------------------------------------------- session */
 
   private onConnect(): void {
-    void this.send('presence', this.presence('online'), 1, true).catch(() => undefined);
+    void this.send('presence', this.presence('online', this.connectionAt ?? this.now()), 1, true).catch(() => undefined);
     void this.publishStatus();
     for (const event of this.events.drain()) {
       this.send('events', JSON.stringify(event), 1).catch(() => this.events.push(event));
@@ -562,8 +568,14 @@ class Agent {
     return this.session.publish(this.topics[channel], payload, { qos, retain });
   }
 
-  private presence(state: Presence['state']): string {
-    const presence: Presence = { v: PROTOCOL_VERSION, spoke: this.spoke, state, sessionId: this.sessionId, at: this.now().toISOString() };
+  /**
+   * `at` orders presence messages that may be stored out of order (hub
+   * replicas): a connection's `online` and its will carry the time that
+   * connection was attempted, so the late will of an earlier connection is
+   * older than the `online` of the current one; a clean stop says `offline` now.
+   */
+  private presence(state: Presence['state'], at: Date = this.now()): string {
+    const presence: Presence = { v: PROTOCOL_VERSION, spoke: this.spoke, state, sessionId: this.sessionId, at: at.toISOString() };
     return JSON.stringify(presence);
   }
 }

@@ -41,6 +41,7 @@ import { RevokeSpoke } from './spokes/revoke-spoke.js';
 import { SpokesRepository } from './spokes/spokes.repository.js';
 import { GitSyncer } from './git/git-syncer.js';
 import { IngestSubscriber } from './ingest/ingest.js';
+import { AmqpIngest } from './ingest/amqp-ingest.js';
 import { SpokeStateWriter } from './ingest/spoke-state-writer.js';
 import { FleetMetrics } from './metrics/fleet-metrics.js';
 import { HubMetrics } from './metrics/hub-metrics.js';
@@ -48,6 +49,13 @@ import { MetricsController } from './metrics/metrics.controller.js';
 import { HubPublisher, type MqttEndpoint } from './mqtt/hub-publisher.js';
 import { RouteTable } from './routing/route-table.js';
 import { LocateSpoke } from './spokes/locate-spoke.js';
+import { LeaderElector } from './leader/leader-elector.js';
+import { RelayingFleetTriggers } from './leader/trigger-relay.js';
+import { hubIdentity, leaderStatus } from './leader/hub-identity.js';
+import { LEADER_STATUS } from './health/health.controller.js';
+import { BrokerAuthHooks } from './broker/http-auth/broker-auth-hooks.js';
+import { BrokerHookServer } from './broker/http-auth/broker-hook-server.js';
+import { HttpAuthProvisioner } from './broker/http-auth/http-auth-provisioner.js';
 
 /** Every controller looks at all its keys this often, whatever notifications arrived. */
 const RESYNC_MS = 300_000;
@@ -82,6 +90,10 @@ export interface HubHandle {
   metrics: HubMetrics;
   /** The hub's own broker connection (diagnostics, tests). */
   publisher: HubPublisher;
+  /** Leadership among hub replicas: singleton work runs only while `elector.isLeader`. */
+  elector: LeaderElector;
+  /** FLOTILLA_BROKER_AUTH=http: where the broker's auth hooks are answered (null otherwise). */
+  brokerHookUrl: string | null;
   /** Settles when the hub can no longer serve (its embedded Postgres died and could not be restarted): stop it then. */
   failed: Promise<Error>;
   /** Writes pending spoke state now (tests, shutdown). */
@@ -168,6 +180,19 @@ export async function startHub(config: HubConfig, log: Logger): Promise<HubHandl
       provisioner = dynsec;
     }
 
+    // Before the hub's own broker connections: the broker asks these hooks about them too.
+    let brokerHookUrl: string | null = null;
+    if (config.brokerAuth === 'http' && config.brokerHook.secret) {
+      const hooks = new BrokerAuthHooks(ds, { username: endpoint.username, password: endpoint.password }, log.child({ component: 'broker-hooks' }));
+      const hookServer = new BrokerHookServer(hooks, { host: config.brokerHook.host, port: config.brokerHook.port, secret: config.brokerHook.secret }, log.child({ component: 'broker-hooks' }));
+      brokerHookUrl = await hookServer.listen();
+      cleanups.push(() => hookServer.close());
+      // Enrolment provisions nothing (the hooks read Postgres); revocation ends the live session.
+      provisioner = new HttpAuthProvisioner(hooks, { kind: config.brokerKind, adminUrl: config.brokerAdminUrl, log: log.child({ component: 'broker-sessions' }) });
+      log.info({ url: brokerHookUrl }, 'answering the broker\'s HTTP auth hooks');
+    }
+    // Hub replicas on one Postgres elect one leader for the singleton work (controllers, git sync, rollouts).
+    const elector = new LeaderElector({ databaseUrl, hubId: hubIdentity(config), apiUrl: config.publicUrl, log: log.child({ component: 'leader' }), registry: metrics.registry });
     const publisher = new HubPublisher(endpoint, log.child({ component: 'publisher' }), metrics, broker ? broker.publish : undefined);
     cleanups.push(() => publisher.close());
     await publisher.waitConnected();
@@ -182,10 +207,22 @@ export async function startHub(config: HubConfig, log: Logger): Promise<HubHandl
     const brokerCredentialsReconciler = new BrokerCredentialsReconciler(ds, provisioner, broker, publisher, envelopes, endpoint.username, log.child({ component: 'broker-credentials' }));
     const brokerCredentials = new Controller(brokerCredentialsReconciler, controllerLog, metrics, RESYNC_MS);
     const controllers = [desiredController, spokeSync, brokerCredentials];
-    const triggers = new FleetTriggers(desiredController, spokeSync, brokerCredentials);
-    // Stopped before the broker connection and the database close (cleanups run in reverse).
-    cleanups.push(async () => {
-      for (const c of controllers) await c.stop();
+    const triggers = new RelayingFleetTriggers(desiredController, spokeSync, brokerCredentials, elector, ds, databaseUrl, log.child({ component: 'trigger-relay' }));
+    await triggers.start();
+    cleanups.push(() => triggers.stop());
+    // Stops the singleton work before the broker connection and the database close (cleanups run in reverse).
+    cleanups.push(() => elector.stop());
+    // Only the leader publishes desired state; elsewhere the spokes are handed to it.
+    envelopes.gateOn({
+      mayPublish: () => elector.isLeader,
+      deferred: (spokes) => spokes.forEach((s) => triggers.syncSpoke(s)),
+      deferredRevocation: (spoke) => triggers.spokeRevoked(spoke),
+    });
+    // A new leader (or a broker connection to another cluster node) publishes every current generation again.
+    elector.onChange((leading) => leading && envelopes.forgetPublished());
+    publisher.onReconnect(() => {
+      envelopes.forgetPublished();
+      spokeSync.resyncNow();
     });
     // Routing: built from Postgres now, then re-read per spoke as ingest and renders change it.
     const routeTable = new RouteTable(ds, config.telemetryIntervalSeconds, log.child({ component: 'routing' }));
@@ -220,7 +257,9 @@ export async function startHub(config: HubConfig, log: Logger): Promise<HubHandl
       { provide: RouteTable, useValue: routeTable },
       { provide: LocateSpoke, useValue: new LocateSpoke(ds, audit, (spoke) => routeTable.noteSpokes([spoke])) },
     ];
-    for (const c of controllers) c.start();
+    // The controllers run in the leader only; elector.stop() (a cleanup) stops them before the broker connection and the database close.
+    for (const c of controllers) elector.register({ name: c.name, start: () => c.start(), stop: () => c.stop() });
+    await elector.start();
 
     const app = await NestFactory.create<NestExpressApplication>(
       HubModule.forRoot({
@@ -235,6 +274,7 @@ export async function startHub(config: HubConfig, log: Logger): Promise<HubHandl
           { provide: HubMetrics, useValue: metrics },
           { provide: HUB_TLS, useValue: { caCertificatePem: tls?.caCertificatePem ?? null } },
           { provide: FleetMetrics, useValue: new FleetMetrics(ds, metrics.registry, config.telemetryIntervalSeconds) },
+          { provide: LEADER_STATUS, useValue: leaderStatus(elector, ds) },
         ],
       }),
       { logger: new NestPinoLogger(log.child({ component: 'nest' })), bodyParser: false, abortOnError: false },
@@ -245,13 +285,17 @@ export async function startHub(config: HubConfig, log: Logger): Promise<HubHandl
     installBodyParsers(app);
     app.useGlobalFilters(new HttpErrorFilter(log.child({ component: 'http' })));
     serveOpenApi(app, log.child({ component: 'openapi' }));
-    const ingest = new IngestSubscriber({
-      endpoint,
-      sharedSubscriptions: config.brokerAuth !== 'embedded',
-      writer,
-      metrics,
-      log: log.child({ component: 'ingest' }),
-    });
+    // Replicas share agent messages: `$share/...` on Mosquitto and EMQX, one queue on RabbitMQ.
+    const ingest =
+      config.brokerKind === 'rabbitmq' && config.amqpUrl && config.mqttUrl
+        ? new AmqpIngest({ url: config.amqpUrl, username: endpoint.username, password: endpoint.password, writer, metrics, log: log.child({ component: 'ingest' }) })
+        : new IngestSubscriber({
+            endpoint,
+            sharedSubscriptions: config.brokerAuth !== 'embedded',
+            writer,
+            metrics,
+            log: log.child({ component: 'ingest' }),
+          });
     cleanups.push(() => ingest.close());
     await ingest.start();
     await app.listen(config.apiPort, config.apiHost);
@@ -263,7 +307,8 @@ export async function startHub(config: HubConfig, log: Logger): Promise<HubHandl
     });
     // Git sources are followed once the API is up; stopped (in-flight fetches aborted) before the app closes.
     const gitSyncer = app.get(GitSyncer);
-    gitSyncer.start(log.child({ component: 'git' }));
+    const gitLog = log.child({ component: 'git' });
+    elector.register({ name: 'git-sync', start: () => gitSyncer.start(gitLog), stop: () => gitSyncer.stop() });
     cleanups.push(() => gitSyncer.stop());
     // First of all at stop: let the embedded broker deliver what it queued (see drain()).
     if (broker) {
@@ -292,6 +337,7 @@ export async function startHub(config: HubConfig, log: Logger): Promise<HubHandl
     const port = (server.address() as AddressInfo).port;
     const shownHost = config.apiHost === '0.0.0.0' || config.apiHost === '::' ? '127.0.0.1' : config.apiHost;
     const apiUrl = config.publicUrl ?? `http://${shownHost}:${port}`;
+    elector.setApiUrl(apiUrl);
     return {
       apiUrl,
       mqttUrl: agentMqttUrl(shownHost),
@@ -307,6 +353,8 @@ export async function startHub(config: HubConfig, log: Logger): Promise<HubHandl
       useCases: { issueEnrollmentToken },
       metrics,
       publisher,
+      elector,
+      brokerHookUrl,
       flushIngest: () => writer.flush(),
       failed,
       stop,

@@ -56,6 +56,17 @@ export const ReadinessSchema = z
   .object({
     status: z.enum(['ready', 'not ready']),
     checks: z.record(z.string(), z.boolean()).describe('each dependency (database, broker) and whether it answered'),
+    down: z.array(z.string()).optional().describe('the checks that failed'),
+    leader: z
+      .object({
+        hubId: z.string().describe('the hub answering'),
+        leaderHubId: z.string().nullable().describe('the hub that leads (runs the controllers), as Postgres says; null before any has'),
+        self: z.boolean().describe('whether the hub answering leads'),
+        epoch: z.number().int().nullable().describe('the leadership epoch (bumped at every takeover)'),
+      })
+      .strict()
+      .optional()
+      .describe('hub high availability: which replica leads'),
   })
   .strict();
 

@@ -10,3 +10,4 @@ export { formatIssues } from './issues.js';
 export * from './api.js';
 export * from './signing-key-chain.js';
 export * from './routing.js';
+export * from './broker-urls.js';

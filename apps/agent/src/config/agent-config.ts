@@ -1,4 +1,5 @@
 import path from 'node:path';
+import { splitBrokerUrls } from '@flotilla/contracts';
 import { z } from 'zod';
 import type { GpuDiscovery } from '../health/index.js';
 import type { ServiceExposure } from '../runtime/kubernetes/manifests.js';
@@ -102,16 +103,19 @@ const FlagsSchema = z
     }),
     mqttUrl: text('--mqtt-url').transform((v, ctx) => {
       if (v === undefined || v === '') return null;
-      let url: URL;
-      try {
-        url = new URL(v);
-      } catch {
-        ctx.addIssue({ code: 'custom', message: `--mqtt-url ${JSON.stringify(v)} is not a URL` });
-        return z.NEVER;
-      }
-      if (!MQTT_PROTOCOLS.includes(url.protocol)) {
-        ctx.addIssue({ code: 'custom', message: `--mqtt-url must use ${MQTT_PROTOCOLS.join(', ')} (got ${url.protocol})` });
-        return z.NEVER;
+      // Several comma-separated URLs name the nodes of one broker cluster.
+      for (const one of splitBrokerUrls(v)) {
+        let url: URL;
+        try {
+          url = new URL(one);
+        } catch {
+          ctx.addIssue({ code: 'custom', message: `--mqtt-url ${JSON.stringify(one)} is not a URL` });
+          return z.NEVER;
+        }
+        if (!MQTT_PROTOCOLS.includes(url.protocol)) {
+          ctx.addIssue({ code: 'custom', message: `--mqtt-url must use ${MQTT_PROTOCOLS.join(', ')} (got ${url.protocol})` });
+          return z.NEVER;
+        }
       }
       return v;
     }),

@@ -1,3 +1,4 @@
+import { mqttConnectTarget, splitBrokerUrls } from '@flotilla/contracts';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
 import { fullJitterDelay } from '../support/backoff.js';
@@ -12,6 +13,7 @@ import { errorMessage, settleWithin } from '../support/abort.js';
  */
 
 export interface MqttSessionOptions {
+  /** One broker URL, or several comma-separated (a cluster's nodes): each reconnect tries the next. */
   url: string;
   clientId: string;
   username: string;
@@ -66,7 +68,7 @@ export class MqttSession {
     this.maxMs = opts.reconnect?.maxMs ?? 30_000;
     this.random = opts.random ?? Math.random;
     this.facts = {
-      url: redact(opts.url),
+      url: splitBrokerUrls(opts.url).map(redact).join(','),
       connected: false,
       connects: 0,
       disconnects: 0,
@@ -105,7 +107,9 @@ export class MqttSession {
       rejectUnauthorized: true,
       ...(this.opts.ca ? { ca: this.opts.ca } : {}),
     };
-    const client = mqtt.connect(this.opts.url, options);
+    const target = mqttConnectTarget(this.opts.url);
+    if (target.servers) options.servers = target.servers;
+    const client = mqtt.connect(target.url, options);
     this.client = client;
     client.on('connect', () => void this.handleConnect(client));
     client.on('close', () => this.handleClose(client));

@@ -67,7 +67,8 @@ export class BrokerCredentialsReconciler implements Reconciler {
     const revoked: { mqtt_username: string }[] = await this.ds.query(`SELECT mqtt_username FROM spokes WHERE name = $1 AND revoked_at IS NOT NULL`, [spoke]);
     for (const r of revoked) await this.provisioner.revokeSpoke(spoke, r.mqtt_username);
     if (this.broker?.disconnect(spoke)) this.log.info({ spoke }, 'ended the broker session of a spoke that is not enrolled');
-    await this.envelopes.clear(spoke);
+    // Another hub leads: it clears the retained topics (the spoke's credentials are gone already).
+    if (!(await this.envelopes.clear(spoke))) return;
     await this.publisher.publish(presenceTopic(spoke), '', { retain: true });
   }
 

@@ -1,5 +1,6 @@
 import net from 'node:net';
 import path from 'node:path';
+import { splitBrokerUrls } from '@flotilla/contracts';
 import { z } from 'zod';
 
 /**
@@ -58,6 +59,19 @@ export interface HubConfig {
     /** More host names or addresses for the generated server certificate. */
     extraNames: string[];
   };
+  /** This hub among its replicas (leader election, /readyz, /metrics); generated per process unless given. */
+  hubId: string | null;
+  /** FLOTILLA_BROKER_AUTH=http: where the broker's auth hooks are answered, and the secret they must present. */
+  brokerHook: { host: string; port: number; secret: string | null };
+  /**
+   * Which external broker MQTT_URL is: Mosquitto and EMQX share agent
+   * messages among hubs with `$share/...` subscriptions; RabbitMQ with one
+   * queue bound to amq.topic, read over AMQP (FLOTILLA_AMQP_URL).
+   */
+  brokerKind: 'mosquitto' | 'emqx' | 'rabbitmq';
+  amqpUrl: string | null;
+  /** The broker's management API (RabbitMQ management, EMQX REST), used to end a revoked spoke's session. */
+  brokerAdminUrl: string | null;
 }
 
 export class ConfigError extends Error {
@@ -121,11 +135,52 @@ const trustProxy = z
     }
     return entries;
   });
+/** One URL or several comma-separated (the nodes of a broker cluster), each checked. */
+const urlList = (name: string, protocols: string[]) =>
+  z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v.trim() === '') return null;
+      for (const one of splitBrokerUrls(v)) {
+        let parsed: URL;
+        try {
+          parsed = new URL(one);
+        } catch {
+          ctx.addIssue({ code: 'custom', message: `${name} is not a URL (or a comma-separated list of URLs)` });
+          return z.NEVER;
+        }
+        if (!protocols.includes(parsed.protocol)) {
+          ctx.addIssue({ code: 'custom', message: `${name} must use ${protocols.join(' or ')} (got ${parsed.protocol})` });
+          return z.NEVER;
+        }
+      }
+      return splitBrokerUrls(v).join(',');
+    });
 
 const EnvSchema = z.object({
   FLOTILLA_HOME: z.string().optional(),
   DATABASE_URL: url('DATABASE_URL', ['postgres:', 'postgresql:']),
-  MQTT_URL: url('MQTT_URL', ['mqtt:', 'mqtts:', 'tcp:', 'ssl:', 'ws:', 'wss:']),
+  MQTT_URL: urlList('MQTT_URL', ['mqtt:', 'mqtts:', 'tcp:', 'ssl:', 'ws:', 'wss:']),
+  FLOTILLA_HUB_ID: z
+    .string()
+    .optional()
+    .refine((v) => v === undefined || v === '' || /^[A-Za-z0-9][A-Za-z0-9._-]{0,62}$/.test(v), {
+      message: 'FLOTILLA_HUB_ID must be 1-63 letters, digits, ".", "_" or "-"',
+    }),
+  FLOTILLA_BROKER_KIND: z
+    .enum(['mosquitto', 'emqx', 'rabbitmq'], { message: 'FLOTILLA_BROKER_KIND must be one of mosquitto, emqx, rabbitmq' })
+    .optional(),
+  FLOTILLA_AMQP_URL: urlList('FLOTILLA_AMQP_URL', ['amqp:', 'amqps:']),
+  FLOTILLA_BROKER_ADMIN_URL: url('FLOTILLA_BROKER_ADMIN_URL', ['http:', 'https:']),
+  FLOTILLA_BROKER_HOOK_HOST: z.string().optional().default('127.0.0.1'),
+  FLOTILLA_BROKER_HOOK_PORT: port('FLOTILLA_BROKER_HOOK_PORT', 8081),
+  FLOTILLA_BROKER_HOOK_SECRET: z
+    .string()
+    .optional()
+    .refine((v) => v === undefined || v === '' || (v.length >= 24 && /^[A-Za-z0-9._~-]+$/.test(v)), {
+      message: 'FLOTILLA_BROKER_HOOK_SECRET must be at least 24 URL-safe characters (letters, digits, ".", "_", "~", "-")',
+    }),
   FLOTILLA_API_PORT: port('FLOTILLA_API_PORT', 8080),
   // Plain-text listeners: loopback unless a variable names another address (TLS listeners serve the network).
   FLOTILLA_API_HOST: z.string().optional().default('127.0.0.1'),
@@ -232,12 +287,22 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd: string = process.cwd(), 
     problems.push('FLOTILLA_BROKER_AUTH=mosquitto-dynsec needs FLOTILLA_MQTT_USERNAME and FLOTILLA_MQTT_PASSWORD (the dynamic-security admin the hub provisions spokes with)');
   }
   if (brokerAuth === 'http') {
-    problems.push('FLOTILLA_BROKER_AUTH=http (EMQX/VerneMQ/HiveMQ auth hooks) is not implemented yet; use embedded or mosquitto-dynsec');
+    if (!e.FLOTILLA_BROKER_HOOK_SECRET) {
+      problems.push('FLOTILLA_BROKER_AUTH=http needs FLOTILLA_BROKER_HOOK_SECRET (the secret the broker presents to the hub\'s auth hooks)');
+    }
+    if (!e.FLOTILLA_MQTT_USERNAME || !e.FLOTILLA_MQTT_PASSWORD) {
+      problems.push('FLOTILLA_BROKER_AUTH=http needs FLOTILLA_MQTT_USERNAME and FLOTILLA_MQTT_PASSWORD (the hub\'s own broker login, answered by its hooks)');
+    }
   }
   if (Boolean(e.FLOTILLA_TLS_CERT) !== Boolean(e.FLOTILLA_TLS_KEY)) {
     problems.push('FLOTILLA_TLS_CERT and FLOTILLA_TLS_KEY go together: set both (PEM certificate chain and its private key) or neither (the hub generates a CA)');
   }
   if (e.FLOTILLA_TLS_CA && !e.FLOTILLA_TLS_CERT) problems.push('FLOTILLA_TLS_CA is the CA of FLOTILLA_TLS_CERT: set it only with FLOTILLA_TLS_CERT and FLOTILLA_TLS_KEY');
+  const brokerKind = e.FLOTILLA_BROKER_KIND ?? 'mosquitto';
+  if (brokerKind === 'rabbitmq' && !e.FLOTILLA_AMQP_URL) {
+    problems.push('FLOTILLA_BROKER_KIND=rabbitmq needs FLOTILLA_AMQP_URL (hubs share agent messages through one queue read over AMQP)');
+  }
+  if (brokerKind === 'rabbitmq' && brokerAuth === 'mosquitto-dynsec') problems.push('FLOTILLA_BROKER_KIND=rabbitmq needs FLOTILLA_BROKER_AUTH=http');
   if (problems.length > 0) throw new ConfigError(problems);
   return {
     home: path.resolve(cwd, e.FLOTILLA_HOME || '.flotilla'),
@@ -275,6 +340,11 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd: string = process.cwd(), 
       mqttsPort: e.FLOTILLA_MQTTS_PORT,
       extraNames: (e.FLOTILLA_TLS_SAN ?? '').split(',').map((n) => n.trim()).filter(Boolean),
     },
+    hubId: e.FLOTILLA_HUB_ID || null,
+    brokerKind,
+    amqpUrl: e.FLOTILLA_AMQP_URL,
+    brokerAdminUrl: e.FLOTILLA_BROKER_ADMIN_URL,
+    brokerHook: { host: e.FLOTILLA_BROKER_HOOK_HOST, port: e.FLOTILLA_BROKER_HOOK_PORT, secret: e.FLOTILLA_BROKER_HOOK_SECRET || null },
   };
 }
 

@@ -29,8 +29,8 @@ export interface ControllerMetrics {
  * that enqueues every key so nothing depends on a notification having arrived.
  */
 export class Controller {
-  readonly queue = new WorkQueue();
-  private readonly abort = new AbortController();
+  private _queue = new WorkQueue();
+  private abort = new AbortController();
   private worker: Promise<void> | null = null;
   private resyncTimer: NodeJS.Timeout | null = null;
 
@@ -45,10 +45,30 @@ export class Controller {
     return this.reconciler.name;
   }
 
-  /** Starts the worker and the first resync (which enqueues every key). */
+  get queue(): WorkQueue {
+    return this._queue;
+  }
+
+  /**
+   * Starts the worker and the first resync (which enqueues every key). A
+   * stopped controller may be started again (a hub that leads again): it
+   * begins from a fresh queue, and its resync finds all the work.
+   */
   start(): void {
     if (this.worker) return;
+    if (this.abort.signal.aborted) {
+      this.abort = new AbortController();
+      this._queue = new WorkQueue();
+    }
     this.worker = this.work();
+    void this.resync();
+  }
+
+  /** Enqueues every key now (the broker lost retained state, say), if running. */
+  resyncNow(): void {
+    if (!this.worker) return;
+    if (this.resyncTimer) clearTimeout(this.resyncTimer);
+    this.resyncTimer = null;
     void this.resync();
   }
 
@@ -72,42 +92,48 @@ export class Controller {
     this.abort.abort();
     this.queue.shutDown();
     await this.worker;
+    this.worker = null;
   }
 
   private busy = false;
 
   private async resync(): Promise<void> {
-    if (this.abort.signal.aborted) return;
+    const signal = this.abort.signal;
+    const queue = this.queue;
+    if (signal.aborted) return;
     try {
-      for (const key of await this.reconciler.listKeys()) this.queue.add(key);
+      for (const key of await this.reconciler.listKeys()) queue.add(key);
     } catch (err) {
       this.log.warn({ controller: this.name, err: (err as Error).message }, 'resync could not list keys; trying again later');
     }
-    if (this.abort.signal.aborted) return;
+    if (signal.aborted) return;
+    if (this.resyncTimer) clearTimeout(this.resyncTimer); // one chain of resyncs, even after resyncNow()
     this.resyncTimer = setTimeout(() => void this.resync(), this.resyncMs);
     this.resyncTimer.unref();
   }
 
   private async work(): Promise<void> {
+    const queue = this.queue;
+    const signal = this.abort.signal;
     for (;;) {
-      const key = await this.queue.get();
+      const key = await queue.get();
       if (key === null) return;
       this.busy = true;
       const started = process.hrtime.bigint();
       try {
-        const outcome = await this.reconciler.reconcile(key, this.abort.signal);
-        this.queue.forget(key);
+        const outcome = await this.reconciler.reconcile(key, signal);
+        queue.forget(key);
         this.metrics.observeReconcile(this.name, 'success', Number(process.hrtime.bigint() - started) / 1e9);
-        if (outcome?.requeueAfterMs !== undefined) this.queue.addAfter(key, outcome.requeueAfterMs);
+        if (outcome?.requeueAfterMs !== undefined) queue.addAfter(key, outcome.requeueAfterMs);
       } catch (err) {
         this.metrics.observeReconcile(this.name, 'error', Number(process.hrtime.bigint() - started) / 1e9);
-        if (!this.abort.signal.aborted) {
-          const retryInMs = this.queue.addRateLimited(key);
+        if (!signal.aborted) {
+          const retryInMs = queue.addRateLimited(key);
           this.log.warn({ controller: this.name, key, err: (err as Error).message, retryInMs }, 'reconcile failed; requeued');
         }
       } finally {
         this.busy = false;
-        this.queue.done(key);
+        queue.done(key);
       }
     }
   }

@@ -10,6 +10,14 @@ export const PUBLISH_CHUNK = 200;
 
 export type PublishCause = 'changed' | 'online' | 'behind' | 'resync' | 'start';
 
+/** Whether this hub may publish now (it leads), and where spokes go when it may not. */
+export interface PublishGate {
+  mayPublish(): boolean;
+  deferred(spokes: string[]): void;
+  /** A revoked spoke whose retained topics the leader must clear. */
+  deferredRevocation(spoke: string): void;
+}
+
 /** One spoke's envelope, signed lazily so signing interleaves with sending. */
 export interface OutgoingEnvelope {
   spoke: string;
@@ -27,6 +35,7 @@ export class EnvelopePublisher {
   private readonly published = new Map<string, { generation: number; at: number }>();
   /** Told which spokes' desired state a render changed (the route table re-reads them). */
   private readonly changeListeners: Array<(spokes: string[]) => void> = [];
+  private gate: PublishGate | null = null;
 
   constructor(
     private readonly ds: DataSource,
@@ -36,13 +45,24 @@ export class EnvelopePublisher {
     private readonly log: Logger,
   ) {}
 
+  /**
+   * Among hub replicas only the leader publishes: elsewhere `publish` sends
+   * nothing and hands the spokes to `deferred` (the leader's spoke sync).
+   */
+  gateOn(gate: PublishGate): void {
+    this.gate = gate;
+  }
+
   sign(spoke: string, generation: number, issuedAt: Date, payload: DesiredPayload, canonicalPayload?: string): Envelope {
     const envelope = signEnvelope({ v: PROTOCOL_VERSION, spoke, generation, issuedAt: issuedAt.toISOString(), payload }, this.key.privateKey, canonicalPayload);
     // After a rotation: the announcements that lead agents from the key they pinned to this one.
     return this.key.chain.length ? { ...envelope, keys: this.key.chain } : envelope;
   }
 
-  /** Forgets what was published (the signing key changed): spoke sync then publishes every spoke's envelope again. */
+  /**
+   * Forgets what this process published, so spoke sync publishes every spoke's envelope again: the signing
+   * key changed, or this hub leads again (the broker may hold another hub's newer sends, or lost them).
+   */
   forgetPublished(): void {
     this.published.clear();
   }
@@ -61,6 +81,10 @@ export class EnvelopePublisher {
   async publish(items: readonly OutgoingEnvelope[], cause: PublishCause): Promise<string[]> {
     if (items.length === 0) return [];
     if (cause === 'changed') for (const l of this.changeListeners) l(items.map((i) => i.spoke));
+    if (this.gate && !this.gate.mayPublish()) {
+      this.gate.deferred(items.map((i) => i.spoke));
+      return [];
+    }
     const done: string[] = [];
     const sends: Promise<void>[] = [];
     for (let i = 0; i < items.length; i += PUBLISH_CHUNK) {
@@ -92,9 +116,17 @@ export class EnvelopePublisher {
     return done;
   }
 
-  /** Clears a revoked spoke's retained desired state so nothing lingers on the broker. */
-  async clear(spoke: string): Promise<void> {
+  /**
+   * Clears a revoked spoke's retained desired state so nothing lingers on the
+   * broker. False when this hub does not lead: the leader was told to.
+   */
+  async clear(spoke: string): Promise<boolean> {
+    if (this.gate && !this.gate.mayPublish()) {
+      this.gate.deferredRevocation(spoke);
+      return false;
+    }
     await this.publisher.publish(desiredTopic(spoke), '', { retain: true });
     this.published.delete(spoke);
+    return true;
   }
 }

@@ -84,7 +84,7 @@ interface Follower {
  */
 export class GitSyncer {
   private readonly followers = new Map<string, Follower>();
-  private readonly stopping = new AbortController();
+  private stopping = new AbortController();
   private log: Logger = pino({ level: 'silent' });
   private discovery: Promise<void> | null = null;
   private started = false;
@@ -108,6 +108,8 @@ export class GitSyncer {
   /** Starts following the sources in the database, and looks again now and then for ones added elsewhere. */
   start(log: Logger): void {
     if (this.started) return;
+    // Started again after a stop (this hub leads again): a fresh abort signal.
+    if (this.stopping.signal.aborted) this.stopping = new AbortController();
     this.started = true;
     this.log = log;
     for (const f of this.followers.values()) f.loop ??= this.followLoop(f, Math.random() * this.firstSyncWithinMs);
@@ -120,6 +122,7 @@ export class GitSyncer {
     for (const f of all) f.abort.abort();
     await Promise.allSettled([this.discovery, ...all.map((f) => f.loop), ...all.map((f) => f.chain)]);
     this.followers.clear();
+    this.started = false;
   }
 
   /** A source was created: follow it and (unless told otherwise) sync it now. */

@@ -1,4 +1,4 @@
-import { Controller, Get, Inject, Res } from '@nestjs/common';
+import { Controller, Get, Inject, Optional, Res } from '@nestjs/common';
 import { ApiOperation, ApiTags } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { DataSource } from 'typeorm';
@@ -10,6 +10,12 @@ export interface ReadinessCheck {
   check(): Promise<boolean>;
 }
 export const READINESS_CHECKS = Symbol('READINESS_CHECKS');
+
+/** Which hub leads, for /readyz (see leader/leader-elector.ts). */
+export interface LeaderStatus {
+  describe(): Promise<{ hubId: string; leaderHubId: string | null; self: boolean; epoch: number | null }>;
+}
+export const LEADER_STATUS = Symbol('LEADER_STATUS');
 
 /** A probe must answer even when a dependency hangs rather than refuses (a stopped Postgres, a black-holed broker). */
 const PROBE_TIMEOUT_MS = 2_000;
@@ -29,6 +35,7 @@ export class HealthController {
   constructor(
     private readonly ds: DataSource,
     @Inject(READINESS_CHECKS) private readonly checks: ReadinessCheck[],
+    @Optional() @Inject(LEADER_STATUS) private readonly leader?: LeaderStatus,
   ) {}
 
   @Get('healthz')
@@ -45,6 +52,15 @@ export class HealthController {
     for (const c of this.checks) results[c.name] = await withinProbe(c.check());
     const down = Object.keys(results).filter((k) => !results[k]);
     res.status(down.length === 0 ? 200 : 503);
-    return down.length === 0 ? { status: 'ready', checks: results } : { status: 'not ready', checks: results, down };
+    let leader: Awaited<ReturnType<LeaderStatus['describe']>> | undefined;
+    if (this.leader) {
+      await withinProbe(
+        this.leader.describe().then((d) => {
+          leader = d;
+        }),
+      );
+    }
+    const extra = leader ? { leader } : {};
+    return down.length === 0 ? { status: 'ready', checks: results, ...extra } : { status: 'not ready', checks: results, down, ...extra };
   }
 }

@@ -10,6 +10,7 @@ import {
   decodeMessage,
   hubFilter,
   hubSharedFilter,
+  mqttConnectTarget,
   parseSpokeTopic,
 } from '@flotilla/contracts';
 import type { Logger } from 'pino';
@@ -45,7 +46,9 @@ export class IngestSubscriber {
   /** Connects and subscribes; resolves once the first subscription is acknowledged. */
   async start(timeoutMs = 15_000): Promise<void> {
     const o = this.o;
-    const client = mqtt.connect(o.endpoint.url, {
+    const target = mqttConnectTarget(o.endpoint.url);
+    const client = mqtt.connect(target.url, {
+      ...(target.servers ? { servers: target.servers } : {}),
       clientId: `flotilla-hub-ingest-${randomBytes(4).toString('hex')}`,
       username: o.endpoint.username,
       password: o.endpoint.password,
@@ -83,8 +86,13 @@ export class IngestSubscriber {
   }
 }
 
+/** Validates one agent message and hands it to the writer (shared by the MQTT and the AMQP ingest). */
+export function ingestMessage(o: Pick<IngestOptions, 'writer' | 'metrics' | 'log' | 'onEvent'>, dropLog: LogThrottle, topic: string, payload: Buffer): void {
+  handle(o, dropLog, topic, payload);
+}
+
 /** One agent message: decoded and validated, then handed to the writer, or dropped and counted. Never throws. */
-export function handle(o: IngestOptions, dropLog: LogThrottle, topic: string, payload: Buffer): void {
+export function handle(o: Pick<IngestOptions, 'writer' | 'metrics' | 'log' | 'onEvent'>, dropLog: LogThrottle, topic: string, payload: Buffer): void {
   const parsed = parseSpokeTopic(topic);
   if (!parsed || !(SPOKE_PUBLISH_CHANNELS as readonly string[]).includes(parsed.channel)) {
     o.metrics.messagesDropped.inc({ channel: parsed?.channel ?? 'unknown', reason: 'UnknownTopic' });
@@ -137,7 +145,7 @@ export function handle(o: IngestOptions, dropLog: LogThrottle, topic: string, pa
     }
     case 'presence': {
       const p = result.value as Presence;
-      o.writer.add({ name: p.spoke, lastSeenAt: now, presence: p.state, sessionId: p.sessionId });
+      o.writer.add({ name: p.spoke, lastSeenAt: now, presence: p.state, sessionId: p.sessionId, presenceAt: p.at });
       return;
     }
     case 'events': {

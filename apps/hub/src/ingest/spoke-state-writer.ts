@@ -8,6 +8,8 @@ export interface SpokeStatePatch {
   lastSeenAt: string;
   presence?: 'online' | 'offline';
   sessionId?: string;
+  /** The presence message's own time: an older one (another replica ingested it late) is ignored. */
+  presenceAt?: string;
   acceptedGeneration?: number;
   observedGeneration?: number;
   conditions?: unknown;
@@ -52,7 +54,13 @@ export class SpokeStateWriter {
     if (this.closed) return;
     const prev = this.pending.get(patch.name);
     const sawStatus = (prev?.sawStatus ?? false) || patch.observedGeneration !== undefined;
-    this.pending.set(patch.name, { ...prev, ...stripUndefined(patch), name: patch.name, lastSeenAt: patch.lastSeenAt, sawStatus });
+    let fields: Partial<SpokeStatePatch> = stripUndefined(patch);
+    // A presence older than the one already pending (messages reach replicas and batches out of order) does not replace it.
+    if (prev?.presenceAt && patch.presenceAt && Date.parse(patch.presenceAt) < Date.parse(prev.presenceAt)) {
+      const { presence: _p, sessionId: _s, presenceAt: _a, ...rest } = fields;
+      fields = rest;
+    }
+    this.pending.set(patch.name, { ...prev, ...fields, name: patch.name, lastSeenAt: patch.lastSeenAt, sawStatus });
     if (this.pending.size >= this.maxBatch) this.schedule(0);
     else this.schedule(this.delayMs);
   }
@@ -115,12 +123,18 @@ export class SpokeStateWriter {
         capacity_changed: boolean;
       }>,
       number,
-    ] = await this.ds.query(
+    ] = await this.ds.transaction(async (em) => {
+      // Hub replicas write the same spoke rows concurrently: lock them first (in id order), so the
+      // UPDATE's snapshot of the old row (o) is the latest committed one and no replica's write is lost.
+      await em.query(`SELECT 1 FROM spokes WHERE name = ANY($1) ORDER BY id FOR UPDATE`, [batch.map((b) => b.name)]);
+      return em.query(
       `UPDATE spokes s SET
          presence = CASE
+           WHEN v.presence IS NOT NULL AND v."presenceAt" < o.presence_at THEN o.presence
            WHEN v.presence = 'offline' AND v."sessionId" IS DISTINCT FROM o.session_id THEN o.presence
            ELSE COALESCE(v.presence, o.presence) END,
-         session_id = CASE WHEN v.presence = 'online' THEN v."sessionId" ELSE o.session_id END,
+         session_id = CASE WHEN v.presence = 'online' AND NOT COALESCE(v."presenceAt" < o.presence_at, false) THEN v."sessionId" ELSE o.session_id END,
+         presence_at = CASE WHEN v.presence IS NOT NULL THEN GREATEST(o.presence_at, v."presenceAt") ELSE o.presence_at END,
          last_seen_at = GREATEST(o.last_seen_at, v."lastSeenAt"),
          accepted_generation = COALESCE(v."acceptedGeneration", o.accepted_generation),
          observed_generation = COALESCE(v."observedGeneration", o.observed_generation),
@@ -132,14 +146,15 @@ export class SpokeStateWriter {
          telemetry_at = COALESCE(v."telemetryAt", o.telemetry_at),
          updated_at = now()
        FROM spokes o, jsonb_to_recordset($1::jsonb) AS v(
-         name text, "lastSeenAt" timestamptz, presence text, "sessionId" text, "acceptedGeneration" int, "observedGeneration" int,
+         name text, "lastSeenAt" timestamptz, presence text, "sessionId" text, "presenceAt" timestamptz, "acceptedGeneration" int, "observedGeneration" int,
          conditions jsonb, capacity jsonb, deployments jsonb, jobs jsonb, telemetry jsonb, "telemetryAt" timestamptz)
        WHERE s.id = o.id AND o.name = v.name AND o.revoked_at IS NULL
        RETURNING s.name, s.desired_generation, s.accepted_generation, s.observed_generation,
-         (v.presence = 'online' AND (o.presence <> 'online' OR o.session_id IS DISTINCT FROM v."sessionId")) AS came_online,
+         (v.presence = 'online' AND NOT COALESCE(v."presenceAt" < o.presence_at, false) AND (o.presence <> 'online' OR o.session_id IS DISTINCT FROM v."sessionId")) AS came_online,
          (v.capacity IS NOT NULL AND v.capacity IS DISTINCT FROM o.capacity) AS capacity_changed`,
       [JSON.stringify(batch)],
-    );
+      );
+    });
     end();
     this.metrics.stateFlushRows.inc(rows.length);
     const sawStatus = new Set(batch.filter((b) => b.sawStatus).map((b) => b.name));

@@ -1,10 +1,12 @@
 import { randomBytes } from 'node:crypto';
 import tls from 'node:tls';
+import { mqttConnectTarget } from '@flotilla/contracts';
 import mqtt, { type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
 import type { HubMetrics } from '../metrics/hub-metrics.js';
 
 export interface MqttEndpoint {
+  /** One broker URL, or several comma-separated (a cluster's nodes, tried in turn). */
   url: string;
   username: string;
   password: string;
@@ -25,6 +27,8 @@ export type DirectPublish = (topic: string, payload: string, opts: { qos: 0 | 1;
  */
 export class HubPublisher {
   private readonly client: MqttClient;
+  private connects = 0;
+  private readonly reconnectListeners: Array<() => void> = [];
 
   constructor(
     endpoint: MqttEndpoint,
@@ -33,7 +37,9 @@ export class HubPublisher {
     /** With the embedded broker: publish in process (the connection still tells readiness). */
     private readonly direct?: DirectPublish,
   ) {
-    this.client = mqtt.connect(endpoint.url, {
+    const target = mqttConnectTarget(endpoint.url);
+    this.client = mqtt.connect(target.url, {
+      ...(target.servers ? { servers: target.servers } : {}),
       clientId: `flotilla-hub-pub-${randomBytes(4).toString('hex')}`,
       username: endpoint.username,
       password: endpoint.password,
@@ -46,9 +52,20 @@ export class HubPublisher {
     this.client.on('connect', () => {
       metrics.mqttConnected.set(1);
       log.info('hub publisher connected to the broker');
+      if (++this.connects > 1) for (const l of this.reconnectListeners) l();
     });
     this.client.on('close', () => metrics.mqttConnected.set(0));
     this.client.on('error', (err) => log.warn({ err: err.message }, 'hub publisher mqtt error'));
+  }
+
+  /**
+   * Called on every connection after the first: the broker (or the cluster
+   * node now reached) may lack retained messages this hub published before
+   * (RabbitMQ keeps them per node, a restarted Mosquitto without persistence
+   * has none), so the leader publishes them again.
+   */
+  onReconnect(listener: () => void): void {
+    this.reconnectListeners.push(listener);
   }
 
   get connected(): boolean {

@@ -34,6 +34,10 @@ export class SpokeEntity {
   @Column({ name: 'session_id', type: 'text', nullable: true })
   sessionId!: string | null;
 
+  /** When the agent said the presence stored (its clock): replicas ingest out of order, the older word never wins. */
+  @Column({ name: 'presence_at', type: 'timestamptz', nullable: true })
+  presenceAt!: Date | null;
+
   @Column({ name: 'last_seen_at', type: 'timestamptz', nullable: true })
   lastSeenAt!: Date | null;
 
