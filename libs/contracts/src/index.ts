@@ -8,3 +8,4 @@ export * from './enrollment.js';
 export * from './gpu-product.js';
 export { formatIssues } from './issues.js';
 export * from './api.js';
+export * from './model-input.js';
