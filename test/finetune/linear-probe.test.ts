@@ -6,8 +6,8 @@ import sharp from 'sharp';
 import { decodeModel } from '../../apps/agent/src/finetune/onnx-proto.js';
 import { LABELS_METADATA_KEY } from '../../apps/agent/src/finetune/linear-probe.js';
 import type { LinearProbeSpec } from '../../apps/agent/src/finetune/linear-probe-spec.js';
-import { buildTinyBackbone, writeColourDataset } from '../support/onnx-backbone.js';
-import { inferImage, startServer, trainInChild } from './support.js';
+import { buildTinyBackbone, writeColourDataset } from '../support/finetune/onnx-backbone.js';
+import { inferImage, startServer, trainInChild } from '../support/finetune/trainer-harness.js';
 
 const INPUT = ModelInputSchema.parse({ width: 32, height: 32, layout: 'NCHW', scale: 1 / 255, mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25] });
 

@@ -89,7 +89,7 @@ message ModelProto {
 /** TensorProto.DataType values used here. */
 export const ELEM = { FLOAT: 1, INT64: 7 } as const;
 /** AttributeProto.AttributeType values used here. */
-export const ATTR = { FLOAT: 1, INT: 2, INTS: 7 } as const;
+export const ATTR = { FLOAT: 1, INT: 2, STRING: 3, INTS: 7 } as const;
 
 export interface OnnxDim { dim_value?: number | Long; dim_param?: string }
 export interface OnnxValueInfo { name: string; type?: { tensor_type?: { elem_type?: number; shape?: { dim?: OnnxDim[] } } } }

@@ -3,12 +3,12 @@ import { existsSync } from 'node:fs';
 import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import type { LinearProbeMetricsFile } from '../../apps/agent/src/finetune/linear-probe.js';
-import type { LinearProbeSpec } from '../../apps/agent/src/finetune/linear-probe-spec.js';
-import type { TrainerEvent } from '../../apps/agent/src/finetune/trainer-contract.js';
-import { defaultLinearProbeEntry, TrainerProcess, type TrainerOutcome } from '../../apps/agent/src/finetune/trainer-process.js';
+import type { LinearProbeMetricsFile } from '../../../apps/agent/src/finetune/linear-probe.js';
+import type { LinearProbeSpec } from '../../../apps/agent/src/finetune/linear-probe-spec.js';
+import type { TrainerEvent } from '../../../apps/agent/src/finetune/trainer-contract.js';
+import { defaultLinearProbeEntry, TrainerProcess, type TrainerOutcome } from '../../../apps/agent/src/finetune/trainer-process.js';
 
-export const REPO_ROOT = fileURLToPath(new URL('../../', import.meta.url));
+export const REPO_ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 export const SERVER_ENTRY = path.join(REPO_ROOT, 'dist', 'libs', 'inference-server', 'src', 'main.js');
 
 /** ONNX Runtime's native tensors cannot cross Jest's VM realm, so training runs as the agent runs it: in a child process. */

@@ -1,8 +1,8 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import sharp from 'sharp';
-import { ATTR, ELEM, encodeModel, floatTensor, tensorType } from '../../apps/agent/src/finetune/onnx-proto.js';
-import { seededRandom } from '../../apps/agent/src/finetune/softmax-head.js';
+import { ATTR, ELEM, encodeModel, floatTensor, tensorType } from '../../../apps/agent/src/finetune/onnx-proto.js';
+import { seededRandom } from '../../../apps/agent/src/finetune/softmax-head.js';
 
 /**
  * A tiny image classifier in ONNX, for trainer tests that need a backbone
