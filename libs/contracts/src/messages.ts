@@ -229,7 +229,8 @@ export type ReportedDeploymentStatus = z.infer<typeof ReportedDeploymentStatusSc
 export const JobRunStatusSchema = z
   .object({
     name: ObjectNameSchema,
-    phase: z.enum(['Pending', 'Running', 'Succeeded', 'Failed']),
+    /** Rejected: trained, but the evaluation gate refused the result. */
+    phase: z.enum(['Pending', 'Running', 'Succeeded', 'Failed', 'Rejected']),
     progress: z.number().min(0).max(1),
     metrics: z.record(z.string(), z.number()).default({}),
     producedVersion: z.string().max(128).nullable(),
