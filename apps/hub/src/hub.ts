@@ -32,6 +32,7 @@ import { SpokeSyncReconciler } from './desired/spoke-sync.reconciler.js';
 import { IssueEnrollmentToken } from './enrollment/issue-enrollment-token.js';
 import { EnrollSpoke } from './enrollment/enroll-spoke.js';
 import { RegisterModelVersion } from './models/register-model-version.js';
+import { RegisterProducedVersions } from './finetune/register-produced-versions.js';
 import { ApplyPolicy } from './policy/apply-policy.js';
 import { DeletePolicy } from './policy/delete-policy.js';
 import { LabelSpoke } from './spokes/label-spoke.js';
@@ -170,6 +171,7 @@ export async function startHub(config: HubConfig, log: Logger): Promise<HubHandl
     });
     cleanups.push(() => writer.close());
     const register = new RegisterModelVersion(audit);
+    const producedVersions = new RegisterProducedVersions(ds, register, log.child({ component: 'finetune' }), () => triggers.renderFleet());
     const issueEnrollmentToken = new IssueEnrollmentToken(ds, audit);
     const useCases = [
       { provide: FleetTriggers, useValue: triggers },
@@ -212,6 +214,7 @@ export async function startHub(config: HubConfig, log: Logger): Promise<HubHandl
       writer,
       metrics,
       log: log.child({ component: 'ingest' }),
+      onStatus: (s) => void producedVersions.fromStatus(s.spoke, s.jobs),
     });
     cleanups.push(() => ingest.close());
     await ingest.start();

@@ -226,6 +226,20 @@ export const ReportedDeploymentStatusSchema = DeploymentStatusSchema.extend({
 }).strict();
 export type ReportedDeploymentStatus = z.infer<typeof ReportedDeploymentStatusSchema>;
 
+/** The version a fine-tuning run produced on the spoke, as the hub registers it (level-based: repeated in every report). */
+export const ProducedVersionSchema = z
+  .object({
+    version: z.string().min(1).max(128),
+    digest: DigestSchema,
+    sizeBytes: z.number().int().nonnegative(),
+    format: z.literal('onnx'),
+    /** Where the blob is: for keep-local, a file: URI on that spoke. */
+    uri: ArtifactUriSchema,
+    datasetFingerprint: DigestSchema,
+  })
+  .strict();
+export type ProducedVersion = z.infer<typeof ProducedVersionSchema>;
+
 export const JobRunStatusSchema = z
   .object({
     name: ObjectNameSchema,
@@ -235,6 +249,7 @@ export const JobRunStatusSchema = z
     metrics: z.record(z.string(), z.number()).default({}),
     producedVersion: z.string().max(128).nullable(),
     message: z.string().max(2048).default(''),
+    produced: ProducedVersionSchema.optional(),
   })
   .strict();
 export type JobRunStatus = z.infer<typeof JobRunStatusSchema>;

@@ -1,6 +1,7 @@
 import { createHash } from 'node:crypto';
 import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
+import { pathToFileURL } from 'node:url';
 import type { Logger } from 'pino';
 import { canonicalJson, ModelInputSchema, type DesiredFineTuneJob, type JobRunStatus, type ModelInput } from '@flotilla/contracts';
 import type { ArtifactProvider } from '../runtime/runtime.js';
@@ -132,7 +133,7 @@ export class FineTuneRunner {
   }
 
   private fresh(job: DesiredFineTuneJob, specHash: string, attempt: number, message: string): JobRecord {
-    return { job: job.name, specHash, attempt, phase: 'Pending', progress: 0, metrics: {}, message, producedVersion: null, producedDigest: null, datasetFingerprint: null, updatedAt: this.now() };
+    return { job: job.name, specHash, attempt, phase: 'Pending', progress: 0, metrics: {}, message, producedVersion: null, producedDigest: null, datasetFingerprint: null, produced: null, updatedAt: this.now() };
   }
 
   private now(): string {
@@ -244,6 +245,7 @@ export class FineTuneRunner {
         progress: 1,
         producedVersion: version,
         producedDigest: digest,
+        produced: fingerprint === null ? null : { version, digest, sizeBytes: bytes.length, format: 'onnx', uri: pathToFileURL(path.join(keep, OUTPUT_FILES.model)).href, datasetFingerprint: fingerprint },
         message: `${gate.message}; produced ${job.output.model} ${version} (${digest.slice(0, 19)}…), dataset ${fingerprint?.slice(0, 19) ?? '-'}…`,
       });
       log.info({ version, digest }, 'fine-tuning run succeeded');
@@ -271,6 +273,7 @@ export function toStatus(r: JobRecord): JobRunStatus {
     progress: r.progress,
     metrics: r.metrics,
     producedVersion: r.producedVersion,
+    ...(r.phase === 'Succeeded' && r.produced ? { produced: r.produced } : {}),
     message: phase === 'Running' ? `${detail}: ${r.message}`.slice(0, 2048) : r.message.slice(0, 2048),
   };
 }

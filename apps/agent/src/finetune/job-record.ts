@@ -1,5 +1,6 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { ProducedVersionSchema } from '@flotilla/contracts';
 import { z } from 'zod';
 import { writeFileAtomic } from '../state/atomic-write.js';
 
@@ -22,6 +23,8 @@ export const JobRecordSchema = z
     producedVersion: z.string().nullable(),
     producedDigest: z.string().nullable(),
     datasetFingerprint: z.string().nullable(),
+    /** What the hub registers, once the run succeeded. */
+    produced: ProducedVersionSchema.nullable().default(null),
     updatedAt: z.string(),
   })
   .strict();

@@ -25,6 +25,8 @@ export interface IngestOptions {
   metrics: HubMetrics;
   log: Logger;
   onEvent?: (spoke: string, event: AgentEvent) => void;
+  /** Called with each valid status report (fine-tuning registration reads its jobs). */
+  onStatus?: (report: StatusReport) => void;
 }
 
 /**
@@ -115,6 +117,7 @@ function handle(o: IngestOptions, topic: string, payload: Buffer): void {
         jobs: s.jobs,
         ...(s.capacity ? { capacity: s.capacity } : {}),
       });
+      o.onStatus?.(s);
       return;
     }
     case 'telemetry': {
