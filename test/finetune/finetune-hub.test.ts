@@ -19,10 +19,15 @@ class FineTuneOnlyRuntime extends NoneRuntime {
     this.built = runner(() => this.listener());
   }
   private readonly built: FineTuneRunner;
-  override onChange(listener: () => void): void {
+  onChange(listener: () => void): void {
     this.listener = listener;
   }
+  private seen: DesiredPayload['fineTuneJobs'] | undefined;
+  lastJobs(): DesiredPayload['fineTuneJobs'] | undefined {
+    return this.seen;
+  }
   override async reconcile(desired: DesiredPayload, signal: AbortSignal): Promise<RuntimeReport> {
+    this.seen = desired.fineTuneJobs;
     const base = await super.reconcile(desired, signal);
     return { deployments: base.deployments, jobs: await this.built.reconcile(desired.fineTuneJobs) };
   }
@@ -77,7 +82,11 @@ metadata: { name: bridge-defects }
 spec:
   task: image-classification
   versions:
-    - { version: "1.0.0", uri: "file://${modelPath}", digest: "${digest}", format: onnx }
+    - version: "1.0.0"
+      uri: "file://${modelPath}"
+      digest: "${digest}"
+      format: onnx
+      input: { width: 32, height: 32, layout: NCHW, mean: [0.5, 0.5, 0.5], std: [0.25, 0.25, 0.25] }
 ---
 apiVersion: flotilla.dev/v1
 kind: Placement
@@ -97,11 +106,13 @@ spec:
 `,
     );
     expect(applied.status).toBe(200);
+    // The normalisation declared on the model version reaches the spoke with the job.
+    await waitFor('the job in the desired state', () => runtime.lastJobs()?.[0]?.baseModel.input?.mean[0] === 0.5);
 
     const run = await waitFor('the run to succeed on bridge-7', async () => {
       const r = (await t.api('GET', '/api/v1/finetune-jobs/bridge-site-tuning')).body.runs.spokes?.[0];
       return r?.state === 'Succeeded' ? r : null;
-    }, { timeoutMs: 60_000 });
+    }, 60_000);
     expect(run.progress).toBe(1);
     expect(run.metrics.accuracy).toBeGreaterThanOrEqual(0.8);
     expect(run.producedVersion).toMatch(/^1\.0\.0-ft\.bridge-7\.[0-9a-f]{12}$/);

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { ModelInputSchema } from './model-input.js';
 
 /**
  * Wire shapes of the hub <-> agent protocol (DESIGN.md section 6). Every
@@ -68,6 +69,8 @@ export const ModelRefSchema = z
     uri: ArtifactUriSchema,
     format: z.enum(['onnx', 'torchscript', 'tensorrt', 'savedmodel', 'safetensors', 'other']),
     sizeBytes: z.number().int().nonnegative().optional(),
+    /** What an image backbone expects (size, layout, normalisation); read by the linear-probe trainer. */
+    input: ModelInputSchema.optional(),
   })
   .strict();
 export type ModelRef = z.infer<typeof ModelRefSchema>;

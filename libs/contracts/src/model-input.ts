@@ -10,13 +10,14 @@ import { z } from 'zod';
  */
 export const ModelInputSchema = z
   .object({
-    width: z.number().int().min(1).max(4096),
-    height: z.number().int().min(1).max(4096),
-    layout: z.enum(['NCHW', 'NHWC']).default('NCHW'),
-    scale: z.number().positive().default(1 / 255),
-    mean: z.tuple([z.number(), z.number(), z.number()]).default([0, 0, 0]),
-    std: z.tuple([z.number().positive(), z.number().positive(), z.number().positive()]).default([1, 1, 1]),
-    embeddingOutput: z.string().min(1).max(256).optional(),
+    width: z.number().int().min(1).max(4096).describe('pixels the network takes (images are resized to cover it, centre-cropped)'),
+    height: z.number().int().min(1).max(4096).describe('pixels the network takes'),
+    layout: z.enum(['NCHW', 'NHWC']).default('NCHW').describe('tensor layout of the network input'),
+    scale: z.number().positive().default(1 / 255).describe('pixels (0-255) are multiplied by this first'),
+    mean: z.tuple([z.number(), z.number(), z.number()]).default([0, 0, 0]).describe('subtracted per RGB channel after scaling'),
+    std: z.tuple([z.number().positive(), z.number().positive(), z.number().positive()]).default([1, 1, 1]).describe('divides each RGB channel after the mean'),
+    embeddingOutput: z.string().min(1).max(256).optional().describe('tensor the linear probe reads; default: the input of the final classifier layer'),
   })
-  .strict();
+  .strict()
+  .describe('what an image backbone expects; the linear-probe trainer reads it');
 export type ModelInput = z.infer<typeof ModelInputSchema>;

@@ -179,7 +179,7 @@ export class FineTuneRunner {
       }
       datasetRoot = await resolveDatasetPath(job.dataset.path, this.opts.datasetPolicy);
       const base = await this.opts.artifacts.ensure(job.baseModel, signal);
-      const { input, note } = await baseModelInput((job.baseModel as { input?: unknown }).input, base.modelPath);
+      const { input, note } = await baseModelInput(job.baseModel.input, base.modelPath);
       log.info({ note }, 'base model input');
       await rm(outputDir, { recursive: true, force: true });
       await mkdir(outputDir, { recursive: true });
