@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
@@ -23,6 +23,9 @@ describe('fine-tuning runs under the process runtime', () => {
   let artifacts: ArtifactProvider;
   let baseModel: ModelRef;
   let dataset: string;
+  /** The verified cache, as the fake provider holds it: digest -> file. */
+  const files = new Map<string, string>();
+  let firstProduced: { version: string; digest: string; path: string } | undefined;
 
   beforeAll(async () => {
     dir = await mkdtemp(path.join(tmpdir(), 'flotilla-finetune-runner-'));
@@ -31,7 +34,15 @@ describe('fine-tuning runs under the process runtime', () => {
     await writeFile(modelPath, bytes);
     const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
     baseModel = { name: 'bridge-defects', version: '1.0.0', digest, uri: `file://${modelPath}`, format: 'onnx' };
-    artifacts = { ensure: async () => ({ repositoryPath: dir, modelPath, digest }), retain: async () => undefined };
+    files.set(digest, modelPath);
+    artifacts = {
+      ensure: async (m) => {
+        const file = files.get(m.digest);
+        if (!file) throw new Error(`no artifact ${m.digest}`);
+        return { repositoryPath: dir, modelPath: file, digest: m.digest };
+      },
+      retain: async () => undefined,
+    };
     dataset = path.join(dir, 'data');
     await writeColourDataset(dataset, 16);
   });
@@ -82,6 +93,7 @@ describe('fine-tuning runs under the process runtime', () => {
     expect(record.datasetFingerprint).toMatch(/^sha256:/);
     const kept = await readFile(path.join(state, 'finetune', 'produced', record.producedDigest.replace(':', '-'), 'model.onnx'));
     expect(`sha256:${createHash('sha256').update(kept).digest('hex')}`).toBe(record.producedDigest);
+    firstProduced = { version: done.producedVersion!, digest: record.producedDigest, path: path.join(state, 'finetune', 'produced', record.producedDigest.replace(':', '-'), 'model.onnx') };
     // A second reconcile with the same spec reports the record and trains nothing again.
     expect((await r.reconcile(jobs))[0]).toEqual(done);
     await r.close();
@@ -93,6 +105,25 @@ describe('fine-tuning runs under the process runtime', () => {
     expect(done.phase).toBe('Rejected');
     expect(done.producedVersion).toBeNull();
     expect(done.message).toMatch(/held-out accuracy .* < threshold 1\.01/);
+    await r.close();
+  });
+
+  it('measures the served version on the same split and rejects a run that does not beat it by minImprovement', async () => {
+    files.set(firstProduced!.digest, firstProduced!.path);
+    const served: ModelRef = { name: 'bridge-defects', version: firstProduced!.version, digest: firstProduced!.digest, uri: `file://${firstProduced!.path}`, format: 'onnx' };
+    const state = path.join(dir, 'state-f');
+    const r = runner(state);
+    const jobs = [job('must-improve', { evaluation: { metric: 'accuracy', holdoutFraction: 0.25, threshold: 0.5, minImprovement: 0.2 } })];
+    let last: JobRunStatus | undefined;
+    await until('must-improve to finish', async () => {
+      last = (await r.reconcile(jobs, [served]))[0];
+      return last!.phase !== 'Pending' && last!.phase !== 'Running';
+    });
+    // Same data, same seed as the served version: no improvement at all.
+    expect(last!.phase).toBe('Rejected');
+    expect(last!.message).toMatch(/but \+0\.0000 over the served version \(1\.0000\), below the minimum improvement 0\.2/);
+    const metrics = JSON.parse(await readFile(path.join(state, 'finetune', 'runs', 'must-improve', (await readdir(path.join(state, 'finetune', 'runs', 'must-improve')))[0]!, 'output', 'metrics.json'), 'utf8')) as { served: { metrics: { accuracy: number; confusion: number[][] } } };
+    expect(metrics.served.metrics.confusion).toHaveLength(3);
     await r.close();
   });
 

@@ -127,6 +127,8 @@ export const DesiredFineTuneJobSchema = z
         metric: z.enum(['accuracy', 'f1', 'loss']),
         holdoutFraction: z.number().gt(0).lt(1),
         threshold: z.number(),
+        /** Also required: beat the version the spoke serves now, on the same held-out split, by this much (accuracy or f1). */
+        minImprovement: z.number().min(0).max(1).optional(),
       })
       .strict(),
     output: z.object({ model: ObjectNameSchema, artifact: z.enum(['keep-local', 'upload']) }).strict(),

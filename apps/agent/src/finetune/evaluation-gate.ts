@@ -23,7 +23,20 @@ export function evaluateGate(evaluation: DesiredFineTuneJob['evaluation'], file:
   const lowerIsBetter = metric === 'loss';
   const passed = lowerIsBetter ? value <= threshold : value >= threshold;
   const cmp = passed ? (lowerIsBetter ? '<=' : '>=') : lowerIsBetter ? '>' : '<';
-  return { passed, metric, value, threshold, message: `held-out ${metric} ${value.toFixed(4)} ${cmp} threshold ${threshold}` };
+  const decision = { passed, metric, value, threshold, message: `held-out ${metric} ${value.toFixed(4)} ${cmp} threshold ${threshold}` };
+  if (!passed || evaluation.minImprovement === undefined) return decision;
+  const served = servedMetric(file, metric);
+  if (served === null) return { ...decision, message: `${decision.message}; no served version with the same classes to compare with` };
+  const gain = value - served;
+  const enough = gain >= evaluation.minImprovement;
+  return { ...decision, passed: enough, message: `${decision.message}; ${enough ? '' : 'but '}${gain >= 0 ? '+' : ''}${gain.toFixed(4)} over the served version (${served.toFixed(4)}), ${enough ? 'at least' : 'below'} the minimum improvement ${evaluation.minImprovement}` };
+}
+
+/** The served version's accuracy or macro-F1 on the same split, when the trainer measured it. */
+function servedMetric(file: TrainerMetricsFile, metric: GateDecision['metric']): number | null {
+  const served = (file as { served?: { metrics?: { accuracy?: unknown; macroF1?: unknown } } | null }).served?.metrics;
+  const v = metric === 'accuracy' ? served?.accuracy : metric === 'f1' ? served?.macroF1 : undefined;
+  return typeof v === 'number' && Number.isFinite(v) ? v : null;
 }
 
 /**

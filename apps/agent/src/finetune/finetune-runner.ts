@@ -3,7 +3,7 @@ import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Logger } from 'pino';
-import { canonicalJson, ModelInputSchema, type DesiredFineTuneJob, type JobRunStatus, type ModelInput } from '@flotilla/contracts';
+import { canonicalJson, ModelInputSchema, type DesiredFineTuneJob, type JobRunStatus, type ModelInput, type ModelRef } from '@flotilla/contracts';
 import type { ArtifactProvider } from '../runtime/runtime.js';
 import { backboneInput } from './classifier-graph.js';
 import { resolveDatasetPath, type DatasetPathPolicy } from './dataset.js';
@@ -97,7 +97,11 @@ export class FineTuneRunner {
     this.records = new JobRecordStore(opts.stateDir);
   }
 
-  async reconcile(jobs: DesiredFineTuneJob[]): Promise<JobRunStatus[]> {
+  /**
+   * `served` gives the model version each deployment of the spoke serves, so
+   * a run can measure the served version of its output model on its split.
+   */
+  async reconcile(jobs: DesiredFineTuneJob[], served: readonly ModelRef[] = []): Promise<JobRunStatus[]> {
     const wanted = new Set(jobs.map((j) => j.name));
     for (const [name, run] of this.live) {
       if (!wanted.has(name)) {
@@ -118,7 +122,7 @@ export class FineTuneRunner {
         const resumed = record !== null && record.specHash === hash && !TERMINAL_PHASES.has(record.phase);
         record = this.fresh(job, hash, resumed ? record!.attempt + 1 : 1, resumed ? `run again after an agent restart (attempt ${record!.attempt + 1})` : 'queued');
         await this.records.save(record);
-        this.start(job, record);
+        this.start(job, record, served.find((m) => m.name === job.output.model && m.format === 'onnx'));
       }
       statuses.push(toStatus(this.current.get(job.name) ?? record!));
     }
@@ -140,10 +144,10 @@ export class FineTuneRunner {
     return (this.opts.now?.() ?? new Date()).toISOString();
   }
 
-  private start(job: DesiredFineTuneJob, initial: JobRecord): void {
+  private start(job: DesiredFineTuneJob, initial: JobRecord, served: ModelRef | undefined): void {
     this.current.set(job.name, initial);
     const abort = new AbortController();
-    const done = (this.queue = this.queue.then(() => this.run(job, initial, abort.signal)).catch((err: unknown) => {
+    const done = (this.queue = this.queue.then(() => this.run(job, initial, abort.signal, served)).catch((err: unknown) => {
       this.opts.logger.error({ job: job.name, err }, 'fine-tuning run failed unexpectedly');
     }));
     this.live.set(job.name, { abort, done });
@@ -164,7 +168,7 @@ export class FineTuneRunner {
     return next;
   }
 
-  private async run(job: DesiredFineTuneJob, initial: JobRecord, signal: AbortSignal): Promise<void> {
+  private async run(job: DesiredFineTuneJob, initial: JobRecord, signal: AbortSignal, served: ModelRef | undefined): Promise<void> {
     let record = initial;
     const log = this.opts.logger.child({ job: job.name, attempt: record.attempt });
     const runDir = path.join(this.opts.stateDir, 'finetune', 'runs', job.name, record.specHash.slice(0, 16));
@@ -181,6 +185,7 @@ export class FineTuneRunner {
       const base = await this.opts.artifacts.ensure(job.baseModel, signal);
       const { input, note } = await baseModelInput(job.baseModel.input, base.modelPath);
       log.info({ note }, 'base model input');
+      const servedModelPath = served ? (await this.opts.artifacts.ensure(served, signal).catch(() => null))?.modelPath : undefined;
       await rm(outputDir, { recursive: true, force: true });
       await mkdir(outputDir, { recursive: true });
       const spec: LinearProbeSpec = {
@@ -194,6 +199,7 @@ export class FineTuneRunner {
         outputDir,
         outputModel: job.output.model,
         threads: this.opts.threads ?? 2,
+        ...(servedModelPath ? { servedModelPath } : {}),
       };
       const specFile = path.join(runDir, 'spec.json');
       await writeFile(specFile, JSON.stringify(spec));

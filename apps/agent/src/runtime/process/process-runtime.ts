@@ -244,7 +244,7 @@ export class ProcessRuntime implements WorkloadRuntime {
       await this.persist();
       await this.retainArtifacts(desired);
       this.armTransitionTimer(desired.deployments, planNow);
-      const jobs = await this.fineTune.reconcile(desired.fineTuneJobs);
+      const jobs = await this.fineTune.reconcile(desired.fineTuneJobs, desired.deployments.map((d) => d.model));
       return this.report(desired, steps, planNow, jobs);
     });
   }
