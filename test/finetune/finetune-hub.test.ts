@@ -7,6 +7,7 @@ import type { DesiredPayload } from '@flotilla/contracts';
 import { NoneRuntime, enroll, runAgent, type AgentHandle } from '../../apps/agent/src/index.js';
 import { FineTuneRunner } from '../../apps/agent/src/finetune/finetune-runner.js';
 import type { ArtifactProvider, RuntimeReport } from '../../apps/agent/src/runtime/runtime.js';
+import { runCli } from '../support/cli.js';
 import { startTestHub, type TestHub } from '../support/hub.js';
 import { waitFor } from '../support/wait.js';
 import { buildTinyBackbone, writeColourDataset } from '../support/finetune/onnx-backbone.js';
@@ -127,6 +128,10 @@ spec:
     expect(version.lineage.datasetFingerprint).toMatch(/^sha256:[0-9a-f]{64}$/);
     expect(version.lineage.metrics.accuracy).toBe(run.metrics.accuracy);
     expect(version.digest.slice(7, 19)).toBe(run.producedVersion.slice(-12));
+
+    const described = await runCli(['describe', 'job', 'bridge-site-tuning'], { FLOTILLA_URL: t.hub.apiUrl, FLOTILLA_TOKEN: t.adminToken });
+    expect(described.stdout).toMatch(/bridge-7\s+Succeeded\s+\[##########\] 100%\s+\S*accuracy=/);
+    expect(described.stdout).toContain(run.producedVersion);
 
     // Everything the hub stored from the spoke (statuses, the registered version, its audit): no label, file name or dataset path.
     const stored = JSON.stringify(await t.hub.dataSource.query(`SELECT job_statuses, deployment_statuses, conditions FROM spokes`)) + JSON.stringify(await t.hub.dataSource.query(`SELECT * FROM model_versions`)) + JSON.stringify(await t.hub.dataSource.query(`SELECT * FROM audit_events WHERE actor LIKE 'spoke:%'`));
