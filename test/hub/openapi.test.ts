@@ -385,6 +385,9 @@ describe('OpenAPI document', () => {
     expect((await call('GET', '/api/v1/models/{name}', { params: { name: 'nope' } })).status).toBe(404);
     expect((await call('GET', '/api/v1/models/{name}/versions', { params: { name: 'detector' } })).body.items).toHaveLength(1);
     expect((await call('GET', '/api/v1/models/{name}/versions', { params: { name: 'nope' } })).status).toBe(404);
+    const one = await call('GET', '/api/v1/models/{name}/versions/{version}', { params: { name: 'detector', version: '1.0.0' } });
+    expect(one.body).toMatchObject({ version: '1.0.0', digest: DIGEST_1, lineage: { baseVersion: '0.9.0' } });
+    expect((await call('GET', '/api/v1/models/{name}/versions/{version}', { params: { name: 'detector', version: '9.9.9' } })).status).toBe(404);
   });
 
   test('apply touching more spokes than an answer lists: counts, the first page, the rest from its report', async () => {

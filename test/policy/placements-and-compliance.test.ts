@@ -186,7 +186,7 @@ describe('placement decisions and deployment compliance', () => {
     expect(r.status).toBe(200);
     const by = Object.fromEntries(r.body.runs.spokes.map((s: any) => [s.spoke, s.state]));
     expect(by).toEqual({ 'eu-ok': 'Succeeded', 'eu-failing': 'Running', 'eu-behind': 'Pending', 'eu-silent': 'Pending', 'eu-stale': 'Unknown', 'eu-offline': 'Unknown' });
-    expect(r.body.runs.counts).toEqual({ Succeeded: 1, Running: 1, Pending: 2, Failed: 0, Unknown: 2 });
+    expect(r.body.runs.counts).toEqual({ Succeeded: 1, Running: 1, Pending: 2, Failed: 0, Rejected: 0, Unknown: 2 });
     expect(r.body.runs.producedVersions).toEqual([{ spoke: 'eu-ok', version: '1.0.0-eu-ok.1' }]);
     expect(r.body.runs.spokes.find((s: any) => s.spoke === 'eu-ok').metrics).toEqual({ accuracy: 0.93 });
     expect((await t.api('GET', '/api/v1/finetune-jobs')).body.items.map((j: any) => j.runs.counts.Succeeded)).toEqual([1]);

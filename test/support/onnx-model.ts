@@ -2,79 +2,17 @@ import { createHash } from 'node:crypto';
 import { mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
-import protobuf from 'protobufjs';
+import { encodeModel as encodeOnnxModel, type OnnxGraph } from '../../apps/agent/src/finetune/onnx-proto.js';
 
 /**
  * Writes small, real ONNX models without Python or a download: the ONNX
- * ModelProto is plain protobuf, so the subset of onnx.proto we need is declared
- * here (field numbers as in onnx/onnx.proto) and encoded with protobufjs.
+ * ModelProto is plain protobuf, encoded with the agent's subset of onnx.proto
+ * (apps/agent/src/finetune/onnx-proto.ts, field numbers as in onnx/onnx.proto).
  * The models are deterministic, so the committed fixtures under
  * test/fixtures/models can be checked byte for byte against this generator.
  *
  * Run `node dist/test/support/onnx-model.js [outDir]` to regenerate them.
  */
-
-const ONNX_PROTO = `
-syntax = "proto3";
-package onnx;
-message OperatorSetIdProto { string domain = 1; int64 version = 2; }
-message TensorShapeProto {
-  message Dimension { oneof value { int64 dim_value = 1; string dim_param = 2; } string denotation = 3; }
-  repeated Dimension dim = 1;
-}
-message TypeProto {
-  message Tensor { int32 elem_type = 1; TensorShapeProto shape = 2; }
-  oneof value { Tensor tensor_type = 1; }
-  string denotation = 6;
-}
-message ValueInfoProto { string name = 1; TypeProto type = 2; string doc_string = 3; }
-message TensorProto {
-  repeated int64 dims = 1;
-  int32 data_type = 2;
-  repeated float float_data = 4;
-  repeated int64 int64_data = 7;
-  string name = 8;
-  bytes raw_data = 9;
-  string doc_string = 12;
-}
-message AttributeProto {
-  string name = 1;
-  float f = 2;
-  int64 i = 3;
-  bytes s = 4;
-  repeated int64 ints = 8;
-  int32 type = 20;
-}
-message NodeProto {
-  repeated string input = 1;
-  repeated string output = 2;
-  string name = 3;
-  string op_type = 4;
-  repeated AttributeProto attribute = 5;
-  string doc_string = 6;
-  string domain = 7;
-}
-message GraphProto {
-  repeated NodeProto node = 1;
-  string name = 2;
-  repeated TensorProto initializer = 5;
-  string doc_string = 10;
-  repeated ValueInfoProto input = 11;
-  repeated ValueInfoProto output = 12;
-}
-message StringStringEntryProto { string key = 1; string value = 2; }
-message ModelProto {
-  int64 ir_version = 1;
-  string producer_name = 2;
-  string producer_version = 3;
-  string domain = 4;
-  int64 model_version = 5;
-  string doc_string = 6;
-  GraphProto graph = 7;
-  repeated OperatorSetIdProto opset_import = 8;
-  repeated StringStringEntryProto metadata_props = 14;
-}
-`;
 
 /** TensorProto.DataType values used here. */
 const ELEM = { FLOAT: 1, INT64: 7 } as const;
@@ -118,10 +56,6 @@ export const LINEAR_CLASSIFIER_V2: LinearClassifierSpec = {
   modelVersion: 2,
 };
 
-function onnxRoot(): protobuf.Root {
-  return protobuf.parse(ONNX_PROTO, { keepCase: true }).root;
-}
-
 function tensorType(elemType: number, dims: (number | string)[]) {
   return {
     tensor_type: {
@@ -132,19 +66,15 @@ function tensorType(elemType: number, dims: (number | string)[]) {
 }
 
 function encodeModel(graph: Record<string, unknown>, docString: string, modelVersion: number): Uint8Array {
-  const ModelProto = onnxRoot().lookupType('onnx.ModelProto');
-  const message = ModelProto.fromObject({
+  return encodeOnnxModel({
     ir_version: IR_VERSION,
     producer_name: 'flotilla-test',
     producer_version: '1',
     model_version: modelVersion,
     doc_string: docString,
-    graph,
+    graph: graph as unknown as OnnxGraph,
     opset_import: [{ domain: '', version: OPSET }],
   });
-  const problem = ModelProto.verify(message);
-  if (problem) throw new Error(`invalid ModelProto: ${problem}`);
-  return ModelProto.encode(message).finish();
 }
 
 /**

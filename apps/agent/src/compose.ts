@@ -92,6 +92,8 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions): 
           host: config.serve.address,
           ...(config.serve.advertiseHost ? { advertiseHost: config.serve.advertiseHost } : {}),
           ...opts.processRuntime,
+          // Datasets only under the agent's --dataset-root directories (checked on the resolved path).
+          fineTune: { ...opts.processRuntime?.fineTune, datasetPolicy: (resolved: string) => void sources.datasetHostPath(resolved) },
           stateDir,
           spoke: creds.spoke,
           artifacts: cache,

@@ -33,6 +33,7 @@ import { SpokeSyncReconciler } from './desired/spoke-sync.reconciler.js';
 import { IssueEnrollmentToken } from './enrollment/issue-enrollment-token.js';
 import { EnrollSpoke } from './enrollment/enroll-spoke.js';
 import { RegisterModelVersion } from './models/register-model-version.js';
+import { RegisterProducedVersions } from './finetune/register-produced-versions.js';
 import { ApplyPolicy } from './policy/apply-policy.js';
 import { ApplyReports } from './policy/apply-reports.js';
 import { DeletePolicy } from './policy/delete-policy.js';
@@ -240,6 +241,7 @@ export async function startHub(config: HubConfig, log: Logger): Promise<HubHandl
     });
     cleanups.push(() => writer.close());
     const register = new RegisterModelVersion(audit);
+    const producedVersions = new RegisterProducedVersions(ds, register, log.child({ component: 'finetune' }), () => triggers.renderFleet());
     const issueEnrollmentToken = new IssueEnrollmentToken(ds, audit);
     const useCases = [
       { provide: FleetTriggers, useValue: triggers },
@@ -288,13 +290,14 @@ export async function startHub(config: HubConfig, log: Logger): Promise<HubHandl
     // Replicas share agent messages: `$share/...` on Mosquitto and EMQX, one queue on RabbitMQ.
     const ingest =
       config.brokerKind === 'rabbitmq' && config.amqpUrl && config.mqttUrl
-        ? new AmqpIngest({ url: config.amqpUrl, username: endpoint.username, password: endpoint.password, writer, metrics, log: log.child({ component: 'ingest' }) })
+        ? new AmqpIngest({ url: config.amqpUrl, username: endpoint.username, password: endpoint.password, writer, metrics, log: log.child({ component: 'ingest' }), onStatus: (s) => void producedVersions.fromStatus(s.spoke, s.jobs) })
         : new IngestSubscriber({
             endpoint,
             sharedSubscriptions: config.brokerAuth !== 'embedded',
             writer,
             metrics,
             log: log.child({ component: 'ingest' }),
+            onStatus: (s) => void producedVersions.fromStatus(s.spoke, s.jobs),
           });
     cleanups.push(() => ingest.close());
     await ingest.start();

@@ -322,7 +322,7 @@ const WorkloadPlacementSchema = z
   .strict();
 
 const COMPLIANCE_STATES = ['Compliant', 'NonCompliant', 'Pending', 'Unknown'] as const;
-const JOB_STATES = ['Succeeded', 'Running', 'Pending', 'Failed', 'Unknown'] as const;
+const JOB_STATES = ['Succeeded', 'Running', 'Pending', 'Failed', 'Rejected', 'Unknown'] as const;
 const countsOf = <S extends string>(states: readonly [S, ...S[]]) =>
   z.object(Object.fromEntries(states.map((s) => [s, z.number().int()])) as Record<S, z.ZodNumber>).strict();
 

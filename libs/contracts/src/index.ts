@@ -11,3 +11,4 @@ export * from './api.js';
 export * from './signing-key-chain.js';
 export * from './routing.js';
 export * from './broker-urls.js';
+export * from './model-input.js';

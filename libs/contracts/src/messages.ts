@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { ModelInputSchema } from './model-input.js';
 
 /**
  * Wire shapes of the hub <-> agent protocol (DESIGN.md section 6). Every
@@ -68,6 +69,8 @@ export const ModelRefSchema = z
     uri: ArtifactUriSchema,
     format: z.enum(['onnx', 'torchscript', 'tensorrt', 'savedmodel', 'safetensors', 'other']),
     sizeBytes: z.number().int().nonnegative().optional(),
+    /** What an image backbone expects (size, layout, normalisation); read by the linear-probe trainer. */
+    input: ModelInputSchema.optional(),
   })
   .strict();
 export type ModelRef = z.infer<typeof ModelRefSchema>;
@@ -124,6 +127,8 @@ export const DesiredFineTuneJobSchema = z
         metric: z.enum(['accuracy', 'f1', 'loss']),
         holdoutFraction: z.number().gt(0).lt(1),
         threshold: z.number(),
+        /** Also required: beat the version the spoke serves now, on the same held-out split, by this much (accuracy or f1). */
+        minImprovement: z.number().min(0).max(1).optional(),
       })
       .strict(),
     output: z.object({ model: ObjectNameSchema, artifact: z.enum(['keep-local', 'upload']) }).strict(),
@@ -241,14 +246,30 @@ export const ReportedDeploymentStatusSchema = DeploymentStatusSchema.extend({
 }).strict();
 export type ReportedDeploymentStatus = z.infer<typeof ReportedDeploymentStatusSchema>;
 
+/** The version a fine-tuning run produced on the spoke, as the hub registers it (level-based: repeated in every report). */
+export const ProducedVersionSchema = z
+  .object({
+    version: z.string().min(1).max(128),
+    digest: DigestSchema,
+    sizeBytes: z.number().int().nonnegative(),
+    format: z.literal('onnx'),
+    /** Where the blob is: for keep-local, a file: URI on that spoke. */
+    uri: ArtifactUriSchema,
+    datasetFingerprint: DigestSchema,
+  })
+  .strict();
+export type ProducedVersion = z.infer<typeof ProducedVersionSchema>;
+
 export const JobRunStatusSchema = z
   .object({
     name: ObjectNameSchema,
-    phase: z.enum(['Pending', 'Running', 'Succeeded', 'Failed']),
+    /** Rejected: trained, but the evaluation gate refused the result. */
+    phase: z.enum(['Pending', 'Running', 'Succeeded', 'Failed', 'Rejected']),
     progress: z.number().min(0).max(1),
     metrics: z.record(z.string(), z.number()).default({}),
     producedVersion: z.string().max(128).nullable(),
     message: z.string().max(2048).default(''),
+    produced: ProducedVersionSchema.optional(),
   })
   .strict();
 export type JobRunStatus = z.infer<typeof JobRunStatusSchema>;

@@ -35,6 +35,8 @@ function indexModels(
     index.set(name, versions);
     const existing = versions.get(v.version);
     if (!existing) versions.set(v.version, { name, ...v });
+    // The registry keeps no input declaration: a Model file's, for the same artifact, completes it.
+    else if (existing.digest === v.digest && v.input !== undefined && existing.input === undefined) versions.set(v.version, { ...existing, input: v.input });
     return existing;
   };
   // The registry first: its versions are immutable, so a Model file that

@@ -39,6 +39,7 @@ function resolve(index: ModelIndex, ref: { name: string; version: string }): Mod
     uri: found.uri,
     format: found.format,
     ...(found.sizeBytes !== undefined ? { sizeBytes: found.sizeBytes } : {}),
+    ...(found.input !== undefined ? { input: found.input } : {}),
   };
 }
 

@@ -123,6 +123,7 @@ export const ModelVersionSchema = z
     digest: DigestSchema,
     format: ModelRefSchema.shape.format,
     sizeBytes: z.number().int().nonnegative().optional(),
+    input: ModelRefSchema.shape.input,
   })
   .strict();
 export type ModelVersion = z.infer<typeof ModelVersionSchema>;

@@ -112,6 +112,12 @@ function describeDeployment(d: DeploymentView): string {
   ].join('\n');
 }
 
+/** `[######----]  60%`: ten cells, each a tenth of the run. */
+function progressBar(p: number): string {
+  const filled = Math.max(0, Math.min(10, Math.floor(p * 10)));
+  return `[${'#'.repeat(filled)}${'-'.repeat(10 - filled)}] ${String(Math.round(p * 100)).padStart(3)}%`;
+}
+
 function describeJob(j: JobView): string {
   const s = j.spec;
   const runs = j.runs.spokes ?? [];
@@ -135,8 +141,8 @@ function describeJob(j: JobView): string {
             runs.map((r) => [
               r.spoke,
               r.state,
-              r.progress === null ? '-' : `${Math.round(r.progress * 100)}%`,
-              Object.entries(r.metrics).map(([k, v]) => `${k}=${v}`).join(',') || '-',
+              r.progress === null ? '-' : progressBar(r.progress),
+              Object.entries(r.metrics).map(([k, v]) => `${k}=${Number.isInteger(v) ? v : v.toPrecision(4)}`).join(',') || '-',
               dash(r.producedVersion),
               dash(r.message),
             ]),

@@ -70,7 +70,7 @@ const deployments: Resource<DeploymentView> = {
 
 const jobs: Resource<JobView> = {
   names: ['jobs', 'job', 'finetune-jobs', 'finetunejobs'],
-  headers: ['NAME', 'BASE-MODEL', 'PLACEMENT', 'SPOKES', 'SUCCEEDED', 'RUNNING', 'PENDING', 'FAILED', 'UNKNOWN', 'SOURCE'],
+  headers: ['NAME', 'BASE-MODEL', 'PLACEMENT', 'SPOKES', 'SUCCEEDED', 'RUNNING', 'PENDING', 'FAILED', 'REJECTED', 'UNKNOWN', 'SOURCE'],
   ...byName<JobView>('/api/v1/finetune-jobs'),
   row: (j) => [
     j.name,
@@ -81,6 +81,7 @@ const jobs: Resource<JobView> = {
     count(j.runs.counts.Running),
     count(j.runs.counts.Pending),
     count(j.runs.counts.Failed),
+    count(j.runs.counts.Rejected),
     count(j.runs.counts.Unknown),
     j.source,
   ],

@@ -3,7 +3,7 @@ import amqp, { type Channel, type ChannelModel, type ConsumeMessage } from 'amqp
 import type { Logger } from 'pino';
 import type { HubMetrics } from '../metrics/hub-metrics.js';
 import { LogThrottle } from '../common/log-throttle.js';
-import { ingestMessage } from './ingest.js';
+import { type IngestOptions, ingestMessage } from './ingest.js';
 import type { SpokeStateWriter } from './spoke-state-writer.js';
 
 /** The one queue every hub replica consumes agent messages from, on RabbitMQ. */
@@ -21,6 +21,8 @@ export interface AmqpIngestOptions {
   metrics: HubMetrics;
   log: Logger;
   prefetch?: number;
+  /** Each valid status report, after it is queued for writing (produced fine-tuned versions are registered from it). */
+  onStatus?: IngestOptions['onStatus'];
 }
 
 /**
@@ -126,7 +128,7 @@ export class AmqpIngest {
 
   private receive(ch: Channel, msg: ConsumeMessage): void {
     const topic = msg.fields.routingKey.split('.').join('/');
-    ingestMessage({ writer: this.o.writer, metrics: this.o.metrics, log: this.o.log }, this.dropLog, topic, msg.content);
+    ingestMessage({ writer: this.o.writer, metrics: this.o.metrics, log: this.o.log, onStatus: this.o.onStatus }, this.dropLog, topic, msg.content);
     if (ch !== this.channel) return;
     this.unacked = msg;
     this.ackTimer ??= setTimeout(() => void this.ackStored().catch((err: Error) => this.o.log.warn({ err: err.message }, 'ingest ack failed')), 100);

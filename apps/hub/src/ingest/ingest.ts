@@ -27,6 +27,8 @@ export interface IngestOptions {
   metrics: HubMetrics;
   log: Logger;
   onEvent?: (spoke: string, event: AgentEvent) => void;
+  /** Called with each valid status report (fine-tuning registration reads its jobs). */
+  onStatus?: (report: StatusReport) => void;
 }
 
 /**
@@ -87,12 +89,12 @@ export class IngestSubscriber {
 }
 
 /** Validates one agent message and hands it to the writer (shared by the MQTT and the AMQP ingest). */
-export function ingestMessage(o: Pick<IngestOptions, 'writer' | 'metrics' | 'log' | 'onEvent'>, dropLog: LogThrottle, topic: string, payload: Buffer): void {
+export function ingestMessage(o: Pick<IngestOptions, 'writer' | 'metrics' | 'log' | 'onEvent' | 'onStatus'>, dropLog: LogThrottle, topic: string, payload: Buffer): void {
   handle(o, dropLog, topic, payload);
 }
 
 /** One agent message: decoded and validated, then handed to the writer, or dropped and counted. Never throws. */
-export function handle(o: Pick<IngestOptions, 'writer' | 'metrics' | 'log' | 'onEvent'>, dropLog: LogThrottle, topic: string, payload: Buffer): void {
+export function handle(o: Pick<IngestOptions, 'writer' | 'metrics' | 'log' | 'onEvent' | 'onStatus'>, dropLog: LogThrottle, topic: string, payload: Buffer): void {
   const parsed = parseSpokeTopic(topic);
   if (!parsed || !(SPOKE_PUBLISH_CHANNELS as readonly string[]).includes(parsed.channel)) {
     o.metrics.messagesDropped.inc({ channel: parsed?.channel ?? 'unknown', reason: 'UnknownTopic' });
@@ -136,6 +138,7 @@ export function handle(o: Pick<IngestOptions, 'writer' | 'metrics' | 'log' | 'on
         jobs: s.jobs,
         ...(s.capacity ? { capacity: s.capacity } : {}),
       });
+      o.onStatus?.(s);
       return;
     }
     case 'telemetry': {

@@ -124,6 +124,16 @@ export class ModelsController {
     return toPage(rows, q.limit, (r) => r.version, (v) => versionDto(name, v));
   }
 
+  @Get(':name/versions/:version')
+  @ApiOperation({ summary: 'One model version with its lineage' })
+  async version(@Param('name') name: string, @Param('version') version: string) {
+    const m = await this.ds.getRepository(ModelEntity).findOne({ where: { name } });
+    if (!m) throw notFound('model', name);
+    const v = await this.ds.getRepository(ModelVersionEntity).findOne({ where: { modelId: m.id, version } });
+    if (!v) throw notFound('model version', `${name} ${version}`);
+    return versionDto(name, v);
+  }
+
   @Post(':name/versions')
   @RequireRole('operator')
   @ApiOperation({ summary: 'Register an immutable, content-addressed model version' })

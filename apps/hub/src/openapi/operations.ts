@@ -279,6 +279,14 @@ export const OPERATIONS: OperationDoc[] = [
     response: { status: 200, description: 'versions by version string', schema: Pages.ModelVersion },
   },
   {
+    method: 'get',
+    path: '/api/v1/models/{name}/versions/{version}',
+    operationId: 'getModelVersion',
+    access: 'viewer',
+    pathParams: { name: 'model name', version: 'version string' },
+    response: { status: 200, description: 'the version with its lineage (base model, job and generation, spoke, dataset fingerprint, metrics)', schema: RegisteredModelVersionSchema },
+  },
+  {
     method: 'post',
     path: '/api/v1/models/{name}/versions',
     operationId: 'createModelVersion',

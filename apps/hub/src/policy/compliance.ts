@@ -125,7 +125,7 @@ function failingCondition(status: DeploymentStatus): string | undefined {
   return c ? `${c.type}=${c.status} ${c.reason}${c.message ? `: ${c.message}` : ''}` : undefined;
 }
 
-export const JOB_STATES = ['Succeeded', 'Running', 'Pending', 'Failed', 'Unknown'] as const;
+export const JOB_STATES = ['Succeeded', 'Running', 'Pending', 'Failed', 'Rejected', 'Unknown'] as const;
 export type JobState = (typeof JOB_STATES)[number];
 
 export interface SpokeJobRun {

@@ -2,7 +2,8 @@ import { mkdir } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { pino, type Logger } from 'pino';
-import type { Condition, DesiredDeployment, DesiredPayload, ModelRef } from '@flotilla/contracts';
+import type { Condition, DesiredDeployment, DesiredPayload, JobRunStatus, ModelRef } from '@flotilla/contracts';
+import { FineTuneRunner, type FineTuneRunnerOptions } from '../../finetune/finetune-runner.js';
 import { nextTransition } from '../../schedule/index.js';
 import type { ArtifactProvider, RuntimeReport, WorkloadRuntime } from '../runtime.js';
 import { DrainScheduler } from './executors/drain-scheduler.js';
@@ -63,6 +64,8 @@ export interface ProcessRuntimeOptions {
   logKeep?: number;
   /** How often a re-adopted process is checked for life (2 s). */
   watchIntervalMs?: number;
+  /** Fine-tuning runs (dataset source policy, limits); the rest comes from these options. */
+  fineTune?: Pick<FineTuneRunnerOptions, 'datasetPolicy' | 'timeoutMs' | 'threads' | 'linearProbeEntry'>;
 }
 
 /** A workload process the runtime leaves running, as said at shutdown. */
@@ -75,7 +78,6 @@ export interface RunningWorkload {
 }
 
 const isWildcard = (host: string): boolean => host === '0.0.0.0' || host === '::' || host === '';
-const JOBS_MESSAGE = 'fine-tuning jobs are not run by the process runtime';
 
 /**
  * Runs inference workloads as supervised local processes, for appliances
@@ -106,6 +108,7 @@ export class ProcessRuntime implements WorkloadRuntime {
   private readonly executor: PlanExecutor;
   private readonly drains: DrainScheduler;
   private readonly recovery: LedgerRecovery;
+  private readonly fineTune: FineTuneRunner;
   private readonly timers = new RuntimeTimers();
   private readonly conditions = new Map<string, Condition[]>();
   private readonly listeners = new Set<() => void>();
@@ -137,6 +140,17 @@ export class ProcessRuntime implements WorkloadRuntime {
       this.now,
       this.logger,
     );
+    this.fineTune = new FineTuneRunner({
+      ...opts.fineTune,
+      stateDir,
+      spoke: opts.spoke ?? hostname(),
+      artifacts: opts.artifacts,
+      logger: this.logger.child({ component: 'finetune' }),
+      nodePath: opts.nodePath ?? process.execPath,
+      stopGraceMs: this.stopGraceMs,
+      now: this.now,
+      changed: () => this.emitChange(),
+    });
     const factory = new ProcessFactory(
       {
         spoke: opts.spoke ?? hostname(),
@@ -228,9 +242,10 @@ export class ProcessRuntime implements WorkloadRuntime {
       }
       this.forgetRemoved(desired.deployments);
       await this.persist();
-      await this.retainArtifacts(desired.deployments);
+      await this.retainArtifacts(desired);
       this.armTransitionTimer(desired.deployments, planNow);
-      return this.report(desired, steps, planNow);
+      const jobs = await this.fineTune.reconcile(desired.fineTuneJobs, desired.deployments.map((d) => d.model));
+      return this.report(desired, steps, planNow, jobs);
     });
   }
 
@@ -268,6 +283,8 @@ export class ProcessRuntime implements WorkloadRuntime {
     this.closed = true;
     this.closing.abort(new Error('the process runtime is closing'));
     this.timers.clear();
+    // A run under way is left unfinished in its record and run again by the next agent.
+    await this.fineTune.close();
     await this.exclusive(async () => {
       const all = this.table.all();
       if (opts.stopWorkloads) {
@@ -317,9 +334,10 @@ export class ProcessRuntime implements WorkloadRuntime {
     }
   }
 
-  private async retainArtifacts(desired: readonly DesiredDeployment[]): Promise<void> {
+  private async retainArtifacts(desired: DesiredPayload): Promise<void> {
     const inUse = new Map<string, ModelRef>();
-    for (const d of desired) inUse.set(d.model.digest, d.model);
+    for (const d of desired.deployments) inUse.set(d.model.digest, d.model);
+    for (const j of desired.fineTuneJobs) inUse.set(j.baseModel.digest, j.baseModel);
     try {
       await this.artifacts.retain([...inUse.values()]);
     } catch (err) {
@@ -344,7 +362,7 @@ export class ProcessRuntime implements WorkloadRuntime {
     if (earliest !== undefined) this.transitionTimer = this.timers.after(earliest - now.getTime() + 250, () => this.emitChange());
   }
 
-  private report(desired: DesiredPayload, steps: Step[], planNow: Date): RuntimeReport {
+  private report(desired: DesiredPayload, steps: Step[], planNow: Date, jobs: JobRunStatus[]): RuntimeReport {
     const now = this.now();
     const deployments = desired.deployments.map((d) => {
       const active = this.table.active(d.name);
@@ -370,14 +388,6 @@ export class ProcessRuntime implements WorkloadRuntime {
       this.conditions.set(d.name, status.conditions);
       return status;
     });
-    const jobs = desired.fineTuneJobs.map((j) => ({
-      name: j.name,
-      phase: 'Pending' as const,
-      progress: 0,
-      metrics: {},
-      producedVersion: null,
-      message: JOBS_MESSAGE,
-    }));
     return { deployments, jobs };
   }
 }
