@@ -67,7 +67,7 @@ describe('fine-tuning through the hub', () => {
       fileName: (label, i) => `${label}-${MARKERS[1]}-${i}.png`,
     });
 
-    const tok = await t.api('POST', '/api/v1/enrollment-tokens', { uses: 1 });
+    const tok = await t.api('POST', '/api/v1/enrollment-tokens', { uses: 1, allowedLabelKeys: ['region'] });
     const stateDir = path.join(dir, 'agent');
     await enroll({ hubUrl: t.hub.apiUrl, token: tok.body.token, name: 'bridge-7', labels: { region: 'eu' }, stateDir });
     const artifacts: ArtifactProvider = { ensure: async () => ({ repositoryPath: dir, modelPath, digest }), retain: async () => undefined };
