@@ -15,11 +15,15 @@ import { textureSourcesAvailable, writeTextureDataset } from '../../dist/test/su
 
 const out = path.resolve(process.argv[2] ?? '.flotilla/finetune-demo');
 await mkdir(out, { recursive: true });
+// The local agent reads models only under $FLOTILLA_HOME/artifacts and datasets only under
+// $FLOTILLA_HOME/datasets (its source policy: docs/sources-and-ownership.md).
+const home = path.resolve(process.env.FLOTILLA_HOME ?? '.flotilla');
 const backbone = convertNsfwjsMobilenet();
-const modelPath = path.join(out, 'mobilenet-v2.onnx');
+await mkdir(path.join(home, 'artifacts', 'finetune-demo'), { recursive: true });
+const modelPath = path.join(home, 'artifacts', 'finetune-demo', 'mobilenet-v2.onnx');
 await writeFile(modelPath, backbone.bytes);
 
-const dataset = path.join(out, 'dataset');
+const dataset = path.join(home, 'datasets', 'finetune-demo');
 let kind;
 if (textureSourcesAvailable()) {
   await writeTextureDataset(dataset, { trainPerClass: 30, testPerClass: 15 });
