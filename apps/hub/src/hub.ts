@@ -48,6 +48,16 @@ import { HubPublisher, type MqttEndpoint } from './mqtt/hub-publisher.js';
 /** Every controller looks at all its keys this often, whatever notifications arrived. */
 const RESYNC_MS = 300_000;
 import { serveOpenApi } from './openapi/openapi-document.js';
+import { SpokeVersionDecisions } from './desired/spoke-version-decisions.js';
+import { ControlRollout } from './rollouts/control-rollout.js';
+import { RolloutMetrics } from './rollouts/rollout-metrics.js';
+import { RolloutRevisions } from './rollouts/rollout-revisions.js';
+import { RolloutStore } from './rollouts/rollout-store.js';
+import { RolloutReconciler } from './rollouts/rollout.reconciler.js';
+import { RolloutsController } from './rollouts/rollouts.controller.js';
+
+/** The rollout controller looks for new and active rollouts this often (they move on telemetry, not on notifications). */
+const ROLLOUT_POLL_MS = 1_000;
 
 export interface HubHandle {
   apiUrl: string;
@@ -148,13 +158,19 @@ export async function startHub(config: HubConfig, log: Logger): Promise<HubHandl
     // payload changed; the envelope publisher signs and publishes after the commit.
     const audit = new AuditService();
     const envelopes = new EnvelopePublisher(ds, publisher, signingKey, metrics, log.child({ component: 'envelopes' }));
-    const renderer = new FleetRenderer(envelopes, metrics, log.child({ component: 'render' }), config.telemetryIntervalSeconds);
+    // Which revision of each deployment a spoke gets: the policy's, or the previous one while a rollout holds it back.
+    const rolloutStore = new RolloutStore();
+    const versions = new SpokeVersionDecisions([new RolloutRevisions(rolloutStore, audit)]);
+    const renderer = new FleetRenderer(envelopes, metrics, log.child({ component: 'render' }), config.telemetryIntervalSeconds, versions);
     const controllerLog = log.child({ component: 'controllers' });
     const desiredController = new Controller(new DesiredStateReconciler(ds, renderer, envelopes), controllerLog, metrics, RESYNC_MS);
     const spokeSync = new Controller(new SpokeSyncReconciler(ds, envelopes, config.telemetryIntervalSeconds), controllerLog, metrics, 60_000);
     const brokerCredentialsReconciler = new BrokerCredentialsReconciler(ds, provisioner, broker, publisher, envelopes, endpoint.username, log.child({ component: 'broker-credentials' }));
     const brokerCredentials = new Controller(brokerCredentialsReconciler, controllerLog, metrics, RESYNC_MS);
-    const controllers = [desiredController, spokeSync, brokerCredentials];
+    const rolloutMetrics = new RolloutMetrics(ds, metrics.registry);
+    const rolloutReconciler = new RolloutReconciler(ds, rolloutStore, renderer, envelopes, audit, rolloutMetrics, log.child({ component: 'rollouts' }), config.telemetryIntervalSeconds, ROLLOUT_POLL_MS);
+    const rolloutController = new Controller(rolloutReconciler, controllerLog, metrics, ROLLOUT_POLL_MS);
+    const controllers = [desiredController, spokeSync, brokerCredentials, rolloutController];
     const triggers = new FleetTriggers(desiredController, spokeSync, brokerCredentials);
     // Stopped before the broker connection and the database close (cleanups run in reverse).
     cleanups.push(async () => {
@@ -181,6 +197,8 @@ export async function startHub(config: HubConfig, log: Logger): Promise<HubHandl
       { provide: IssueEnrollmentToken, useValue: issueEnrollmentToken },
       { provide: LabelSpoke, useValue: new LabelSpoke(ds, audit, renderer, envelopes) },
       { provide: SpokesRepository, useValue: new SpokesRepository(ds) },
+      { provide: RolloutStore, useValue: rolloutStore },
+      { provide: ControlRollout, useValue: new ControlRollout(ds, rolloutStore, audit, rolloutController, rolloutMetrics) },
     ];
     for (const c of controllers) c.start();
 
@@ -192,7 +210,7 @@ export async function startHub(config: HubConfig, log: Logger): Promise<HubHandl
         agentMqttUrl,
         useCases,
         readiness: [{ name: 'broker', check: async () => publisher.connected }],
-        extraControllers: [MetricsController],
+        extraControllers: [MetricsController, RolloutsController],
         extraProviders: [
           { provide: HubMetrics, useValue: metrics },
           { provide: FleetMetrics, useValue: new FleetMetrics(ds, metrics.registry, config.telemetryIntervalSeconds) },

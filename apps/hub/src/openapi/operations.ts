@@ -18,6 +18,7 @@ import {
   RegisteredModelVersionSchema,
   RegisteredModelWithVersionsSchema,
   SpokeDetailSchema,
+  RolloutViewSchema,
 } from '@flotilla/contracts';
 import type { z } from 'zod';
 import { AuditQuery } from '../audit/audit-events.controller.js';
@@ -430,5 +431,50 @@ export const OPERATIONS: OperationDoc[] = [
     access: 'viewer',
     query: AuditQuery,
     response: { status: 200, description: 'audit events, newest first', schema: Pages.AuditEvent },
+  },
+  /* ----------------------------------------------------------- rollouts */
+  {
+    method: 'get',
+    path: '/api/v1/rollouts/{deployment}',
+    operationId: 'getRollout',
+    access: 'viewer',
+    pathParams: { deployment: 'the ModelDeployment’s name' },
+    response: { status: 200, description: 'the current rollout with waves, per-spoke states and gate readings', schema: RolloutViewSchema },
+  },
+  {
+    method: 'post',
+    path: '/api/v1/rollouts/{deployment}/pause',
+    operationId: 'pauseRollout',
+    access: 'operator',
+    pathParams: { deployment: 'the ModelDeployment’s name' },
+    response: { status: 200, description: 'the rollout, paused: the next wave waits', schema: RolloutViewSchema },
+    errors: { 409: 'the rollout is not in a phase that allows it (rollout_state_conflict)' },
+  },
+  {
+    method: 'post',
+    path: '/api/v1/rollouts/{deployment}/resume',
+    operationId: 'resumeRollout',
+    access: 'operator',
+    pathParams: { deployment: 'the ModelDeployment’s name' },
+    response: { status: 200, description: 'the rollout, resumed', schema: RolloutViewSchema },
+    errors: { 409: 'the rollout is not in a phase that allows it (rollout_state_conflict)' },
+  },
+  {
+    method: 'post',
+    path: '/api/v1/rollouts/{deployment}/abort',
+    operationId: 'abortRollout',
+    access: 'operator',
+    pathParams: { deployment: 'the ModelDeployment’s name' },
+    response: { status: 200, description: 'the rollout, aborted: the spokes it moved are rolling back', schema: RolloutViewSchema },
+    errors: { 409: 'the rollout is not in a phase that allows it (rollout_state_conflict)' },
+  },
+  {
+    method: 'post',
+    path: '/api/v1/rollouts/{deployment}/undo',
+    operationId: 'undoRollout',
+    access: 'operator',
+    pathParams: { deployment: 'the ModelDeployment’s name' },
+    response: { status: 200, description: 'the rollout, undone: the spokes it moved are rolling back', schema: RolloutViewSchema },
+    errors: { 409: 'the rollout is not in a phase that allows it (rollout_state_conflict)' },
   },
 ];
