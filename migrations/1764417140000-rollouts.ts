@@ -41,6 +41,7 @@ export class Rollouts1764417140000 implements MigrationInterface {
         "reason" text NOT NULL DEFAULT '',
         "message" text NOT NULL DEFAULT '',
         "gates" jsonb NOT NULL DEFAULT '[]',
+        "failed_gates" jsonb,
         "baseline" jsonb,
         "target_generation" integer,
         "step_started_at" TIMESTAMP WITH TIME ZONE,

@@ -12,6 +12,7 @@ import { registerDescribe } from './commands/describe.js';
 import { registerGet } from './commands/get.js';
 import { registerPolicy } from './commands/policy.js';
 import { registerSchema } from './commands/schema.js';
+import { registerRollout } from './commands/rollout.js';
 import { CliError, EXIT } from './exit-codes.js';
 
 const program = new Command()
@@ -31,6 +32,7 @@ registerDelete(program);
 registerTokens(program);
 registerEnrollmentTokens(program);
 registerVersion(program);
+registerRollout(program);
 registerCompletion(program);
 
 try {

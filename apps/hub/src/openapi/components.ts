@@ -31,6 +31,7 @@ import {
   SpokeSchema,
   SyncErrorSchema,
   TelemetrySchema,
+  RolloutViewSchema,
   pageOf,
 } from '@flotilla/contracts';
 import { z } from 'zod';
@@ -109,6 +110,7 @@ const RESPONSE_COMPONENTS: [string, z.ZodType][] = [
   ['GitSourceDeleted', GitSourceDeletedSchema],
   ['AuditEvent', AuditEventSchema],
   ['AuditEventPage', Pages.AuditEvent],
+  ['Rollout', RolloutViewSchema],
 ];
 
 const REQUEST_COMPONENTS: [string, z.ZodType][] = [

@@ -102,6 +102,7 @@ export class RolloutRevisions implements DeploymentOverrideSource {
           reason: 'WaveNotStarted',
           message: '',
           gates: [],
+          failedGates: null,
           baseline: null,
           targetGeneration: null,
           stepStartedAt: null,

@@ -34,7 +34,10 @@ export interface RolloutSpokeRow {
   failed: boolean;
   reason: string;
   message: string;
+  /** The current window's gate readings. */
   gates: GateReading[];
+  /** The readings that failed the spoke on the way forward, kept while it rolls back. */
+  failedGates: GateReading[] | null;
   baseline: Baseline | null;
   targetGeneration: number | null;
   stepStartedAt: Date | null;
@@ -44,7 +47,7 @@ export interface RolloutSpokeRow {
 const ROLLOUT_COLUMNS = `deployment, id, phase, paused, rolling_back AS "rollingBack", from_version AS "fromVersion", to_version AS "toVersion",
   to_hash AS "toHash", revisions, wave, waves, wave_started_at AS "waveStartedAt", message, started_at AS "startedAt",
   updated_at AS "updatedAt", finished_at AS "finishedAt"`;
-const SPOKE_COLUMNS = `deployment, spoke, position, wave, from_hash AS "fromHash", state, failed, reason, message, gates, baseline,
+const SPOKE_COLUMNS = `deployment, spoke, position, wave, from_hash AS "fromHash", state, failed, reason, message, gates, failed_gates AS "failedGates", baseline,
   target_generation AS "targetGeneration", step_started_at AS "stepStartedAt", ready_at AS "readyAt"`;
 
 /** The rollout tables, read and written inside the caller's transaction (or on the data source). */
@@ -119,11 +122,11 @@ export class RolloutStore {
     if (rows.length === 0) return;
     for (let i = 0; i < rows.length; i += 1000) {
       await em.query(
-        `UPDATE rollout_spokes r SET state = v.state, failed = v.failed, reason = v.reason, message = v.message, gates = v.gates,
+        `UPDATE rollout_spokes r SET state = v.state, failed = v.failed, reason = v.reason, message = v.message, gates = v.gates, failed_gates = v."failedGates",
            baseline = v.baseline, target_generation = v."targetGeneration", step_started_at = v."stepStartedAt",
            ready_at = v."readyAt", updated_at = now()
          FROM jsonb_to_recordset($1::jsonb) AS v(deployment text, spoke text, state text, failed boolean, reason text, message text,
-           gates jsonb, baseline jsonb, "targetGeneration" int, "stepStartedAt" timestamptz, "readyAt" timestamptz)
+           gates jsonb, "failedGates" jsonb, baseline jsonb, "targetGeneration" int, "stepStartedAt" timestamptz, "readyAt" timestamptz)
          WHERE r.deployment = v.deployment AND r.spoke = v.spoke`,
         [JSON.stringify(rows.slice(i, i + 1000))],
       );

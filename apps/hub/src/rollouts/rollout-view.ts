@@ -43,7 +43,8 @@ export function toRolloutView(r: RolloutRow, spokes: readonly RolloutSpokeRow[],
       failed: s.failed,
       reason: s.reason,
       message: s.message,
-      gates: s.gates,
+      // Why a failed spoke failed stays visible while it rolls back.
+      gates: s.failedGates ?? s.gates,
       targetGeneration: s.targetGeneration,
     })),
   };

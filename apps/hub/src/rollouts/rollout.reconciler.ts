@@ -169,7 +169,7 @@ export class RolloutReconciler implements Reconciler {
         Object.assign(row, { gates: step.gates, state: 'Failed', failed: true, reason: 'RollbackFailed', message: step.message });
       } else {
         // Failed on the way forward: it goes back at once, whatever happens to the rollout.
-        Object.assign(row, { gates: step.gates, state: 'RollingBack', failed: true, reason: step.reason, message: step.message, targetGeneration: null, stepStartedAt: now, readyAt: null });
+        Object.assign(row, { gates: [], failedGates: step.gates, state: 'RollingBack', failed: true, reason: step.reason, message: step.message, targetGeneration: null, stepStartedAt: now, readyAt: null });
         this.log.warn({ deployment: rollout.deployment, spoke: row.spoke, reason: step.reason, message: step.message }, 'rollout: spoke failed');
       }
     }
