@@ -231,7 +231,8 @@ export const RolloutSchema = z
   })
   .strict()
   .superRefine((r, ctx) => {
-    if (DURATION.test(r.minSuccessTime) && DURATION.test(r.progressDeadline) && parseDuration(r.progressDeadline) <= parseDuration(r.minSuccessTime)) {
+    // A zero progressDeadline is already refused on its own.
+    if (DURATION.test(r.minSuccessTime) && DURATION.test(r.progressDeadline) && parseDuration(r.progressDeadline) > 0 && parseDuration(r.progressDeadline) <= parseDuration(r.minSuccessTime)) {
       ctx.addIssue({ code: 'custom', path: ['progressDeadline'], message: `must be longer than minSuccessTime (${r.minSuccessTime})` });
     }
   })
