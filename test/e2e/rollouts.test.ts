@@ -122,4 +122,29 @@ describe('progressive rollouts gated on live inference health', () => {
     expect(metrics).toMatch(/flotilla_rollouts\{phase="RolledBack"\} 1/);
     expect(metrics).toMatch(/flotilla_rollout_rollbacks_total\{deployment="classifier-eu",cause="failed"\} 1/);
   }, 120_000);
+
+  test('commands to agents: restart one deployment (a new server process), diagnostics with recent workload logs', async () => {
+    const pidOf = () => fleet.agents.get('eu-3')?.runningWorkloads().find((w) => w.deployment === DEPLOYMENT)?.pid;
+    const before = pidOf();
+    const env = { FLOTILLA_URL: t.hub.apiUrl, FLOTILLA_TOKEN: t.adminToken };
+    const restarted = await runCli(['spoke', 'command', 'eu-3', 'restart', '--target', DEPLOYMENT], env);
+    expect({ code: restarted.code, stderr: restarted.stderr }).toEqual({ code: 0, stderr: '' });
+    expect(restarted.stdout).toMatch(/State:\s+Succeeded/);
+    const after = await waitFor('a new server process on eu-3', () => {
+      const pid = pidOf();
+      return pid !== undefined && pid !== before ? pid : null;
+    }, 30_000, 100);
+    expect(after).not.toBe(before);
+    const sent = await t.api('POST', '/api/v1/spokes/eu-2/commands', { type: 'diagnostics' });
+    expect(sent.status).toBe(202);
+    const diag = await waitFor('the diagnostics bundle', async () => {
+      const r = await t.api('GET', `/api/v1/spokes/eu-2/commands/${sent.body.id}`);
+      return r.body.state === 'Succeeded' ? r.body : null;
+    }, 20_000, 100);
+    expect(diag.result.logs[DEPLOYMENT].length).toBeGreaterThan(0);
+    expect(JSON.stringify(diag.result).length).toBeLessThan(128 * 1024);
+    expect(diag.result.workloads).toEqual([expect.objectContaining({ name: DEPLOYMENT, phase: 'Ready' })]);
+    const viewer = await t.api('POST', '/api/v1/api-tokens', { name: 'cmd-viewer', role: 'viewer' });
+    expect((await t.api('POST', '/api/v1/spokes/eu-2/commands', { type: 'resync' }, viewer.body.token)).status).toBe(403);
+  }, 60_000);
 });

@@ -481,6 +481,29 @@ spec:
     expect((await call('DELETE', '/api/v1/policy-objects/{kind}/{name}', { params: { kind: 'ModelDeployment', name: 'rollout-demo' } })).status).toBe(200);
   });
 
+  test('spoke commands: sent, answered by the agent, unknown spoke and id, bad bodies', async () => {
+    const at = { params: { name: 'eu-1' } };
+    const sent = await call('POST', '/api/v1/spokes/{name}/commands', { ...at, body: { type: 'resync' } });
+    expect(sent.status).toBe(202);
+    const done = await waitFor('the resync result', async () => {
+      const r = await call('GET', '/api/v1/spokes/{name}/commands/{id}', { params: { name: 'eu-1', id: sent.body.id } });
+      return r.body.state === 'Succeeded' ? r.body : null;
+    });
+    expect(done).toMatchObject({ type: 'resync', state: 'Succeeded', result: { commandId: sent.body.id, ok: true } });
+    // The NoneRuntime cannot restart anything: the agent says so, and the command fails with its words.
+    const restart = await call('POST', '/api/v1/spokes/{name}/commands', { ...at, body: { type: 'restart', target: 'bridge-defects-eu' } });
+    const failed = await waitFor('the restart result', async () => {
+      const r = await call('GET', '/api/v1/spokes/{name}/commands/{id}', { params: { name: 'eu-1', id: restart.body.id } });
+      return r.body.state === 'Failed' ? r.body : null;
+    });
+    expect(failed.message).toContain('cannot restart');
+    expect((await call('POST', '/api/v1/spokes/{name}/commands', { ...at, body: { type: 'restart' } })).status).toBe(400);
+    expect((await call('POST', '/api/v1/spokes/{name}/commands', { ...at, body: { type: 'format-disk' } })).status).toBe(400);
+    expect((await call('POST', '/api/v1/spokes/{name}/commands', { params: { name: 'nope' }, body: { type: 'resync' } })).status).toBe(404);
+    expect((await call('GET', '/api/v1/spokes/{name}/commands/{id}', { params: { name: 'us-1', id: sent.body.id } })).status).toBe(404);
+    expect((await call('GET', '/api/v1/spokes/{name}/commands/{id}', { params: { name: 'eu-1', id: 'not-a-uuid' } })).status).toBe(404);
+  });
+
   test('audit events, filtered, and an unknown filter', async () => {
     const r = await call('GET', '/api/v1/audit-events', { query: { target: 'spoke/' } });
     expect(r.body.items.map((e: { action: string }) => e.action)).toEqual(expect.arrayContaining(['spoke.enroll', 'spoke.delete']));

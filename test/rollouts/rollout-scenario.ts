@@ -7,7 +7,6 @@ import pg from 'pg';
 import pino from 'pino';
 import { formatRollout } from '../../apps/cli/src/commands/rollout.js';
 import { type HubProcess, startHubProcess } from '../bench/hub-process.js';
-import { ensureInferenceServerBuilt } from '../process/support.js';
 import { createTestDatabase } from '../support/database.js';
 import { DEPLOYMENT, LoadGenerator, type ApiCall, type ProcessFleet, VERSIONS, rolloutPolicy, servingVersions, startProcessFleet } from '../support/rollout-fleet.js';
 import { startScratchPostgres } from '../support/scratch-postgres.js';
@@ -31,7 +30,7 @@ const args = process.argv.slice(2);
 const AGENTS = Number(args[args.indexOf('--agents') + 1] ?? 10) || 10;
 const log = pino({ level: process.env.FLOTILLA_TEST_LOG ?? 'silent' });
 const ADMIN = `scenario-admin-${randomBytes(8).toString('hex')}`;
-const policy = (version: string) => rolloutPolicy({ version, maxConcurrency: '30%', minSuccessTime: '5s', progressDeadline: '30s' });
+const policy = (version: string) => rolloutPolicy({ version, maxConcurrency: '30%', minSuccessTime: '5s', progressDeadline: '60s' });
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -53,7 +52,7 @@ async function main(): Promise<void> {
   const cleanups: (() => Promise<unknown>)[] = [];
   const started = Date.now();
   try {
-    await ensureInferenceServerBuilt();
+    // The inference server is the one in dist/ (`npm run rollouts` builds first).
     let databaseUrl: string;
     if (process.env.FLOTILLA_TEST_DATABASE_URL) {
       const db = await createTestDatabase();
@@ -158,7 +157,8 @@ async function main(): Promise<void> {
     const held = await rollout();
     check(held.wave === 1 && held.spokes.filter((s: any) => s.wave === 2).every((s: any) => s.state === 'Pending'), 'eight seconds after wave 1 passed, wave 2 has not started', held.message);
     check((await api('POST', `/api/v1/rollouts/${DEPLOYMENT}/resume`)).status === 200, 'resume answered 200');
-    check((await waitFor('the rollout to succeed', settled('1.0.0'), 180_000, 500)).phase === 'Succeeded', 'after resume the rollout Succeeded');
+    const resumedDone = await waitFor('the rollout to succeed', settled('1.0.0'), 180_000, 500);
+    check(resumedDone.phase === 'Succeeded', 'after resume the rollout Succeeded', formatRollout(resumedDone));
     await allServing('1.0.0', fleet.names);
 
     process.stdout.write('3. a version that errors on a share of requests stops in the canary wave and rolls back\n');

@@ -13,6 +13,7 @@ import { registerGet } from './commands/get.js';
 import { registerPolicy } from './commands/policy.js';
 import { registerSchema } from './commands/schema.js';
 import { registerRollout } from './commands/rollout.js';
+import { registerSpoke } from './commands/spoke.js';
 import { CliError, EXIT } from './exit-codes.js';
 
 const program = new Command()
@@ -33,6 +34,7 @@ registerTokens(program);
 registerEnrollmentTokens(program);
 registerVersion(program);
 registerRollout(program);
+registerSpoke(program);
 registerCompletion(program);
 
 try {

@@ -55,6 +55,8 @@ import { RolloutRevisions } from './rollouts/rollout-revisions.js';
 import { RolloutStore } from './rollouts/rollout-store.js';
 import { RolloutReconciler } from './rollouts/rollout.reconciler.js';
 import { RolloutsController } from './rollouts/rollouts.controller.js';
+import { CommandResultWriter, SendSpokeCommand, SpokeCommandReconciler, SpokeCommandStore } from './commands/spoke-commands.js';
+import { SpokeCommandsController } from './commands/spoke-commands.controller.js';
 
 /** The rollout controller looks for new and active rollouts this often (they move on telemetry, not on notifications). */
 const ROLLOUT_POLL_MS = 1_000;
@@ -170,7 +172,9 @@ export async function startHub(config: HubConfig, log: Logger): Promise<HubHandl
     const rolloutMetrics = new RolloutMetrics(ds, metrics.registry);
     const rolloutReconciler = new RolloutReconciler(ds, rolloutStore, renderer, envelopes, audit, rolloutMetrics, log.child({ component: 'rollouts' }), config.telemetryIntervalSeconds, ROLLOUT_POLL_MS);
     const rolloutController = new Controller(rolloutReconciler, controllerLog, metrics, ROLLOUT_POLL_MS);
-    const controllers = [desiredController, spokeSync, brokerCredentials, rolloutController];
+    const commandStore = new SpokeCommandStore();
+    const commandDelivery = new Controller(new SpokeCommandReconciler(ds, commandStore, publisher, config.telemetryIntervalSeconds), controllerLog, metrics, 60_000);
+    const controllers = [desiredController, spokeSync, brokerCredentials, rolloutController, commandDelivery];
     const triggers = new FleetTriggers(desiredController, spokeSync, brokerCredentials);
     // Stopped before the broker connection and the database close (cleanups run in reverse).
     cleanups.push(async () => {
@@ -198,6 +202,8 @@ export async function startHub(config: HubConfig, log: Logger): Promise<HubHandl
       { provide: LabelSpoke, useValue: new LabelSpoke(ds, audit, renderer, envelopes) },
       { provide: SpokesRepository, useValue: new SpokesRepository(ds) },
       { provide: RolloutStore, useValue: rolloutStore },
+      { provide: SpokeCommandStore, useValue: commandStore },
+      { provide: SendSpokeCommand, useValue: new SendSpokeCommand(ds, audit, commandDelivery) },
       { provide: ControlRollout, useValue: new ControlRollout(ds, rolloutStore, audit, rolloutController, rolloutMetrics) },
     ];
     for (const c of controllers) c.start();
@@ -210,7 +216,7 @@ export async function startHub(config: HubConfig, log: Logger): Promise<HubHandl
         agentMqttUrl,
         useCases,
         readiness: [{ name: 'broker', check: async () => publisher.connected }],
-        extraControllers: [MetricsController, RolloutsController],
+        extraControllers: [MetricsController, RolloutsController, SpokeCommandsController],
         extraProviders: [
           { provide: HubMetrics, useValue: metrics },
           { provide: FleetMetrics, useValue: new FleetMetrics(ds, metrics.registry, config.telemetryIntervalSeconds) },
@@ -224,12 +230,15 @@ export async function startHub(config: HubConfig, log: Logger): Promise<HubHandl
     app.useBodyParser('text', { type: ['application/yaml', 'application/x-yaml', 'text/yaml', 'text/plain'], limit: '4mb' });
     app.useGlobalFilters(new HttpErrorFilter(log.child({ component: 'http' })));
     serveOpenApi(app, log.child({ component: 'openapi' }));
+    const commandResults = new CommandResultWriter(ds, log.child({ component: 'commands' }));
     const ingest = new IngestSubscriber({
       endpoint,
       sharedSubscriptions: config.brokerAuth !== 'embedded',
       writer,
       metrics,
       log: log.child({ component: 'ingest' }),
+      // report -> command results: an agent's CommandResult settles its command.
+      onEvent: (spoke, e) => void commandResults.record(spoke, e),
     });
     cleanups.push(() => ingest.close());
     await ingest.start();

@@ -462,3 +462,24 @@ export const AuditEventSchema = z
   .strict();
 export type AuditEvent = z.output<typeof AuditEventSchema>;
 
+
+/* -------------------------------------------------------- spoke commands */
+
+export const SpokeCommandAcceptedSchema = z.object({ id: z.string() }).strict();
+
+export const SpokeCommandSchema = z
+  .object({
+    id: z.string(),
+    spoke: z.string(),
+    type: z.enum(['resync', 'diagnostics', 'restart']),
+    target: z.string().nullable(),
+    state: z.enum(['Queued', 'Sent', 'Succeeded', 'Failed']),
+    actor: z.string(),
+    createdAt: isoTime,
+    sentAt: nullableTime,
+    finishedAt: nullableTime,
+    message: z.string(),
+    result: z.record(z.string(), z.unknown()).nullable().describe('what the agent answered (diagnostics: state and recent workload log lines)'),
+  })
+  .strict();
+export type SpokeCommand = z.output<typeof SpokeCommandSchema>;

@@ -1,3 +1,4 @@
+import { CreateSpokeCommand } from '../commands/spoke-commands.controller.js';
 import {
   ApiTokenSchema,
   ApplyResultSchema,
@@ -32,6 +33,8 @@ import {
   SyncErrorSchema,
   TelemetrySchema,
   RolloutViewSchema,
+  SpokeCommandAcceptedSchema,
+  SpokeCommandSchema,
   pageOf,
 } from '@flotilla/contracts';
 import { z } from 'zod';
@@ -111,6 +114,8 @@ const RESPONSE_COMPONENTS: [string, z.ZodType][] = [
   ['AuditEvent', AuditEventSchema],
   ['AuditEventPage', Pages.AuditEvent],
   ['Rollout', RolloutViewSchema],
+  ['SpokeCommandAccepted', SpokeCommandAcceptedSchema],
+  ['SpokeCommand', SpokeCommandSchema],
 ];
 
 const REQUEST_COMPONENTS: [string, z.ZodType][] = [
@@ -122,6 +127,7 @@ const REQUEST_COMPONENTS: [string, z.ZodType][] = [
   ['CreateModelVersionRequest', CreateVersion],
   ['CreateGitSourceRequest', CreateGitSourceSchema],
   ['ApplyFilesRequest', ApplyFilesBody],
+  ['CreateSpokeCommandRequest', CreateSpokeCommand],
 ];
 
 /**

@@ -1,3 +1,4 @@
+import { CreateSpokeCommand } from '../commands/spoke-commands.controller.js';
 import {
   ApplyResultSchema,
   DeleteResultSchema,
@@ -19,6 +20,8 @@ import {
   RegisteredModelWithVersionsSchema,
   SpokeDetailSchema,
   RolloutViewSchema,
+  SpokeCommandAcceptedSchema,
+  SpokeCommandSchema,
 } from '@flotilla/contracts';
 import type { z } from 'zod';
 import { AuditQuery } from '../audit/audit-events.controller.js';
@@ -476,5 +479,23 @@ export const OPERATIONS: OperationDoc[] = [
     pathParams: { deployment: 'the ModelDeployment’s name' },
     response: { status: 200, description: 'the rollout, undone: the spokes it moved are rolling back', schema: RolloutViewSchema },
     errors: { 409: 'the rollout is not in a phase that allows it (rollout_state_conflict)' },
+  },
+  /* ------------------------------------------------------ spoke commands */
+  {
+    method: 'post',
+    path: '/api/v1/spokes/{name}/commands',
+    operationId: 'sendSpokeCommand',
+    access: 'operator',
+    pathParams: { name: 'spoke name' },
+    body: CreateSpokeCommand,
+    response: { status: 202, description: 'accepted: the command is delivered when the spoke is online; its outcome is at …/commands/{id}', schema: SpokeCommandAcceptedSchema },
+  },
+  {
+    method: 'get',
+    path: '/api/v1/spokes/{name}/commands/{id}',
+    operationId: 'getSpokeCommand',
+    access: 'viewer',
+    pathParams: { name: 'spoke name', id: 'command id' },
+    response: { status: 200, description: 'the command with its state and the result the agent sent', schema: SpokeCommandSchema },
   },
 ];

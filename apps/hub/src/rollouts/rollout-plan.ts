@@ -106,6 +106,9 @@ export interface SpokeObservation {
   inference: { at: number; errorRatio: number; latencyP99Ms: number | null; requestsPerSecond: number } | null;
 }
 
+/** p99 latencies before the change below this count as this much (ms). */
+export const LATENCY_FLOOR_MS = 5;
+
 const round = (v: number) => Math.round(v * 10_000) / 10_000;
 
 /** Has the deployment crashed at or after `generation`? (the agent reports it as Degraded/ProcessCrashed) */
@@ -131,8 +134,11 @@ export function measureGates(
   const worst = (a: number | null, b: number | null) => (a === null ? b : b === null ? a : Math.max(a, b));
   const fresh = obs.inference && obs.inference.at > since ? obs.inference : null;
   const error = worst(prev('errorRatio'), fresh && fresh.requestsPerSecond > 0 ? round(fresh.errorRatio) : null);
+  // Below LATENCY_FLOOR_MS a baseline is noise (a warm cache, an idle core): ratios are taken against the floor.
   const p99 =
-    fresh && fresh.latencyP99Ms !== null && baseline?.latencyP99Ms ? round(fresh.latencyP99Ms / baseline.latencyP99Ms) : null;
+    fresh && fresh.latencyP99Ms !== null && baseline && baseline.latencyP99Ms !== null
+      ? round(fresh.latencyP99Ms / Math.max(baseline.latencyP99Ms, LATENCY_FLOOR_MS))
+      : null;
   const latency = worst(prev('latencyP99Ratio'), p99);
   const readings: GateReading[] = [
     { name: 'errorRatio', value: error, threshold: gates.maxErrorRatio, ok: error === null || error <= gates.maxErrorRatio },
