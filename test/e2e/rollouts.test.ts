@@ -34,7 +34,7 @@ describe('progressive rollouts gated on live inference health', () => {
     await ensureInferenceServerBuilt();
     t = await startTestHub({ FLOTILLA_TELEMETRY_INTERVAL: '5' });
     fleet = await startProcessFleet(t.hub.apiUrl, t.api, [{ name: 'eu-1', canary: true }, { name: 'eu-2' }, { name: 'eu-3' }], log);
-    expect((await t.api('POST', '/api/v1/apply', rolloutPolicy({ version: VERSIONS.good1.version, maxConcurrency: 2, minSuccessTime: '5s' }))).status).toBe(200);
+    expect((await t.api('POST', '/api/v1/apply', rolloutPolicy({ version: VERSIONS.good1.version, maxConcurrency: 2, minSuccessTime: '3s' }))).status).toBe(200);
     await waitFor('every spoke Ready on 1.0.0', async () => {
       const spokes = (await t.api('GET', `/api/v1/deployments/${DEPLOYMENT}`)).body.compliance.spokes ?? [];
       return spokes.length === 3 && spokes.every((s: any) => s.state === 'Compliant' && s.servingVersion === '1.0.0');
@@ -56,7 +56,7 @@ describe('progressive rollouts gated on live inference health', () => {
   });
 
   test('a good version passes the canary wave, then the next wave, and every transition is audited', async () => {
-    expect((await t.api('POST', '/api/v1/apply', rolloutPolicy({ version: VERSIONS.good2.version, maxConcurrency: 2, minSuccessTime: '5s' }))).status).toBe(200);
+    expect((await t.api('POST', '/api/v1/apply', rolloutPolicy({ version: VERSIONS.good2.version, maxConcurrency: 2, minSuccessTime: '3s' }))).status).toBe(200);
     const started = await waitFor('the rollout to start', async () => {
       const r = (await t.api('GET', `/api/v1/rollouts/${DEPLOYMENT}`)).body;
       return r.toVersion === '2.0.0' ? r : null;
@@ -88,7 +88,7 @@ describe('progressive rollouts gated on live inference health', () => {
   }, 120_000);
 
   test('a version that fails a share of real requests stops in the canary wave and is rolled back; the others never get it', async () => {
-    expect((await t.api('POST', '/api/v1/apply', rolloutPolicy({ version: VERSIONS.flaky.version, maxConcurrency: 2, minSuccessTime: '5s' }))).status).toBe(200);
+    expect((await t.api('POST', '/api/v1/apply', rolloutPolicy({ version: VERSIONS.flaky.version, maxConcurrency: 2, minSuccessTime: '3s' }))).status).toBe(200);
     const failed = await waitFor('the rollout to fail', async () => {
       const r = await rollout();
       return r.toVersion === VERSIONS.flaky.version && (r.phase === 'Failed' || r.phase === 'RolledBack') ? r : null;
