@@ -61,7 +61,8 @@ export class FleetRenderer {
     const views = spokes.map((s) => s.view);
     const render: FleetRender = renderFleet(objects, views, { telemetryIntervalSeconds: this.telemetryIntervalSeconds, registry, previous: before });
     // The policy says what each deployment should become; the decisions say which spokes get it yet.
-    await this.versions.apply(em, { objects, spokes: views, render, previous: before });
+    // A dry run previews what the policy will bring each spoke, so it starts no rollout and holds nobody back.
+    if (!opts.dryRun) await this.versions.apply(em, { objects, spokes: views, render, previous: before });
 
     const now = new Date();
     const updates: { spokeId: string; name: string; generation: number; hash: string; payload: DesiredPayload; canonical: string; text: string }[] = [];

@@ -53,7 +53,13 @@ export class RolloutRevisions implements DeploymentOverrideSource {
         continue;
       }
       const toHash = revisionHash(target);
-      if (existing?.toHash === toHash) continue;
+      if (existing?.toHash === toHash) {
+        // A spoke that left the placement (or the fleet) leaves the rollout: it no longer runs the deployment.
+        const placed = new Set(selected);
+        const gone = (await this.store.spokes(em, name)).filter((r) => !placed.has(r.spoke)).map((r) => r.spoke);
+        await this.store.removeSpokes(em, name, gone);
+        continue;
+      }
 
       // A change: the spokes that run another rendering of this deployment now move, in waves.
       const revisions: Record<string, DesiredDeployment> = { [toHash]: target };
