@@ -47,7 +47,7 @@ const inFlight = (over: Partial<InFlightSpoke> = {}): InFlightSpoke => ({
 
 describe('planWaves', () => {
   it('puts the canaries first, then the rest in order, maxConcurrency at a time', () => {
-    const spokes = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'].map((name) => ({ name, labels: name === 'c' ? { canary: 'true' } : {} }));
+    const spokes = ['a', 'b', 'c', 'd', 'e', 'f', 'g', 'h'].map((name) => ({ name, labels: (name === 'c' ? { canary: 'true' } : {}) as Record<string, string> }));
     expect(planWaves(spokes, settings)).toEqual([['c'], ['a', 'b'], ['d', 'e'], ['f', 'g'], ['h']]);
     expect(planWaves(spokes, { canary: undefined, maxConcurrency: 3 })).toEqual([['a', 'b', 'c'], ['d', 'e', 'f'], ['g', 'h']]);
   });
@@ -55,12 +55,12 @@ describe('planWaves', () => {
   it('places every spoke exactly once, in order, in waves no larger than maxConcurrency', () => {
     fc.assert(
       fc.property(fc.uniqueArray(fc.stringMatching(/^[a-z]{1,6}$/), { maxLength: 60 }), fc.integer({ min: 1, max: 100 }), fc.boolean(), (names, pct, byCount) => {
-        const spokes = names.map((name, i) => ({ name, labels: i % 7 === 0 ? { canary: 'true' } : {} }));
+        const spokes = names.map((name, i) => ({ name, labels: (i % 7 === 0 ? { canary: 'true' } : {}) as Record<string, string> }));
         const maxConcurrency = byCount ? pct : `${pct}%`;
         const waves = planWaves(spokes, { canary: settings.canary, maxConcurrency });
         expect(waves.flat().sort()).toEqual([...names].sort());
         const size = waveSize(maxConcurrency, spokes.length);
-        for (const w of waves.slice(spokes.some((s) => s.labels.canary) ? 1 : 0)) expect(w.length).toBeLessThanOrEqual(size);
+        for (const w of waves.slice(spokes.some((s) => s.labels['canary']) ? 1 : 0)) expect(w.length).toBeLessThanOrEqual(size);
         expect(waves.every((w) => w.length > 0)).toBe(true);
       }),
     );

@@ -84,7 +84,8 @@ export class RolloutReconciler implements Reconciler {
       if (!policy) return false; // the next render removes the rollout
       const settings = settingsOf((toPolicyObject(policy) as ModelDeployment).spec.rollout);
       const rows = await this.store.spokes(em, deployment);
-      const observations = await this.observe(em, deployment, rows);
+      // Only what can move now is read: spokes in flight and the current wave (a fleet-wide rollout reads a wave, not the fleet).
+      const observations = await this.observe(em, deployment, rows.filter((r) => r.state === 'Progressing' || r.state === 'Verifying' || r.state === 'RollingBack' || r.wave === rollout.wave));
       const now = new Date(this.now());
       const touched = new Set<RolloutSpokeRow>();
 
@@ -227,6 +228,7 @@ export class RolloutReconciler implements Reconciler {
     // The new wave's spokes start now rather than at the next poll.
     rollout.wave = next;
     rollout.waveStartedAt = now;
+    for (const [spoke, o] of await this.observe(em, rollout.deployment, rows.filter((r) => r.wave === next))) observations.set(spoke, o);
     await this.advance(em, rollout, rows, observations, settings, now, touched);
   }
 
