@@ -332,15 +332,16 @@ describe('agent against a real broker', () => {
       await waitFor('another reconcile', () => runtime.callsFor(1) > calls);
     });
 
-    it('diagnostics publishes a Notice with connection and reconcile facts', async () => {
+    it('diagnostics answers with a CommandResult carrying connection and reconcile facts', async () => {
       const runtime = new RecordingRuntime();
       await start(runtime);
       await applyGeneration(runtime, 1);
       await observer.publish(commandsTopic(SPOKE), JSON.stringify({ v: 1, id: 'c-2', type: 'diagnostics', issuedAt: new Date().toISOString() }));
       const notice = await waitFor('Diagnostics notice', () => observer.events(SPOKE).find((e) => e.reason === 'Diagnostics'));
-      expect(notice.type).toBe('Notice');
+      expect(notice.type).toBe('CommandResult');
       expect(notice.data).toMatchObject({
         commandId: 'c-2',
+        ok: true,
         connection: { connected: true, url: broker.url },
         reconcile: { reconciledGeneration: 1 },
         observedGeneration: 1,

@@ -51,6 +51,7 @@ const { values: args } = parseArgs({
     'connect-concurrency': { type: 'string', default: '100' },
     'sim-processes': { type: 'string', default: '2' },
     'idle-seconds': { type: 'string', default: '10' },
+    rollout: { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
   strict: true,
@@ -59,7 +60,9 @@ const { values: args } = parseArgs({
 if (args.help) {
   console.log(`usage: npm run bench -- [--spokes N] [--broker embedded|mosquitto] [--out DIR] [--database-url URL]
                         [--profile] [--telemetry-seconds S] [--enroll-concurrency C] [--connect-concurrency C]
-                        [--sim-processes K] [--idle-seconds S]`);
+                        [--sim-processes K] [--idle-seconds S] [--rollout]
+  --rollout  also time a version change as a progressive rollout (waves of 25%, minSuccessTime 0s)
+             against the same change as a one-shot fan-out (strategy AllAtOnce)`);
   process.exit(0);
 }
 
@@ -587,6 +590,45 @@ spec: { model: { name: detector, version: "1.0.0" }, placement: bench-fleet, run
     const metrics1 = await hubMetrics(h.apiUrl, adminToken);
     const renderSeconds = (metrics1.get('flotilla_hub_render_seconds_sum') ?? 0) - (metrics0.get('flotilla_hub_render_seconds_sum') ?? 0);
     log(`  p50 ${convergence.p50Ms.toFixed(0)} ms, p99 ${convergence.p99Ms.toFixed(0)} ms, max ${convergence.maxMs.toFixed(0)} ms (all seen by polling at ${detectedAllMs.toFixed(0)} ms)`);
+
+    /* ---- rollout against one-shot fan-out (--rollout) */
+    let rolloutComparison: { oneShot: { seconds: number; hubCpuSeconds: number }; progressive: { seconds: number; hubCpuSeconds: number; waves: number } } | null = null;
+    if (args.rollout) {
+      const change = (version: string, rollout: string) =>
+        policy.replace('    - { version: "1.0.0"', `    - { version: "2.0.0", uri: "file:///models/detector-2.0.0.onnx", digest: "sha256:${'b'.repeat(64)}", format: onnx }\n    - { version: "3.0.0", uri: "file:///models/detector-3.0.0.onnx", digest: "sha256:${'c'.repeat(64)}", format: onnx }\n    - { version: "1.0.0"`)
+          .replace('spec: { model: { name: detector, version: "1.0.0" }, placement: bench-fleet, runtime: builtin }', `spec: { model: { name: detector, version: "${version}" }, placement: bench-fleet, runtime: builtin, rollout: ${rollout} }`);
+      const servingEverywhere = (version: string) => async () => {
+        const r = await db.query(
+          `SELECT count(*)::int AS n FROM spokes WHERE revoked_at IS NULL AND observed_generation >= desired_generation AND deployment_statuses @> $1::jsonb`,
+          [JSON.stringify([{ name: 'detector', servingVersion: version }])],
+        );
+        return r.rows[0].n === N;
+      };
+      log('rollout: the same version change, one-shot (AllAtOnce), then progressive (waves of 25%, minSuccessTime 0s)');
+      const t1 = performance.now();
+      await phase('version change, one-shot', async () => {
+        await api('POST', '/api/v1/apply', change('2.0.0', '{ strategy: AllAtOnce }'), 'application/yaml');
+        await waitFor('every spoke serving 2.0.0', servingEverywhere('2.0.0'), 600_000);
+      });
+      const oneShot = { seconds: (performance.now() - t1) / 1000, hubCpuSeconds: phases[phases.length - 1]!.hubCpuSeconds };
+      const t2 = performance.now();
+      let waves = 0;
+      await phase('version change, progressive rollout', async () => {
+        await api('POST', '/api/v1/apply', change('3.0.0', '{ strategy: Progressive, maxConcurrency: "25%", minSuccessTime: 0s, progressDeadline: 10m }'), 'application/yaml');
+        await waitFor('the rollout to succeed', async () => {
+          const r = await api('GET', '/api/v1/rollouts/detector');
+          waves = r.waves ?? 0;
+          if (r.phase === 'Failed' || r.phase === 'RolledBack') throw new Error(`the rollout failed: ${r.message}`);
+          return r.toVersion === '3.0.0' && r.phase === 'Succeeded';
+        }, 600_000);
+        await waitFor('every spoke serving 3.0.0', servingEverywhere('3.0.0'), 600_000);
+      });
+      const progressive = { seconds: (performance.now() - t2) / 1000, hubCpuSeconds: phases[phases.length - 1]!.hubCpuSeconds, waves };
+      rolloutComparison = { oneShot, progressive };
+      log(`  one-shot: ${oneShot.seconds.toFixed(1)} s, hub CPU ${oneShot.hubCpuSeconds.toFixed(1)} s; progressive (${waves} waves): ${progressive.seconds.toFixed(1)} s, hub CPU ${progressive.hubCpuSeconds.toFixed(1)} s (${(progressive.seconds / oneShot.seconds).toFixed(2)}x time, ${(progressive.hubCpuSeconds / Math.max(oneShot.hubCpuSeconds, 0.001)).toFixed(2)}x CPU)`);
+      await mkdir(outDir, { recursive: true });
+      await writeFile(path.join(outDir, `fleet-${BROKER}-${N}-rollout.json`), JSON.stringify({ spokes: N, broker: BROKER, ...rolloutComparison }, null, 2) + '\n');
+    }
 
     /* ---- selector queries at N */
     const selectors = ['region=eu', 'region in (eu,us),tier=edge', 'site=site-042', 'gpu-product notin (t4,none),tier=edge', 'tier!=core,region=apac', 'bench'];

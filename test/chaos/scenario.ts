@@ -113,6 +113,7 @@ spec:
   model: { name: ${MODEL}, version: "${this.intent.versions[DEPLOYMENTS[ring]]}" }
   placement: ring-${ring}
   runtime: builtin
+  rollout: { strategy: AllAtOnce }
 `;
     return doc('a') + doc('b');
   }

@@ -28,6 +28,7 @@ spec:
   placement: eu-sites
   runtime: builtin
   replicas: { min: 1, max: 1 }
+  rollout: { strategy: AllAtOnce }
 `,
   /** `runtime` one space to the left of its siblings (line 8). */
   badlyIndented: `apiVersion: flotilla.dev/v1

@@ -247,7 +247,7 @@ describe('OpenAPI document', () => {
       }
       if (op.security?.length !== 0) expect({ where, has401: statuses.includes(401), has429: statuses.includes(429) }).toEqual({ where, has401: true, has429: true });
       if (method === 'POST' || method === 'PATCH') {
-        const bodyless = ['/api/v1/git-sources/{name}/sync', '/api/v1/api-tokens/{name}/rotate', '/api/v1/signing-key/rotate'];
+        const bodyless = ['/api/v1/git-sources/{name}/sync', '/api/v1/api-tokens/{name}/rotate', '/api/v1/signing-key/rotate', ...['pause', 'resume', 'abort', 'undo'].map((a) => `/api/v1/rollouts/{deployment}/${a}`)];
         if (!bodyless.includes(template)) expect({ where, body: Object.keys(op.requestBody?.content ?? {}).length > 0 }).toEqual({ where, body: true });
       }
       if (op.requestBody) expect({ where, has400: statuses.includes(400) }).toEqual({ where, has400: true });
@@ -507,6 +507,69 @@ describe('OpenAPI document', () => {
     expect(key.body.fingerprint).not.toBe(before.body.fingerprint);
     expect((await call('POST', '/api/v1/signing-key/rotate', { token: viewerToken })).status).toBe(403);
     await fleet.converged();
+  });
+
+  test('rollouts: none yet, one started, pause, resume, undo, abort, and refusals', async () => {
+    const demo = (version: string) => `apiVersion: flotilla.dev/v1
+kind: ModelDeployment
+metadata: { name: rollout-demo }
+spec:
+  model: { name: bridge-defects, version: "${version}" }
+  placement: eu-sites
+  runtime: builtin
+  rollout: { maxConcurrency: 1, minSuccessTime: 0s, progressDeadline: 10m }
+`;
+    expect((await call('GET', '/api/v1/rollouts/{deployment}', { params: { deployment: 'bridge-defects-eu' } })).status).toBe(404);
+    expect((await call('POST', '/api/v1/rollouts/{deployment}/pause', { params: { deployment: 'nope' } })).status).toBe(404);
+    expect((await call('POST', '/api/v1/apply', { body: demo('1.0.0') })).status).toBe(200);
+    await fleet.converged();
+    expect((await call('POST', '/api/v1/apply', { body: demo('1.1.0') })).status).toBe(200);
+    const started = await waitFor('the rollout to start its first wave', async () => {
+      const r = await call('GET', '/api/v1/rollouts/{deployment}', { params: { deployment: 'rollout-demo' } });
+      return r.body.spokes?.[0]?.state === 'Progressing' ? r.body : null;
+    });
+    expect(started).toMatchObject({ phase: 'Progressing', fromVersion: '1.0.0', toVersion: '1.1.0', waves: 1 });
+    const d = await call('GET', '/api/v1/deployments/{name}', { params: { name: 'rollout-demo' } });
+    expect(d.body.rollout.toVersion).toBe('1.1.0');
+    const at = { params: { deployment: 'rollout-demo' } };
+    expect((await call('POST', '/api/v1/rollouts/{deployment}/pause', at)).body.phase).toBe('Paused');
+    expect((await call('POST', '/api/v1/rollouts/{deployment}/pause', at)).status).toBe(409);
+    expect((await call('POST', '/api/v1/rollouts/{deployment}/resume', at)).body.phase).toBe('Progressing');
+    expect((await call('POST', '/api/v1/rollouts/{deployment}/resume', at)).status).toBe(409);
+    const undone = await call('POST', '/api/v1/rollouts/{deployment}/undo', at);
+    expect(undone.body).toMatchObject({ phase: 'RolledBack', rollingBack: true });
+    expect((await call('POST', '/api/v1/rollouts/{deployment}/abort', at)).status).toBe(409);
+    // Back to 1.0.0 everywhere: that change moves nothing, and the next one starts a new rollout.
+    expect((await call('POST', '/api/v1/apply', { body: demo('1.0.0') })).status).toBe(200);
+    expect((await call('GET', '/api/v1/rollouts/{deployment}', at)).status).toBe(404);
+    expect((await call('POST', '/api/v1/apply', { body: demo('1.1.0') })).status).toBe(200);
+    expect((await call('POST', '/api/v1/rollouts/{deployment}/abort', at)).body).toMatchObject({ phase: 'Aborted', rollingBack: true });
+    const actions = (await call('GET', '/api/v1/audit-events', { query: { limit: '100' } })).body.items.map((e: { action: string }) => e.action);
+    expect(actions).toEqual(expect.arrayContaining(['rollout.started', 'rollout.pause', 'rollout.resume', 'rollout.undo', 'rollout.abort', 'rollout.superseded']));
+    expect((await call('DELETE', '/api/v1/policy-objects/{kind}/{name}', { params: { kind: 'ModelDeployment', name: 'rollout-demo' } })).status).toBe(200);
+  });
+
+  test('spoke commands: sent, answered by the agent, unknown spoke and id, bad bodies', async () => {
+    const at = { params: { name: 'eu-1' } };
+    const sent = await call('POST', '/api/v1/spokes/{name}/commands', { ...at, body: { type: 'resync' } });
+    expect(sent.status).toBe(202);
+    const done = await waitFor('the resync result', async () => {
+      const r = await call('GET', '/api/v1/spokes/{name}/commands/{id}', { params: { name: 'eu-1', id: sent.body.id } });
+      return r.body.state === 'Succeeded' ? r.body : null;
+    });
+    expect(done).toMatchObject({ type: 'resync', state: 'Succeeded', result: { commandId: sent.body.id, ok: true } });
+    // The NoneRuntime cannot restart anything: the agent says so, and the command fails with its words.
+    const restart = await call('POST', '/api/v1/spokes/{name}/commands', { ...at, body: { type: 'restart', target: 'bridge-defects-eu' } });
+    const failed = await waitFor('the restart result', async () => {
+      const r = await call('GET', '/api/v1/spokes/{name}/commands/{id}', { params: { name: 'eu-1', id: restart.body.id } });
+      return r.body.state === 'Failed' ? r.body : null;
+    });
+    expect(failed.message).toContain('cannot restart');
+    expect((await call('POST', '/api/v1/spokes/{name}/commands', { ...at, body: { type: 'restart' } })).status).toBe(400);
+    expect((await call('POST', '/api/v1/spokes/{name}/commands', { ...at, body: { type: 'format-disk' } })).status).toBe(400);
+    expect((await call('POST', '/api/v1/spokes/{name}/commands', { params: { name: 'nope' }, body: { type: 'resync' } })).status).toBe(404);
+    expect((await call('GET', '/api/v1/spokes/{name}/commands/{id}', { params: { name: 'us-1', id: sent.body.id } })).status).toBe(404);
+    expect((await call('GET', '/api/v1/spokes/{name}/commands/{id}', { params: { name: 'eu-1', id: 'not-a-uuid' } })).status).toBe(404);
   });
 
   test('audit events, filtered, and an unknown filter', async () => {

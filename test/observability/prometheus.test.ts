@@ -22,7 +22,7 @@ describe('deploy/prometheus and deploy/grafana', () => {
 
   test('every metric the dashboard and the rules query is one the hub exports', async () => {
     const hubSources = await Promise.all(
-      ['apps/hub/src/metrics/fleet-metrics.ts', 'apps/hub/src/metrics/hub-metrics.ts'].map((f) => readFile(f, 'utf8')),
+      ['apps/hub/src/metrics/fleet-metrics.ts', 'apps/hub/src/metrics/hub-metrics.ts', 'apps/hub/src/rollouts/rollout-metrics.ts'].map((f) => readFile(f, 'utf8')),
     );
     const exported = new Set([...hubSources.join('\n').matchAll(/'(flotilla_[a-z0-9_]+)'/g)].map((m) => m[1]));
     const dashboard = JSON.parse(await readFile('deploy/grafana/flotilla-fleet.json', 'utf8'));

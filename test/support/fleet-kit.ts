@@ -93,6 +93,7 @@ spec:
   placement: eu-sites
   runtime: builtin
   replicas: { min: ${opts.replicas ?? 1}, max: ${opts.replicas ?? 1} }
+  rollout: { strategy: AllAtOnce }   # these agents never report Ready (NoneRuntime): no health to gate waves on
 ${opts.extra ?? ''}`;
 
 /** A deployment on the us placement, to add to basePolicy. */
@@ -104,4 +105,5 @@ spec:
   model: { name: bridge-defects, version: "${version}" }
   placement: us-sites
   runtime: builtin
+  rollout: { strategy: AllAtOnce }
 `;

@@ -127,6 +127,57 @@ export function buildInt64Adder(): Uint8Array {
   return encodeModel(graph, 'int64 adder', 1);
 }
 
+/**
+ * A classifier that fails a share of real requests: logits as v1, plus
+ * Gather(zeros[8], Cast<int64>(input[:, 0])). ONNX Runtime refuses an index
+ * outside [-8, 7], so every request whose first feature is 8 or more (or below
+ * -8) is answered with an error, by the real server, while the rest succeed.
+ * A load generator sending first features uniform in [0, 10) sees 20% errors.
+ */
+export function buildFlakyClassifier(): Uint8Array {
+  const graph = {
+    name: 'flaky_classifier',
+    node: [
+      { op_type: 'MatMul', name: 'matmul', input: ['input', 'W'], output: ['xw'] },
+      { op_type: 'Add', name: 'add_bias', input: ['xw', 'b'], output: ['xb'] },
+      { op_type: 'Slice', name: 'first_feature', input: ['input', 'starts', 'ends', 'axes'], output: ['x0'] },
+      { op_type: 'Cast', name: 'to_index', input: ['x0'], output: ['index'], attribute: [{ name: 'to', type: ATTR_INT, i: ELEM.INT64 }] },
+      { op_type: 'Gather', name: 'bounded_lookup', input: ['table', 'index'], output: ['offset'], attribute: [{ name: 'axis', type: ATTR_INT, i: 0 }] },
+      { op_type: 'Add', name: 'add_offset', input: ['xb', 'offset'], output: ['logits'] },
+      { op_type: 'Softmax', name: 'softmax', input: ['logits'], output: ['probabilities'], attribute: [{ name: 'axis', type: ATTR_INT, i: -1 }] },
+    ],
+    initializer: [
+      { name: 'W', data_type: ELEM.FLOAT, dims: [4, 3], float_data: LINEAR_CLASSIFIER_V1.weights.flat() },
+      { name: 'b', data_type: ELEM.FLOAT, dims: [3], float_data: [...LINEAR_CLASSIFIER_V1.bias] },
+      { name: 'starts', data_type: ELEM.INT64, dims: [1], int64_data: [0] },
+      { name: 'ends', data_type: ELEM.INT64, dims: [1], int64_data: [1] },
+      { name: 'axes', data_type: ELEM.INT64, dims: [1], int64_data: [1] },
+      { name: 'table', data_type: ELEM.FLOAT, dims: [8], float_data: [0, 0, 0, 0, 0, 0, 0, 0] },
+    ],
+    input: [{ name: 'input', type: tensorType(ELEM.FLOAT, ['batch', 4]) }],
+    output: [
+      { name: 'logits', type: tensorType(ELEM.FLOAT, ['batch', 3]) },
+      { name: 'probabilities', type: tensorType(ELEM.FLOAT, ['batch', 3]) },
+    ],
+  };
+  return encodeModel(graph, 'flaky classifier: errors when input[:, 0] >= 8', 3);
+}
+
+/**
+ * A well-formed ONNX file that no runtime can load: its one node is an
+ * operator that does not exist. The real server starts, fails to load it and
+ * exits, so the deployment never becomes Ready.
+ */
+export function buildNeverReadyModel(): Uint8Array {
+  const graph = {
+    name: 'never_ready',
+    node: [{ op_type: 'FlotillaNoSuchOperator', name: 'missing_op', input: ['input'], output: ['probabilities'] }],
+    input: [{ name: 'input', type: tensorType(ELEM.FLOAT, ['batch', 4]) }],
+    output: [{ name: 'probabilities', type: tensorType(ELEM.FLOAT, ['batch', 3]) }],
+  };
+  return encodeModel(graph, 'never ready: an operator no runtime implements', 4);
+}
+
 export function sha256Digest(bytes: Uint8Array): string {
   return `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
 }
@@ -137,6 +188,8 @@ export function fixtureModels(): Record<string, Uint8Array> {
     'linear-classifier-1.0.0.onnx': buildLinearClassifier(LINEAR_CLASSIFIER_V1),
     'linear-classifier-2.0.0.onnx': buildLinearClassifier(LINEAR_CLASSIFIER_V2),
     'int64-adder.onnx': buildInt64Adder(),
+    'flaky-classifier.onnx': buildFlakyClassifier(),
+    'never-ready.onnx': buildNeverReadyModel(),
   };
 }
 

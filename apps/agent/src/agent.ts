@@ -99,6 +99,9 @@ export interface AgentHandle {
 }
 
 const DEFAULT_TELEMETRY_SECONDS = 30;
+/** The workload log lines a diagnostics bundle carries, at most (bytes over all workloads). */
+const DIAGNOSTIC_LOG_BYTES = 64 * 1024;
+
 /** Longest a capacity or telemetry probe may take before the agent goes on without it. */
 const PROBE_TIMEOUT_MS = 10_000;
 
@@ -386,20 +389,41 @@ class Agent {
     this.runCommand(command);
   }
 
+  /**
+   * Runs one command and reports its outcome as a CommandResult event that
+   * carries the command's id (the hub files it under that id; a redelivered
+   * id was already skipped above). Diagnostics is a bounded bundle of the
+   * agent's state and its workloads' recent log lines, never dataset contents.
+   */
   private runCommand(command: Command): void {
+    void this.executeCommand(command).then(
+      (r) => this.emitEvent({ type: 'CommandResult', reason: r.reason, message: r.message, data: { commandId: command.id, command: command.type, ok: true, ...r.data } }),
+      (err: unknown) =>
+        this.emitEvent({ type: 'CommandResult', reason: 'CommandFailed', message: errorMessage(err), data: { commandId: command.id, command: command.type, ok: false } }),
+    );
+  }
+
+  private async executeCommand(command: Command): Promise<{ reason: string; message: string; data: Record<string, unknown> }> {
     switch (command.type) {
       case 'resync':
         this.runner.trigger();
-        void this.publishStatus();
-        return;
+        await this.publishStatus();
+        return { reason: 'Resynced', message: 'reconcile triggered and status sent', data: {} };
+      case 'restart': {
+        const target = command.target as string;
+        const runtime = this.opts.runtime;
+        if (!runtime.restartDeployment) throw new Error(`the ${runtime.kind} runtime cannot restart a deployment`);
+        if (!(await runtime.restartDeployment(target))) throw new Error(`deployment ${target} has no running workload on this spoke`);
+        this.runner.trigger();
+        return { reason: 'Restarted', message: `deployment ${target} stopped; the reconcile starts it again`, data: { target } };
+      }
       case 'diagnostics': {
         const s = this.snapshot();
-        this.emitEvent({
-          type: 'Notice',
+        const logs = (await this.opts.runtime.recentLogs?.(DIAGNOSTIC_LOG_BYTES)) ?? {};
+        return {
           reason: 'Diagnostics',
           message: `connected to ${s.connection.url}; generation ${s.observedGeneration}; ${s.reconcile.runs} reconciles, ${s.reconcile.errors} failed`,
           data: {
-            commandId: command.id,
             agent: { version: AGENT_VERSION, runtime: this.opts.runtime.kind, sessionId: this.sessionId },
             connection: s.connection,
             reconcile: { ...s.reconcile, report: undefined },
@@ -407,9 +431,10 @@ class Agent {
             queues: s.queues,
             observedGeneration: s.observedGeneration,
             telemetryIntervalMs: this.telemetryIntervalMs,
+            workloads: (s.reconcile.report?.deployments ?? []).map((d) => ({ name: d.name, phase: d.phase, servingVersion: d.servingVersion, message: d.message })),
+            logs,
           },
-        });
-        return;
+        };
       }
     }
   }

@@ -14,6 +14,8 @@ import { registerPolicy } from './commands/policy.js';
 import { registerSchema } from './commands/schema.js';
 import { registerRoute } from './commands/route.js';
 import { registerGateway } from './commands/gateway.js';
+import { registerRollout } from './commands/rollout.js';
+import { registerSpoke } from './commands/spoke.js';
 import { CliError, EXIT } from './exit-codes.js';
 import { registerSigningKey } from './commands/signing-key.js';
 
@@ -34,6 +36,8 @@ registerDelete(program);
 registerTokens(program);
 registerEnrollmentTokens(program);
 registerVersion(program);
+registerRollout(program);
+registerSpoke(program);
 registerCompletion(program);
 registerSigningKey(program);
 registerRoute(program);

@@ -67,6 +67,18 @@ import { loadHubTls } from './tls/hub-tls.js';
 import { RotateSigningKey, loadKeyChain, rotationCommitted } from './desired/rotate-signing-key.js';
 import { SigningKeyController } from './desired/signing-key.controller.js';
 import { RotateApiToken } from './tokens/rotate-api-token.js';
+import { SpokeVersionDecisions } from './desired/spoke-version-decisions.js';
+import { ControlRollout } from './rollouts/control-rollout.js';
+import { RolloutMetrics } from './rollouts/rollout-metrics.js';
+import { RolloutRevisions } from './rollouts/rollout-revisions.js';
+import { RolloutStore } from './rollouts/rollout-store.js';
+import { RolloutReconciler } from './rollouts/rollout.reconciler.js';
+import { RolloutsController } from './rollouts/rollouts.controller.js';
+import { CommandResultWriter, SendSpokeCommand, SpokeCommandReconciler, SpokeCommandStore } from './commands/spoke-commands.js';
+import { SpokeCommandsController } from './commands/spoke-commands.controller.js';
+
+/** The rollout controller looks for new and active rollouts this often (they move on telemetry, not on notifications). */
+const ROLLOUT_POLL_MS = 1_000;
 
 export interface HubHandle {
   apiUrl: string;
@@ -201,13 +213,21 @@ export async function startHub(config: HubConfig, log: Logger): Promise<HubHandl
     // payload changed; the envelope publisher signs and publishes after the commit.
     const audit = new AuditService();
     const envelopes = new EnvelopePublisher(ds, publisher, signingKey, metrics, log.child({ component: 'envelopes' }));
-    const renderer = new FleetRenderer(envelopes, metrics, log.child({ component: 'render' }), config.telemetryIntervalSeconds);
+    // Which revision of each deployment a spoke gets: the policy's, or the previous one while a rollout holds it back.
+    const rolloutStore = new RolloutStore();
+    const versions = new SpokeVersionDecisions([new RolloutRevisions(rolloutStore, audit)]);
+    const renderer = new FleetRenderer(envelopes, metrics, log.child({ component: 'render' }), config.telemetryIntervalSeconds, versions);
     const controllerLog = log.child({ component: 'controllers' });
     const desiredController = new Controller(new DesiredStateReconciler(ds, renderer, envelopes), controllerLog, metrics, RESYNC_MS);
     const spokeSync = new Controller(new SpokeSyncReconciler(ds, envelopes, config.telemetryIntervalSeconds), controllerLog, metrics, 60_000);
     const brokerCredentialsReconciler = new BrokerCredentialsReconciler(ds, provisioner, broker, publisher, envelopes, endpoint.username, log.child({ component: 'broker-credentials' }));
     const brokerCredentials = new Controller(brokerCredentialsReconciler, controllerLog, metrics, RESYNC_MS);
-    const controllers = [desiredController, spokeSync, brokerCredentials];
+    const rolloutMetrics = new RolloutMetrics(ds, metrics.registry);
+    const rolloutReconciler = new RolloutReconciler(ds, rolloutStore, renderer, envelopes, audit, rolloutMetrics, log.child({ component: 'rollouts' }), config.telemetryIntervalSeconds, ROLLOUT_POLL_MS);
+    const rolloutController = new Controller(rolloutReconciler, controllerLog, metrics, ROLLOUT_POLL_MS);
+    const commandStore = new SpokeCommandStore();
+    const commandDelivery = new Controller(new SpokeCommandReconciler(ds, commandStore, publisher, config.telemetryIntervalSeconds), controllerLog, metrics, 60_000);
+    const controllers = [desiredController, spokeSync, brokerCredentials, rolloutController, commandDelivery];
     const triggers = new RelayingFleetTriggers(desiredController, spokeSync, brokerCredentials, elector, ds, databaseUrl, log.child({ component: 'trigger-relay' }));
     await triggers.start();
     cleanups.push(() => triggers.stop());
@@ -258,6 +278,10 @@ export async function startHub(config: HubConfig, log: Logger): Promise<HubHandl
       { provide: RotateApiToken, useValue: new RotateApiToken(ds, audit, { home: config.home, fromEnv: config.adminToken !== null }) },
       { provide: RouteTable, useValue: routeTable },
       { provide: LocateSpoke, useValue: new LocateSpoke(ds, audit, (spoke) => routeTable.noteSpokes([spoke])) },
+      { provide: RolloutStore, useValue: rolloutStore },
+      { provide: SpokeCommandStore, useValue: commandStore },
+      { provide: SendSpokeCommand, useValue: new SendSpokeCommand(ds, audit, commandDelivery) },
+      { provide: ControlRollout, useValue: new ControlRollout(ds, rolloutStore, audit, rolloutController, rolloutMetrics) },
     ];
     // The controllers run in the leader only; elector.stop() (a cleanup) stops them before the broker connection and the database close.
     for (const c of controllers) elector.register({ name: c.name, start: () => c.start(), stop: () => c.stop() });
@@ -271,7 +295,7 @@ export async function startHub(config: HubConfig, log: Logger): Promise<HubHandl
         agentMqttUrl,
         useCases,
         readiness: [{ name: 'broker', check: async () => publisher.connected }],
-        extraControllers: [MetricsController, SigningKeyController],
+        extraControllers: [MetricsController, SigningKeyController, RolloutsController, SpokeCommandsController],
         extraProviders: [
           { provide: HubMetrics, useValue: metrics },
           { provide: HUB_TLS, useValue: { caCertificatePem: tls?.caCertificatePem ?? null } },
@@ -287,6 +311,7 @@ export async function startHub(config: HubConfig, log: Logger): Promise<HubHandl
     installBodyParsers(app);
     app.useGlobalFilters(new HttpErrorFilter(log.child({ component: 'http' })));
     serveOpenApi(app, log.child({ component: 'openapi' }));
+    const commandResults = new CommandResultWriter(ds, log.child({ component: 'commands' }));
     // Replicas share agent messages: `$share/...` on Mosquitto and EMQX, one queue on RabbitMQ.
     const ingest =
       config.brokerKind === 'rabbitmq' && config.amqpUrl && config.mqttUrl
@@ -298,6 +323,8 @@ export async function startHub(config: HubConfig, log: Logger): Promise<HubHandl
             metrics,
             log: log.child({ component: 'ingest' }),
             onStatus: (s) => void producedVersions.fromStatus(s.spoke, s.jobs),
+            // report -> command results: an agent's CommandResult settles its command.
+            onEvent: (spoke, e) => void commandResults.record(spoke, e),
           });
     cleanups.push(() => ingest.close());
     await ingest.start();

@@ -344,6 +344,62 @@ export const SpokeComplianceSchema = z
   .strict();
 export type SpokeCompliance = z.output<typeof SpokeComplianceSchema>;
 
+/* ------------------------------------------------------------- rollouts */
+
+export const RolloutGateSchema = z
+  .object({
+    name: z.enum(['errorRatio', 'latencyP99Ratio', 'restarts']),
+    value: z.number().nullable().describe('worst value measured in the window; null when not measured (no requests, or no latency before the change)'),
+    threshold: z.number(),
+    ok: z.boolean(),
+  })
+  .strict();
+
+export const RolloutSpokeSchema = z
+  .object({
+    spoke: z.string(),
+    wave: z.number().int().describe('1-based'),
+    state: z.enum(['Pending', 'Progressing', 'Verifying', 'Succeeded', 'RollingBack', 'RolledBack', 'Failed']),
+    failed: z.boolean().describe('the spoke failed on the way forward (it counts against maxFailures)'),
+    reason: z.string(),
+    message: z.string(),
+    gates: z.array(RolloutGateSchema),
+    targetGeneration: z.number().int().nullable().describe('the desired generation that carries its current revision'),
+  })
+  .strict();
+
+export const RolloutViewSchema = z
+  .object({
+    deployment: z.string(),
+    id: z.string(),
+    phase: z.enum(['Progressing', 'Paused', 'Succeeded', 'Failed', 'RolledBack', 'Aborted']),
+    rollingBack: z.boolean(),
+    fromVersion: z.string().nullable(),
+    toVersion: z.string(),
+    wave: z.number().int().describe('1-based; the wave in progress, or the last one'),
+    waves: z.number().int(),
+    waveStartedAt: isoTime,
+    waveDeadline: isoTime,
+    startedAt: isoTime,
+    finishedAt: nullableTime,
+    message: z.string(),
+    settings: z
+      .object({
+        strategy: z.enum(['Progressive', 'AllAtOnce']),
+        maxConcurrency: z.union([z.number(), z.string()]),
+        minSuccessSeconds: z.number(),
+        progressDeadlineSeconds: z.number(),
+        maxFailures: z.number().int(),
+        gates: z.object({ maxErrorRatio: z.number(), maxLatencyP99Ratio: z.number(), noRestarts: z.boolean() }).strict(),
+      })
+      .strict()
+      .nullable(),
+    counts: z.record(z.string(), z.number().int()),
+    spokes: z.array(RolloutSpokeSchema),
+  })
+  .strict();
+export type RolloutView = z.output<typeof RolloutViewSchema>;
+
 export const DeploymentViewSchema = PolicyObjectViewSchema.extend({
   placement: WorkloadPlacementSchema,
   compliance: z
@@ -353,6 +409,7 @@ export const DeploymentViewSchema = PolicyObjectViewSchema.extend({
       spokes: z.array(SpokeComplianceSchema).optional().describe(detailOnly),
     })
     .strict(),
+  rollout: RolloutViewSchema.nullable().optional().describe(`the current rollout (null when none); ${detailOnly}`),
 }).strict();
 export type DeploymentView = z.output<typeof DeploymentViewSchema>;
 
@@ -467,3 +524,24 @@ export const SigningKeySchema = z
   })
   .strict();
 export type SigningKey = z.output<typeof SigningKeySchema>;
+
+/* -------------------------------------------------------- spoke commands */
+
+export const SpokeCommandAcceptedSchema = z.object({ id: z.string() }).strict();
+
+export const SpokeCommandSchema = z
+  .object({
+    id: z.string(),
+    spoke: z.string(),
+    type: z.enum(['resync', 'diagnostics', 'restart']),
+    target: z.string().nullable(),
+    state: z.enum(['Queued', 'Sent', 'Succeeded', 'Failed']),
+    actor: z.string(),
+    createdAt: isoTime,
+    sentAt: nullableTime,
+    finishedAt: nullableTime,
+    message: z.string(),
+    result: z.record(z.string(), z.unknown()).nullable().describe('what the agent answered (diagnostics: state and recent workload log lines)'),
+  })
+  .strict();
+export type SpokeCommand = z.output<typeof SpokeCommandSchema>;

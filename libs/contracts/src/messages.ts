@@ -322,7 +322,7 @@ export const EventSchema = z
     v: z.literal(PROTOCOL_VERSION),
     spoke: SpokeNameSchema,
     at: isoTime,
-    type: z.enum(['EnvelopeRejected', 'JobProgress', 'ModelVersionProduced', 'WorkloadError', 'Notice']),
+    type: z.enum(['EnvelopeRejected', 'JobProgress', 'ModelVersionProduced', 'WorkloadError', 'Notice', 'CommandResult']),
     reason: z.string().max(128),
     message: z.string().max(4096).default(''),
     data: z.record(z.string(), z.unknown()).default({}),
@@ -391,8 +391,11 @@ export const CommandSchema = z
   .object({
     v: z.literal(PROTOCOL_VERSION),
     id: z.string().min(1).max(64),
-    type: z.enum(['resync', 'diagnostics']),
+    type: z.enum(['resync', 'diagnostics', 'restart']),
+    /** The deployment a `restart` restarts. */
+    target: ObjectNameSchema.optional(),
     issuedAt: isoTime,
   })
-  .strict();
+  .strict()
+  .refine((c) => c.type !== 'restart' || c.target !== undefined, { message: 'restart needs a target deployment', path: ['target'] });
 export type Command = z.infer<typeof CommandSchema>;

@@ -46,7 +46,14 @@ ${deployment(minimalSpec)}`,
     expect(d.spec.replicas).toEqual({ min: 1, max: 1 });
     expect(d.spec.resources).toEqual({ gpu: 0 });
     expect(d.spec.remediation).toBe('enforce');
-    expect(d.spec.rollout).toEqual({ strategy: 'Progressive', maxConcurrency: '25%', minSuccessTime: '2m', progressDeadline: '10m', maxFailures: 0 });
+    expect(d.spec.rollout).toEqual({
+      strategy: 'Progressive',
+      maxConcurrency: '25%',
+      minSuccessTime: '2m',
+      progressDeadline: '10m',
+      maxFailures: 0,
+      gates: { maxErrorRatio: 0.05, maxLatencyP99Ratio: 2, noRestarts: true },
+    });
   });
 
   it('reads JSON, including a top-level list of objects', () => {

@@ -72,6 +72,12 @@ const DurationSchema = z
   .refine((d) => !DURATION.test(d) || parseDuration(d) > 0, 'must be longer than zero')
   .meta({ pattern: POSITIVE_DURATION_PATTERN, description: 'a duration longer than zero, like "30s", "2m" or "1h30m"' });
 
+/** A duration that may be zero ("0s"). */
+const NonNegativeDurationSchema = z
+  .string()
+  .regex(DURATION, 'must be a duration like "0s", "30s", "2m" or "1h30m"')
+  .meta({ pattern: DURATION.source, description: 'a duration, zero or more, like "0s", "30s", "2m" or "1h30m"' });
+
 // Kubernetes resource quantities; YAML users often write `cpu: 2`, so numbers are taken too.
 const quantity = (pattern: RegExp, example: string) =>
   z
@@ -205,13 +211,29 @@ export const RolloutSchema = z
     maxConcurrency: z
       .union([z.number().int().min(1), z.string().regex(/^(100|[1-9][0-9]?)%$/, 'must be a whole number or a percentage from "1%" to "100%"')])
       .default('25%'),
-    minSuccessTime: DurationSchema.default('2m'),
+    /** Spokes matching this selector form the first wave (the canaries). */
+    canary: LabelSelectorSchema.optional(),
+    /** How long a spoke must stay Ready and within the gates; "0s" passes it as soon as it is Ready. */
+    minSuccessTime: NonNegativeDurationSchema.default('2m'),
     progressDeadline: DurationSchema.default('10m'),
     maxFailures: z.number().int().min(0).default(0),
+    /** Live health a spoke must keep while it is verified, from the telemetry its agent sends. */
+    gates: z
+      .object({
+        /** Failed share of inference requests in a telemetry interval. */
+        maxErrorRatio: z.number().min(0).max(1).default(0.05),
+        /** p99 latency over the same spoke's p99 before the change. */
+        maxLatencyP99Ratio: z.number().min(1).max(1000).default(2),
+        /** A crash of the new server fails the spoke. */
+        noRestarts: z.boolean().default(true),
+      })
+      .strict()
+      .prefault({}),
   })
   .strict()
   .superRefine((r, ctx) => {
-    if (DURATION.test(r.minSuccessTime) && DURATION.test(r.progressDeadline) && parseDuration(r.progressDeadline) <= parseDuration(r.minSuccessTime)) {
+    // A zero progressDeadline is already refused on its own.
+    if (DURATION.test(r.minSuccessTime) && DURATION.test(r.progressDeadline) && parseDuration(r.progressDeadline) > 0 && parseDuration(r.progressDeadline) <= parseDuration(r.minSuccessTime)) {
       ctx.addIssue({ code: 'custom', path: ['progressDeadline'], message: `must be longer than minSuccessTime (${r.minSuccessTime})` });
     }
   })

@@ -27,6 +27,14 @@ export class ReportKeepingRuntime implements WorkloadRuntime {
     this.inner.onChange?.(listener);
   }
 
+  get restartDeployment(): WorkloadRuntime['restartDeployment'] {
+    return this.inner.restartDeployment?.bind(this.inner);
+  }
+
+  get recentLogs(): WorkloadRuntime['recentLogs'] {
+    return this.inner.recentLogs?.bind(this.inner);
+  }
+
   close(opts?: { stopWorkloads?: boolean }): Promise<void> {
     return this.inner.close(opts);
   }

@@ -24,6 +24,10 @@ export interface WorkloadRuntime {
   onChange?(listener: () => void): void;
   /** Stops supervising; leaves workloads running unless `stopWorkloads` is set. */
   close(opts?: { stopWorkloads?: boolean }): Promise<void>;
+  /** Optional (the `restart` command): stops the deployment's workload so the next reconcile starts it afresh; false when none runs. */
+  restartDeployment?(deployment: string): Promise<boolean>;
+  /** Optional (the `diagnostics` command): the last lines of each workload's log, at most `maxBytes` in all. */
+  recentLogs?(maxBytes: number): Promise<Record<string, string[]>>;
 }
 
 export interface RuntimeReport {

@@ -6,6 +6,7 @@ import { type ObjectCondition, PolicyObjectEntity } from '../database/entities/p
 import type { HubMetrics } from '../metrics/hub-metrics.js';
 import type { EnvelopePublisher, OutgoingEnvelope } from './envelope-publisher.js';
 import { loadRegistry, loadSpokes, toPolicyObject } from './fleet-snapshot.js';
+import { SpokeVersionDecisions } from './spoke-version-decisions.js';
 
 /** Serialises renders across hub replicas and against applies: a transaction-scoped advisory lock. */
 export const RENDER_LOCK = 0x666c6f74; // "flot"
@@ -36,6 +37,8 @@ export class FleetRenderer {
     private readonly metrics: HubMetrics,
     private readonly log: Logger,
     private readonly telemetryIntervalSeconds: number,
+    /** Per spoke, which rendering of each deployment it gets (the policy's, or a rollout's previous revision). */
+    private readonly versions: SpokeVersionDecisions = new SpokeVersionDecisions([]),
   ) {}
 
   /** With `dryRun`, computes the same outcome and writes and signs nothing (the caller rolls back anyway). */
@@ -54,11 +57,12 @@ export class FleetRenderer {
       const d = storedById.get(s.id);
       if (d) before.set(s.view.name, d.payload);
     }
-    const render: FleetRender = renderFleet(
-      objectRows.map(toPolicyObject),
-      spokes.map((s) => s.view),
-      { telemetryIntervalSeconds: this.telemetryIntervalSeconds, registry, previous: before },
-    );
+    const objects = objectRows.map(toPolicyObject);
+    const views = spokes.map((s) => s.view);
+    const render: FleetRender = renderFleet(objects, views, { telemetryIntervalSeconds: this.telemetryIntervalSeconds, registry, previous: before });
+    // The policy says what each deployment should become; the decisions say which spokes get it yet.
+    // A dry run previews what the policy will bring each spoke, so it starts no rollout and holds nobody back.
+    if (!opts.dryRun) await this.versions.apply(em, { objects, spokes: views, render, previous: before });
 
     const now = new Date();
     const updates: { spokeId: string; name: string; generation: number; hash: string; payload: DesiredPayload; canonical: string; text: string }[] = [];

@@ -1,3 +1,4 @@
+import { CreateSpokeCommand } from '../commands/spoke-commands.controller.js';
 import {
   ApiTokenSchema,
   ApplyReportPageSchema,
@@ -33,6 +34,9 @@ import {
   SpokeSchema,
   SyncErrorSchema,
   TelemetrySchema,
+  RolloutViewSchema,
+  SpokeCommandAcceptedSchema,
+  SpokeCommandSchema,
   pageOf,
   LocationSchema,
   RouteResponseSchema,
@@ -117,6 +121,9 @@ const RESPONSE_COMPONENTS: [string, z.ZodType][] = [
   ['SigningKey', SigningKeySchema],
   ['Location', LocationSchema],
   ['RouteResponse', RouteResponseSchema],
+  ['Rollout', RolloutViewSchema],
+  ['SpokeCommandAccepted', SpokeCommandAcceptedSchema],
+  ['SpokeCommand', SpokeCommandSchema],
 ];
 
 const REQUEST_COMPONENTS: [string, z.ZodType][] = [
@@ -128,6 +135,7 @@ const REQUEST_COMPONENTS: [string, z.ZodType][] = [
   ['CreateModelVersionRequest', CreateVersion],
   ['CreateGitSourceRequest', CreateGitSourceSchema],
   ['ApplyFilesRequest', ApplyFilesBody],
+  ['CreateSpokeCommandRequest', CreateSpokeCommand],
 ];
 
 /**

@@ -1,3 +1,4 @@
+import { CreateSpokeCommand } from '../commands/spoke-commands.controller.js';
 import {
   ApplyReportPageSchema,
   ApplyResultSchema,
@@ -21,6 +22,9 @@ import {
   SpokeDetailSchema,
   SigningKeySchema,
   RouteResponseSchema,
+  RolloutViewSchema,
+  SpokeCommandAcceptedSchema,
+  SpokeCommandSchema,
 } from '@flotilla/contracts';
 import type { z } from 'zod';
 import { AuditQuery } from '../audit/audit-events.controller.js';
@@ -491,5 +495,68 @@ export const OPERATIONS: OperationDoc[] = [
       description: 'healthy spokes serving the model, best first (nearest, then load, then p99), with endpoints and figures; and the spokes left out with why',
       schema: RouteResponseSchema,
     },
+  },
+  /* ----------------------------------------------------------- rollouts */
+  {
+    method: 'get',
+    path: '/api/v1/rollouts/{deployment}',
+    operationId: 'getRollout',
+    access: 'viewer',
+    pathParams: { deployment: 'the ModelDeployment’s name' },
+    response: { status: 200, description: 'the current rollout with waves, per-spoke states and gate readings', schema: RolloutViewSchema },
+  },
+  {
+    method: 'post',
+    path: '/api/v1/rollouts/{deployment}/pause',
+    operationId: 'pauseRollout',
+    access: 'operator',
+    pathParams: { deployment: 'the ModelDeployment’s name' },
+    response: { status: 200, description: 'the rollout, paused: the next wave waits', schema: RolloutViewSchema },
+    errors: { 409: 'the rollout is not in a phase that allows it (rollout_state_conflict)' },
+  },
+  {
+    method: 'post',
+    path: '/api/v1/rollouts/{deployment}/resume',
+    operationId: 'resumeRollout',
+    access: 'operator',
+    pathParams: { deployment: 'the ModelDeployment’s name' },
+    response: { status: 200, description: 'the rollout, resumed', schema: RolloutViewSchema },
+    errors: { 409: 'the rollout is not in a phase that allows it (rollout_state_conflict)' },
+  },
+  {
+    method: 'post',
+    path: '/api/v1/rollouts/{deployment}/abort',
+    operationId: 'abortRollout',
+    access: 'operator',
+    pathParams: { deployment: 'the ModelDeployment’s name' },
+    response: { status: 200, description: 'the rollout, aborted: the spokes it moved are rolling back', schema: RolloutViewSchema },
+    errors: { 409: 'the rollout is not in a phase that allows it (rollout_state_conflict)' },
+  },
+  {
+    method: 'post',
+    path: '/api/v1/rollouts/{deployment}/undo',
+    operationId: 'undoRollout',
+    access: 'operator',
+    pathParams: { deployment: 'the ModelDeployment’s name' },
+    response: { status: 200, description: 'the rollout, undone: the spokes it moved are rolling back', schema: RolloutViewSchema },
+    errors: { 409: 'the rollout is not in a phase that allows it (rollout_state_conflict)' },
+  },
+  /* ------------------------------------------------------ spoke commands */
+  {
+    method: 'post',
+    path: '/api/v1/spokes/{name}/commands',
+    operationId: 'sendSpokeCommand',
+    access: 'operator',
+    pathParams: { name: 'spoke name' },
+    body: CreateSpokeCommand,
+    response: { status: 202, description: 'accepted: the command is delivered when the spoke is online; its outcome is at …/commands/{id}', schema: SpokeCommandAcceptedSchema },
+  },
+  {
+    method: 'get',
+    path: '/api/v1/spokes/{name}/commands/{id}',
+    operationId: 'getSpokeCommand',
+    access: 'viewer',
+    pathParams: { name: 'spoke name', id: 'command id' },
+    response: { status: 200, description: 'the command with its state and the result the agent sent', schema: SpokeCommandSchema },
   },
 ];

@@ -7,6 +7,9 @@ import { ZodQuery } from '../common/zod.js';
 import type { PolicyObjectEntity } from '../database/entities/policy-object.entity.js';
 import { COMPLIANCE_STATES, JOB_STATES, countStates, deploymentCompliance, jobRun } from './compliance.js';
 import { toPolicyObjectDto } from './policy-object.dto.js';
+import { DataSource } from 'typeorm';
+import { RolloutStore } from '../rollouts/rollout-store.js';
+import { loadRolloutView } from '../rollouts/rollout-view.js';
 import { type FleetStatus, PolicyQueries, type StoredDecision, objectKey } from './policy-queries.js';
 
 export const ListQuery = PageQuerySchema.extend({
@@ -121,7 +124,11 @@ export class PlacementsController {
 @ApiBearerAuth()
 @Controller('api/v1/deployments')
 export class DeploymentsController {
-  constructor(@Inject(PolicyQueries) private readonly q: PolicyQueries) {}
+  constructor(
+    @Inject(PolicyQueries) private readonly q: PolicyQueries,
+    @Inject(RolloutStore) private readonly rollouts: RolloutStore,
+    @Inject(DataSource) private readonly ds: DataSource,
+  ) {}
 
   @Get()
   @ApiOperation({ summary: 'Model deployments, each with its count of Compliant, NonCompliant, Pending and Unknown spokes' })
@@ -141,7 +148,7 @@ export class DeploymentsController {
     const row = await this.q.one('ModelDeployment', name, 'deployment');
     const fleet = await this.q.fleet(true);
     const decide = await this.q.decider(fleet, await this.q.names('Placement'));
-    return deploymentDto(row, fleet, decide, true);
+    return { ...deploymentDto(row, fleet, decide, true), rollout: await loadRolloutView(this.ds.manager, this.rollouts, name) };
   }
 }
 

@@ -1,4 +1,4 @@
-import { mkdir } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import path from 'node:path';
 import { pino, type Logger } from 'pino';
@@ -276,6 +276,40 @@ export class ProcessRuntime implements WorkloadRuntime {
         },
       ];
     });
+  }
+
+  /** The `restart` command: stops the serving process; the next reconcile starts a new one on the same port. */
+  async restartDeployment(deployment: string): Promise<boolean> {
+    return this.exclusive(async () => {
+      const p = this.table.active(deployment);
+      if (!p) return false;
+      await p.stop(Math.min(this.stopGraceMs, 5_000));
+      this.table.remove(p);
+      await this.persist();
+      this.emitChange();
+      return true;
+    });
+  }
+
+  /** The `diagnostics` command: the tail of each workload's log file, oldest deployments first, within `maxBytes`. */
+  async recentLogs(maxBytes: number): Promise<Record<string, string[]>> {
+    const out: Record<string, string[]> = {};
+    const names = this.table.deployments().sort();
+    const share = Math.floor(maxBytes / Math.max(1, names.length));
+    for (const name of names) {
+      const text = await readFile(path.join(this.logsDir, `${name}.log`), 'utf8').catch(() => '');
+      const lines: string[] = [];
+      let used = 0;
+      for (const line of text.split('\n').reverse()) {
+        if (!line) continue;
+        const kept = line.length > 1000 ? `${line.slice(0, 1000)}…` : line;
+        if (used + kept.length > share || lines.length >= 200) break;
+        lines.unshift(kept);
+        used += kept.length;
+      }
+      out[name] = lines;
+    }
+    return out;
   }
 
   async close(opts: { stopWorkloads?: boolean } = {}): Promise<void> {

@@ -1,0 +1,49 @@
+import type { DesiredDeployment, DesiredPayload } from '@flotilla/contracts';
+import type { FleetRender, PolicyObject, SpokeView } from '@flotilla/policy';
+import type { EntityManager } from 'typeorm';
+
+/** What a source of per-spoke decisions sees of one render. */
+export interface RenderContext {
+  objects: readonly PolicyObject[];
+  spokes: readonly SpokeView[];
+  /** The fresh render: every deployment as its policy says, on every spoke its placement selects. */
+  render: FleetRender;
+  /** Each spoke's stored payload before this render. */
+  previous: ReadonlyMap<string, DesiredPayload>;
+}
+
+/** spoke -> deployment name -> the rendered deployment that spoke gets instead of the policy's. */
+export type DeploymentOverrides = Map<string, Map<string, DesiredDeployment>>;
+
+/**
+ * One reason a spoke may serve another rendering of a deployment than its
+ * policy says: a rollout holding it on the previous revision, and later a
+ * promotion of a version produced on that spoke. Runs inside the render's
+ * transaction and may record what it decided there (a rollout that starts).
+ */
+export interface DeploymentOverrideSource {
+  readonly name: string;
+  decide(em: EntityManager, ctx: RenderContext): Promise<DeploymentOverrides>;
+}
+
+/**
+ * The one place that decides, per spoke and deployment, which rendering of a
+ * deployment the FleetRenderer stores: the policy's, or an override from a
+ * source. Sources are asked in order and a later one wins for the same
+ * spoke and deployment. Only deployments already on the spoke are replaced:
+ * an override never places a deployment where its placement does not.
+ */
+export class SpokeVersionDecisions {
+  constructor(private readonly sources: readonly DeploymentOverrideSource[]) {}
+
+  async apply(em: EntityManager, ctx: RenderContext): Promise<void> {
+    for (const source of this.sources) {
+      const overrides = await source.decide(em, ctx);
+      for (const [spoke, byDeployment] of overrides) {
+        const payload = ctx.render.payloads.get(spoke);
+        if (!payload) continue;
+        payload.deployments = payload.deployments.map((d) => byDeployment.get(d.name) ?? d);
+      }
+    }
+  }
+}
