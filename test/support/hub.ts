@@ -42,6 +42,7 @@ export async function startTestHub(env: Record<string, string> = {}): Promise<Te
   });
   const log = pino({ level: process.env.FLOTILLA_TEST_LOG ?? 'silent' });
   const first = await startHub(config, log);
+  await settled(first);
   // Later starts reuse the ports the first one got, as a restarted hub would.
   const fixed = { ...config, apiPort: Number(new URL(first.apiUrl).port), mqttPort: first.mqttPort ?? config.mqttPort };
   let running: HubHandle | null = first;
@@ -53,6 +54,7 @@ export async function startTestHub(env: Record<string, string> = {}): Promise<Te
     },
     async startHub() {
       running = await startHub(fixed, log);
+      await settled(running);
       t.hub = running;
     },
     config,
@@ -87,4 +89,22 @@ export async function startTestHub(env: Record<string, string> = {}): Promise<Te
     },
   };
   return t;
+}
+
+/**
+ * A lone hub leads within one poll of its elector and then runs its
+ * controllers' first pass (the initial render, spoke sync). Tests start from
+ * that settled hub, as they did when the controllers started with the hub:
+ * rows a test writes afterwards are not raced by the first render.
+ */
+async function settled(hub: HubHandle): Promise<void> {
+  const until = Date.now() + 30_000;
+  for (;;) {
+    const r = await fetch(`${hub.apiUrl}/readyz`).then((res) => res.json() as Promise<{ leader?: { self?: boolean } }>, () => null);
+    if (r?.leader?.self) break;
+    if (Date.now() > until) throw new Error('the test hub did not become leader within 30 s');
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  await new Promise((resolve) => setTimeout(resolve, 100));
+  for (const c of hub.controllers) await c.idle();
 }

@@ -89,11 +89,13 @@ export interface ProcessFleet {
 export async function startProcessFleet(apiUrl: string, api: ApiCall, spokes: { name: string; canary?: boolean }[], log: Logger): Promise<ProcessFleet> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'flotilla-rollout-fleet-'));
   const agents = new Map<string, RunningAgent>();
-  const tok = await api('POST', '/api/v1/enrollment-tokens', { uses: spokes.length, labels: { region: 'eu' } });
+  // The token lets canary spokes ask for their label (enrolment tokens decide which keys agents may claim).
+  const tok = await api('POST', '/api/v1/enrollment-tokens', { uses: spokes.length, labels: { region: 'eu' }, allowedLabelKeys: ['canary'] });
   if (tok.status !== 201) throw new Error(`enrolment token: ${tok.status} ${JSON.stringify(tok.body)}`);
   const stateDir = (name: string) => path.join(dir, name);
   const start = async (name: string) => {
-    const config = parseAgentConfig({ stateDir: stateDir(name), runtime: 'process', metricsPort: 'off', gpu: 'none' });
+    // The agents read the fixture models (their source policy allows that directory only).
+    const config = parseAgentConfig({ stateDir: stateDir(name), runtime: 'process', metricsPort: 'off', gpu: 'none', artifactRoot: [MODELS] });
     agents.set(name, await startAgent(config, { logger: log.child({ spoke: name }), processRuntime: { restartBackoff: { initialMs: 500, maxMs: 2_000 } } }));
   };
   for (const s of spokes) {
