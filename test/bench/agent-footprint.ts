@@ -57,6 +57,8 @@ export interface IdleAgentFootprint {
   /** From the probe run (`probe: true`). */
   modules: number | null;
   packages: Record<string, number> | null;
+  /** Flotilla's own modules the probe run loaded (file URLs). */
+  ownModules: string[] | null;
   settleSeconds: number;
   cpuWindowSeconds: number;
   nodeArgs: string[];
@@ -194,6 +196,7 @@ export async function measureIdleAgent(o: IdleAgentOptions): Promise<IdleAgentFo
         heapUsedMiB,
         modules: null,
         packages: null,
+        ownModules: null,
         settleSeconds: settleMs / 1000,
         cpuWindowSeconds: seconds,
         nodeArgs: o.nodeArgs ?? [],
@@ -212,9 +215,10 @@ export async function measureIdleAgent(o: IdleAgentOptions): Promise<IdleAgentFo
         for (let i = 0; i < 50; i++) {
           const text = await readFile(probeOut, 'utf8').catch(() => null);
           if (text) {
-            const p = JSON.parse(text) as { modules: number; packages: Record<string, number>; memory: { heapUsed: number } };
+            const p = JSON.parse(text) as { modules: number; packages: Record<string, number>; own: string[]; memory: { heapUsed: number } };
             result.modules = p.modules;
             result.packages = p.packages;
+            result.ownModules = p.own;
             result.heapUsedMiB ??= p.memory.heapUsed / MIB;
             break;
           }
