@@ -18,7 +18,7 @@ describe('a real idle agent (flotilla agent run), measured from outside', () => 
   test('loads neither the hub nor the Kubernetes client, the S3 SDK, ONNX Runtime, sharp or the trainers; its RSS stays small', async () => {
     const created = await t.api('POST', '/api/v1/enrollment-tokens', { uses: 1, expiresInSeconds: 600 });
     expect(created.status).toBe(201);
-    const f = await measureIdleAgent({ hubUrl: t.hub.apiUrl, token: created.body.token, settleMs: 6_000, cpuWindowMs: 4_000, probe: true });
+    const f = await measureIdleAgent({ hubUrl: t.hub.apiUrl, token: created.body.token, settleMs: 4_000, cpuWindowMs: 2_000, probe: true, probeSettleMs: 1_000 });
 
     const packages = Object.keys(f.packages ?? {});
     expect(packages).toEqual(expect.arrayContaining(['mqtt', 'pino', 'zod']));

@@ -41,6 +41,8 @@ export interface IdleAgentOptions {
   agentArgs?: string[];
   /** Also count loaded modules and heap in a second, short probe run (node --import agent-probe.mjs). */
   probe?: boolean;
+  /** How long the probe run stays up once connected before it is read; default 5 s. */
+  probeSettleMs?: number;
   env?: Record<string, string>;
   /** Where state directories go; default a fresh temporary directory, removed at the end. */
   workDir?: string;
@@ -210,7 +212,7 @@ export async function measureIdleAgent(o: IdleAgentOptions): Promise<IdleAgentFo
       const probe = startAgentProcess(stateDir, o, ['--import', path.join(repoRoot, 'test', 'bench', 'agent-probe.mjs')], { FLOTILLA_AGENT_PROBE_OUT: probeOut });
       try {
         await withDeadline(probe.applied, 60_000, 'the probe agent did not apply its first desired state');
-        await sleep(5_000);
+        await sleep(o.probeSettleMs ?? 5_000);
         probe.child.kill('SIGUSR2');
         for (let i = 0; i < 50; i++) {
           const text = await readFile(probeOut, 'utf8').catch(() => null);
