@@ -1,23 +1,7 @@
-import 'reflect-metadata';
 import { Command, CommanderError } from 'commander';
 import { FLOTILLA_VERSION } from '../../hub/src/version/package-version.js';
-import { registerAgent } from './commands/agent.js';
-import { registerCompletion } from './commands/completion.js';
-import { registerDelete } from './commands/delete.js';
-import { registerEnrollmentTokens } from './commands/enrollment-tokens.js';
-import { registerTokens } from './commands/tokens.js';
-import { registerVersion } from './commands/version.js';
-import { registerHub } from './commands/hub.js';
-import { registerDescribe } from './commands/describe.js';
-import { registerGet } from './commands/get.js';
-import { registerPolicy } from './commands/policy.js';
-import { registerSchema } from './commands/schema.js';
-import { registerRoute } from './commands/route.js';
-import { registerGateway } from './commands/gateway.js';
-import { registerRollout } from './commands/rollout.js';
-import { registerSpoke } from './commands/spoke.js';
+import { COMMAND_MODULES, registerCommands } from './command-modules.js';
 import { CliError, EXIT } from './exit-codes.js';
-import { registerSigningKey } from './commands/signing-key.js';
 
 const program = new Command()
   .name('flotilla')
@@ -26,22 +10,10 @@ const program = new Command()
   .exitOverride()
   .showHelpAfterError();
 
-registerHub(program);
-registerAgent(program);
-registerPolicy(program);
-registerGet(program);
-registerDescribe(program);
-registerSchema(program);
-registerDelete(program);
-registerTokens(program);
-registerEnrollmentTokens(program);
-registerVersion(program);
-registerRollout(program);
-registerSpoke(program);
-registerCompletion(program);
-registerSigningKey(program);
-registerRoute(program);
-registerGateway(program);
+// Only the module of the command being run is loaded (`flotilla agent run` must not load the hub,
+// its database drivers and the policy compiler); help, completion and unknown words load them all.
+const word = process.argv.slice(2).find((a) => !a.startsWith('-'));
+await registerCommands(program, COMMAND_MODULES.filter((m) => word !== undefined && m.commands.includes(word)));
 
 try {
   await program.parseAsync(process.argv);

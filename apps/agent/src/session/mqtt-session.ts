@@ -2,6 +2,7 @@ import { mqttConnectTarget, splitBrokerUrls } from '@flotilla/contracts';
 import mqtt, { type IClientOptions, type MqttClient } from 'mqtt';
 import type { Logger } from 'pino';
 import { fullJitterDelay } from '../support/backoff.js';
+import { brokerStreamBuilder, tcpBrokerNodes } from './broker-stream.js';
 import { errorMessage, settleWithin } from '../support/abort.js';
 
 /**
@@ -107,9 +108,15 @@ export class MqttSession {
       rejectUnauthorized: true,
       ...(this.opts.ca ? { ca: this.opts.ca } : {}),
     };
-    const target = mqttConnectTarget(this.opts.url);
-    if (target.servers) options.servers = target.servers;
-    const client = mqtt.connect(target.url, options);
+    const nodes = tcpBrokerNodes(this.opts.url);
+    let client: MqttClient;
+    if (nodes) {
+      client = new mqtt.MqttClient(brokerStreamBuilder(nodes, this.opts.ca), options);
+    } else {
+      const target = mqttConnectTarget(this.opts.url);
+      if (target.servers) options.servers = target.servers;
+      client = mqtt.connect(target.url, options);
+    }
     this.client = client;
     client.on('connect', () => void this.handleConnect(client));
     client.on('close', () => this.handleClose(client));

@@ -1,3 +1,4 @@
+import 'reflect-metadata';
 import type { Command } from 'commander';
 import { ConfigError, loadConfig } from '../../../hub/src/config/config.js';
 import { createLogger } from '../../../hub/src/logger.js';

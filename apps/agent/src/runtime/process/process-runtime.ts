@@ -3,7 +3,7 @@ import { hostname } from 'node:os';
 import path from 'node:path';
 import { pino, type Logger } from 'pino';
 import type { Condition, DesiredDeployment, DesiredPayload, JobRunStatus, ModelRef } from '@flotilla/contracts';
-import { FineTuneRunner, type FineTuneRunnerOptions } from '../../finetune/finetune-runner.js';
+import type { FineTuneRunnerOptions } from '../../finetune/finetune-runner.js';
 import { nextTransition } from '../../schedule/index.js';
 import type { ArtifactProvider, RuntimeReport, WorkloadRuntime } from '../runtime.js';
 import { DrainScheduler } from './executors/drain-scheduler.js';
@@ -12,6 +12,7 @@ import { PlanExecutor } from './executors/plan-executor.js';
 import { defaultBuiltinEntry } from './launch.js';
 import { LaunchPreparer } from './launch-preparer.js';
 import { ProcessLedger } from './ledger.js';
+import { LazyFineTuneRunner } from './lazy-finetune.js';
 import { LedgerRecovery } from './ledger-recovery.js';
 import { capLogFile, type LogLimits } from './log-file.js';
 import { planProcesses, wantedNow, type Step } from './plan.js';
@@ -108,7 +109,8 @@ export class ProcessRuntime implements WorkloadRuntime {
   private readonly executor: PlanExecutor;
   private readonly drains: DrainScheduler;
   private readonly recovery: LedgerRecovery;
-  private readonly fineTune: FineTuneRunner;
+  /** Loaded with the first FineTuneJob (lazy-finetune.ts). */
+  private readonly fineTune: LazyFineTuneRunner;
   private readonly timers = new RuntimeTimers();
   private readonly conditions = new Map<string, Condition[]>();
   private readonly listeners = new Set<() => void>();
@@ -140,7 +142,7 @@ export class ProcessRuntime implements WorkloadRuntime {
       this.now,
       this.logger,
     );
-    this.fineTune = new FineTuneRunner({
+    this.fineTune = new LazyFineTuneRunner({
       ...opts.fineTune,
       stateDir,
       spoke: opts.spoke ?? hostname(),

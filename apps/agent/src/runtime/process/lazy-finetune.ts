@@ -1,0 +1,34 @@
+import type { DesiredFineTuneJob, JobRunStatus, ModelRef } from '@flotilla/contracts';
+import type { FineTuneRunner, FineTuneRunnerOptions } from '../../finetune/finetune-runner.js';
+
+/**
+ * The fine-tuning runner, loaded on the first desired state that holds a
+ * FineTuneJob: trainers, dataset readers, the ONNX protobuf codec and what
+ * they pull in stay out of the memory of the many appliances that only serve.
+ * Until then there is nothing to reconcile (no run can be live) and nothing to close.
+ * Keep every import of ../../finetune here, type-only above, so it stays lazy.
+ */
+export class LazyFineTuneRunner {
+  private runner: Promise<FineTuneRunner> | null = null;
+
+  constructor(private readonly opts: FineTuneRunnerOptions) {}
+
+  /** The runner, loading it first if needed. */
+  load(): Promise<FineTuneRunner> {
+    return (this.runner ??= import('../../finetune/finetune-runner.js').then(({ FineTuneRunner }) => new FineTuneRunner(this.opts)));
+  }
+
+  /** Whether the runner was loaded (some desired state held a job). */
+  get loaded(): boolean {
+    return this.runner !== null;
+  }
+
+  async reconcile(jobs: DesiredFineTuneJob[], served: readonly ModelRef[] = []): Promise<JobRunStatus[]> {
+    if (jobs.length === 0 && this.runner === null) return [];
+    return (await this.load()).reconcile(jobs, served);
+  }
+
+  async close(): Promise<void> {
+    if (this.runner !== null) await (await this.runner).close();
+  }
+}
