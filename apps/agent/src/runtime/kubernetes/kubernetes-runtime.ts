@@ -215,6 +215,10 @@ export class KubernetesRuntime implements WorkloadRuntime {
         });
         continue;
       }
+      if (!('image' in trainer)) {
+        workloads.push({ key, remediation: 'enforce', objects: [], blocked: { reason: 'TrainerNotSupported', message: 'trainer.command alone runs a program installed on the appliance, under the process runtime; under Kubernetes give the job trainer.image (+ optional command)', keepLive: false } });
+        continue;
+      }
       // Checked before anything is fetched or mounted; a Job already running from a now-refused source is removed.
       let datasetPath: string;
       try {
