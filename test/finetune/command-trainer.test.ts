@@ -158,6 +158,36 @@ describe('command trainers under the process runtime', () => {
     expect(ok.metrics.accuracy).toBe(1);
   });
 
+  it('waits in Pending outside its schedule window, says when it opens, and starts once it is open', async () => {
+    let clock = new Date('2026-11-30T12:00:00Z'); // a Monday
+    const r = runner('window', { now: () => clock, schedulePollMs: 50 });
+    const jobs = [job('at-night', { schedule: { timezone: 'Europe/Paris', windows: [{ days: ['mon'], start: '22:00', end: '23:30' }] } }, { fail: 'started' })];
+    await until('the window message', async () => /window opens/.test((await r.reconcile(jobs))[0]!.message));
+    const waiting = (await r.reconcile(jobs))[0]!;
+    expect(waiting.phase).toBe('Pending');
+    expect(waiting.message).toBe('outside its schedule window; the window opens at 2026-11-30 22:00 Europe/Paris (2026-11-30T21:00:00.000Z)');
+    clock = new Date('2026-11-30T21:00:30Z');
+    const done = await finish(r, jobs, 'at-night');
+    expect(done.message).toBe('trainer failed: started');
+  });
+
+  it('never runs two trainings on one GPU: a second GPU job waits, a CPU job does not', async () => {
+    const r = runner('gpu', { gpuCount: 1 });
+    const holder = job('holder', { resources: { gpu: 1 } }, { sleepMs: 100 });
+    const second = job('second', { resources: { gpu: 1 } }, { fail: 'second ran' });
+    const cpu = job('cpu-only', {}, { fail: 'cpu ran' });
+    await until('the holder to train', async () => (await r.reconcile([holder]))[0]!.message.startsWith('Training'));
+    const all = [holder, second, cpu];
+    await until('the CPU job to finish', async () => settled((await r.reconcile(all))[2]));
+    const [h, s, c] = await r.reconcile(all);
+    expect(h!.phase).toBe('Running');
+    expect(s).toMatchObject({ phase: 'Pending', message: 'waiting for GPU: 1 asked, 0 of 1 free' });
+    expect(c!.message).toBe('trainer failed: cpu ran');
+    // Removing the holder cancels it and frees its GPU for the second job.
+    await r.reconcile([second, cpu]);
+    expect((await finish(r, [second, cpu], 'second')).message).toBe('trainer failed: second ran');
+  });
+
   it('refuses trainer.image under the process runtime with a clear message', async () => {
     const done = (await runner('image').reconcile([{ ...job('in-a-container'), trainer: { image: 'registry.example/trainer:1', hyperparameters: {} } }]))[0]!;
     expect(done.phase).toBe('Failed');
