@@ -16,7 +16,7 @@ import type { AgentEvaluation, EvaluationSpec } from './agent-evaluation.js';
 import { describeInstant, jobWindow } from './job-window.js';
 import { JobRecordStore, TERMINAL_PHASES, type JobPhase, type JobRecord } from './job-record.js';
 import { decodeModel, staticDims } from './onnx-proto.js';
-import type { Trainer, TrainerFactory } from './trainer.js';
+import { AGENT_STOPPING, type Trainer, type TrainerFactory } from './trainer.js';
 import { OUTPUT_FILES, TrainerMetricsFileSchema, type TrainerEvent, type TrainerMetricsFile } from './trainer-contract.js';
 import { validateTrainerOutput } from './trainer-output.js';
 import { TrainerProcess } from './trainer-process.js';
@@ -191,7 +191,7 @@ export class FineTuneRunner {
   /** Stops runs without ending them: their records stay unfinished, so the next agent runs them again. */
   async close(): Promise<void> {
     this.closing = true;
-    for (const run of this.live.values()) run.abort.abort();
+    for (const run of this.live.values()) run.abort.abort(AGENT_STOPPING);
     await Promise.all([...this.live.values()].map((r) => r.done));
   }
 

@@ -58,3 +58,6 @@ export interface Trainer {
 
 /** Picks the trainer for a job, or says why the job cannot run here (a clear refusal in the job's status). */
 export type TrainerFactory = (job: DesiredFineTuneJob) => Trainer | { refused: string };
+
+/** The abort reason when the agent stops (not a cancellation): a trainer that outlives the agent (a Kubernetes Job) is left running, to be followed again. */
+export const AGENT_STOPPING = 'flotilla-agent-stopping';
