@@ -87,6 +87,7 @@ export class KubernetesJobTrainer implements Trainer {
     let consumed = 0;
     let ignored = 0;
     let uid = initial?.uid;
+    let lastNote: string | null = null;
     const readLog = async (pod: string) => {
       const text = await api.readPodLog(pod, TRAINER_CONTAINER, signal).catch(() => null);
       if (text === null || text.length <= consumed) return;
@@ -143,7 +144,10 @@ export class KubernetesJobTrainer implements Trainer {
             .join('; ');
           return { end, failure: what, ignoredLines: ignored };
         }
-        ctx.onNote(podPhase === 'Running' ? 'the trainer pod is running' : 'waiting for the trainer pod to start');
+        const note = podPhase === 'Running' ? 'the trainer pod is running' : podPhase === 'Pending' || podPhase === '' ? 'waiting for the trainer pod to start' : null;
+        // Said once per pod state, so the trainer's own progress messages are not hidden.
+        if (note !== null && note !== lastNote) ctx.onNote(note);
+        lastNote = note;
       } catch (err) {
         if (signal.aborted) continue;
         ctx.log.warn({ err: (err as Error).message }, 'could not read the trainer Job; retrying');

@@ -4,7 +4,7 @@ import type { FineTuneRunner, FineTuneRunnerOptions } from '../../finetune/finet
 import { ModelRefSchema } from '@flotilla/contracts';
 import { KubeConfig } from '@kubernetes/client-node';
 import { describeError, isArtifactError } from '../../artifacts/artifact-error.js';
-import { isSourceRefused, type SourcePolicy } from '../../security/source-policy.js';
+import type { SourcePolicy } from '../../security/source-policy.js';
 import type { ArtifactProvider, PreparedArtifact, RuntimeReport, WorkloadRuntime } from '../runtime.js';
 import { describeDrift } from './drift.js';
 import { ClientNodeKubeApi, isKubeApiError, type KubeApi } from './kube-api.js';
@@ -21,7 +21,6 @@ import {
 } from './manifests.js';
 import {
   deploymentKey,
-  jobKey,
   MANAGED_KINDS,
   refKey,
   stringRecord,
