@@ -101,7 +101,7 @@ function renderJob(j: FineTuneJob, baseModel: ModelRef): DesiredFineTuneJob {
           },
         }
       : {}),
-    ...(spec.timeout !== undefined ? { timeoutSeconds: Math.max(1, Math.round(parseDuration(spec.timeout) / 1000)) } : {}),
+    ...(spec.timeout !== undefined ? { timeoutSeconds: Math.max(1, Math.round(parseDuration(spec.timeout))) } : {}),
     ...(spec.schedule ? { schedule: structuredClone(spec.schedule) } : {}),
   };
 }

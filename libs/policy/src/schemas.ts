@@ -314,7 +314,7 @@ const FineTuneJobSpecSchema = z
     timeout: z
       .string()
       .regex(DURATION, 'must be a duration like "30m", "2h" or "1h30m"')
-      .refine((t) => !DURATION.test(t) || (parseDuration(t) >= 1000 && parseDuration(t) <= 30 * 86_400_000), 'must be between 1s and 30 days')
+      .refine((t) => !DURATION.test(t) || (parseDuration(t) >= 1 && parseDuration(t) <= 30 * 86_400), 'must be between 1s and 30 days')
       .optional()
       .meta({ description: 'whole-run limit of one training run (default 2h); the trainer gets SIGTERM, then SIGKILL after a grace period' }),
     schedule: JobScheduleSchema.extend({ timezone: TimeZoneSchema })
