@@ -1,10 +1,8 @@
 import {
   DeploymentStatusSchema,
   DesiredDeploymentSchema,
-  DesiredFineTuneJobSchema,
   JobRunStatusSchema,
   type DesiredDeployment,
-  type DesiredFineTuneJob,
   type DesiredPayload,
 } from '@flotilla/contracts';
 import { KubeConfig } from '@kubernetes/client-node';
@@ -26,7 +24,6 @@ const NS = 'flotilla';
 const DIGEST_V1 = `sha256:${'a'.repeat(64)}`;
 const DIGEST_V2 = `sha256:${'b'.repeat(64)}`;
 const MANAGED = 'app.kubernetes.io/managed-by=flotilla';
-/** The jobs below train from /data/site-17 with images of registry.example/trainers. */
 const sources = testSourcePolicy({ datasetRoots: ['/data'], trainerRegistries: ['registry.example/trainers'] });
 
 function desiredDeployment(overrides: Partial<DesiredDeployment> = {}): DesiredDeployment {
@@ -42,21 +39,7 @@ function desiredDeployment(overrides: Partial<DesiredDeployment> = {}): DesiredD
   });
 }
 
-function desiredJob(overrides: Partial<DesiredFineTuneJob> = {}): DesiredFineTuneJob {
-  return DesiredFineTuneJobSchema.parse({
-    name: 'tune-bridge',
-    baseModel: { name: 'bridge-defects', version: '1.0.0', digest: DIGEST_V1, uri: 'https://models.example/bridge/1.onnx', format: 'onnx' },
-    dataset: { path: '/data/site-17/labelled', format: 'imagefolder' },
-    trainer: { image: 'registry.example/trainers/probe:3', hyperparameters: { epochs: 3 } },
-    evaluation: { metric: 'accuracy', holdoutFraction: 0.2, threshold: 0.9 },
-    output: { model: 'bridge-defects', artifact: 'keep-local' },
-    promote: 'manual',
-    resources: { gpu: 1 },
-    ...overrides,
-  });
-}
-
-function payload(deployments: DesiredDeployment[], fineTuneJobs: DesiredFineTuneJob[] = []): DesiredPayload {
+function payload(deployments: DesiredDeployment[], fineTuneJobs: DesiredPayload['fineTuneJobs'] = []): DesiredPayload {
   return { settings: { telemetryIntervalSeconds: 30 }, deployments, fineTuneJobs };
 }
 
@@ -438,68 +421,9 @@ describe('KubernetesRuntime against the fake kube-apiserver', () => {
       expect(status!.conditions.find((c) => c.type === 'Applied')).toMatchObject({ reason: 'RuntimeNotSupported' });
       expect(status!.message).toContain("runtime 'builtin'");
     });
-
-    it('reports a builtin trainer as not yet supported', async () => {
-      const job = desiredJob({ trainer: { builtin: 'linear-probe', hyperparameters: {} } });
-      const report = await reconcileChecked(runtime, payload([], [job]), signal());
-      expect(fake.store.get('Job', NS, 'tune-bridge')).toBeUndefined();
-      expect(report.jobs).toEqual([expect.objectContaining({ name: 'tune-bridge', phase: 'Failed' })]);
-      expect(report.jobs[0]!.message).toMatch(/^TrainerNotSupported: builtin trainer 'linear-probe' is not yet supported under Kubernetes/);
-    });
   });
 
-  describe('fine-tuning jobs', () => {
-    it('refuses a trainer image from a registry the agent does not allow, and a dataset outside its dataset roots, creating nothing', async () => {
-      const badImage = desiredJob({ trainer: { image: 'evil.example/miner:1', hyperparameters: {} } });
-      const hostPath = desiredJob({ name: 'tune-etc', dataset: { path: '/etc/kubernetes', format: 'imagefolder' } });
-      const escape = desiredJob({ name: 'tune-escape', dataset: { path: '/data/../var/lib/kubelet', format: 'imagefolder' } });
-      const report = await reconcileChecked(runtime, payload([], [badImage, hostPath, escape]), signal());
-      expect(fake.store.list('Job', { namespace: NS })).toEqual([]);
-      expect(artifacts.ensured).toEqual([]);
-      const messages = report.jobs.map((j) => [j.name, j.phase, j.message]);
-      expect(messages).toEqual([
-        ['tune-bridge', 'Failed', expect.stringMatching(/^SourceRefused: .*rule trainer-registry.*evil\.example\/miner:1.*--trainer-registry/)],
-        ['tune-etc', 'Failed', expect.stringMatching(/^SourceRefused: .*rule dataset-root.*\/etc\/kubernetes is outside .*\/data/)],
-        ['tune-escape', 'Failed', expect.stringMatching(/^SourceRefused: .*rule dataset-root.*normalised/)],
-      ]);
-    });
-
-    it('runs one Job per desired job with the trainer image, GPU limit and read-only dataset', async () => {
-      const report = await reconcileChecked(runtime, payload([], [desiredJob()]), signal());
-      const job = fake.store.get('Job', NS, 'tune-bridge')!;
-      expect(at(job, 'metadata', 'labels', 'app.kubernetes.io/managed-by')).toBe('flotilla');
-      const pod = at<JsonObject>(job, 'spec', 'template', 'spec');
-      expect(pod['restartPolicy']).toBe('Never');
-      const c = at<JsonObject>(pod, 'containers', 0);
-      expect(c['image']).toBe('registry.example/trainers/probe:3');
-      expect(at(c, 'resources', 'limits', 'nvidia.com/gpu')).toBe('1');
-      expect(c['volumeMounts']).toContainEqual({ name: 'dataset', mountPath: '/data', readOnly: true });
-      expect(report.jobs).toEqual([expect.objectContaining({ name: 'tune-bridge', phase: 'Pending' })]);
-    });
-
-    it('reports Job conditions as the run status', async () => {
-      await reconcileChecked(runtime, payload([], [desiredJob()]), signal());
-      fake.store.setStatus('Job', NS, 'tune-bridge', { active: 1 });
-      expect((await reconcileChecked(runtime, payload([], [desiredJob()]), signal())).jobs[0]!.phase).toBe('Running');
-      fake.store.setStatus('Job', NS, 'tune-bridge', { succeeded: 1, conditions: [{ type: 'Complete', status: 'True' }] });
-      expect((await reconcileChecked(runtime, payload([], [desiredJob()]), signal())).jobs[0]).toMatchObject({ phase: 'Succeeded', progress: 1 });
-    });
-
-    it('replaces the Job when the desired job changes, since a Job template is immutable', async () => {
-      await reconcileChecked(runtime, payload([], [desiredJob()]), signal());
-      const first = at<string>(fake.store.get('Job', NS, 'tune-bridge'), 'metadata', 'uid');
-      await reconcileChecked(runtime, payload([], [desiredJob({ trainer: { image: 'registry.example/trainers/probe:4', hyperparameters: { epochs: 3 } } })]), signal());
-      const second = fake.store.get('Job', NS, 'tune-bridge')!;
-      expect(at(second, 'metadata', 'uid')).not.toBe(first);
-      expect(at(second, 'spec', 'template', 'spec', 'containers', 0, 'image')).toBe('registry.example/trainers/probe:4');
-    });
-
-    it('prunes the Job of a job removed from desired', async () => {
-      await reconcileChecked(runtime, payload([], [desiredJob()]), signal());
-      await reconcileChecked(runtime, payload([], []), signal());
-      expect(fake.store.get('Job', NS, 'tune-bridge')).toBeUndefined();
-    });
-  });
+  // Fine-tuning jobs under this runtime: test/kubernetes/kubernetes-job-trainer.test.ts.
 
   describe('watch and failure handling', () => {
     it('notifies onChange when someone edits a managed object', async () => {

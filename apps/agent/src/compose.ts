@@ -122,6 +122,8 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions): 
             return { min: r.min, max: r.max };
           },
           logger: log.child({ component: 'kubernetes-runtime' }),
+          // Fine-tuning Jobs: records in the state directory; datasets only under the agent's --dataset-root directories.
+          fineTune: { stateDir, spoke: creds.spoke, datasetPolicy: (resolved: string) => void sources.datasetHostPath(resolved), logger: log.child({ component: 'finetune' }) },
         });
         break;
       }

@@ -113,14 +113,44 @@ export const TrainerSchema = z.union([
       hyperparameters: z.record(z.string(), z.union([z.number(), z.string(), z.boolean()])).default({}),
     })
     .strict(),
+  /** A program installed on the appliance (argv), run by the process runtime under the trainer contract. */
+  z
+    .object({
+      command: z.array(z.string().min(1).max(4096)).min(1).max(256),
+      hyperparameters: z.record(z.string(), z.union([z.number(), z.string(), z.boolean()])).default({}),
+    })
+    .strict(),
 ]);
+
+/** When a fine-tuning job may start, in the spoke's wall-clock time (windows as a deployment schedule's, without replicas). */
+export const JobScheduleSchema = z
+  .object({
+    timezone: z.string().min(1),
+    windows: z.array(z.object({ days: z.array(WeekdaySchema).min(1), start: clock, end: clock }).strict()).min(1),
+  })
+  .strict();
+export type JobSchedule = z.infer<typeof JobScheduleSchema>;
+
+/** Where the columns of a csv or jsonl dataset are (documented defaults apply on the spoke when absent). */
+export const DatasetSpecSchema = z
+  .object({
+    path: z.string().min(1).max(4096),
+    format: z.enum(['csv', 'jsonl', 'imagefolder']),
+    /** csv/jsonl: the column (key) holding the class label; default "label". */
+    labelColumn: z.string().min(1).max(128).optional(),
+    /** csv/jsonl: the column holding an image path relative to the dataset directory; default "image". */
+    imageColumn: z.string().min(1).max(128).optional(),
+    /** csv/jsonl: numeric feature columns; when given, rows are feature vectors, not images. */
+    featureColumns: z.array(z.string().min(1).max(128)).min(1).max(4096).optional(),
+  })
+  .strict();
 
 /** One FineTuneJob as rendered for one spoke. */
 export const DesiredFineTuneJobSchema = z
   .object({
     name: ObjectNameSchema,
     baseModel: ModelRefSchema,
-    dataset: z.object({ path: z.string().min(1).max(4096), format: z.enum(['csv', 'jsonl', 'imagefolder']) }).strict(),
+    dataset: DatasetSpecSchema,
     trainer: TrainerSchema,
     evaluation: z
       .object({
@@ -134,6 +164,10 @@ export const DesiredFineTuneJobSchema = z
     output: z.object({ model: ObjectNameSchema, artifact: z.enum(['keep-local', 'upload']) }).strict(),
     promote: z.enum(['auto', 'manual']),
     resources: ResourcesSchema.optional(),
+    /** Whole-run limit in seconds (default 2 h on the spoke). */
+    timeoutSeconds: z.number().int().min(1).max(30 * 86400).optional(),
+    /** A run starts only inside one of these windows; one under way at a window's end is let finish. */
+    schedule: JobScheduleSchema.optional(),
   })
   .strict();
 export type DesiredFineTuneJob = z.infer<typeof DesiredFineTuneJobSchema>;

@@ -66,6 +66,7 @@ export const trainerRulesJson = {
   oneOf: [
     { type: 'object', required: ['builtin'] },
     { type: 'object', required: ['image'] },
+    { type: 'object', required: ['command'], not: { anyOf: [{ required: ['builtin'] }, { required: ['image'] }] } },
   ],
   dependentSchemas: { builtin: { not: { type: 'object', required: ['command'] } } },
 } as const;

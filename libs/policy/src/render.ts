@@ -2,7 +2,7 @@ import { type DesiredDeployment, type DesiredFineTuneJob, type DesiredPayload, t
 import { formatPolicyError } from './documents.js';
 import { type Decision, evaluatePlacement, type SpokeView } from './placement.js';
 import { buildModelIndex, checkReferences, type ModelIndex, type RegisteredModel } from './references.js';
-import { type FineTuneJob, type ModelDeployment, type Placement, type PolicyObject } from './schemas.js';
+import { parseDuration, type FineTuneJob, type ModelDeployment, type Placement, type PolicyObject } from './schemas.js';
 
 /**
  * Rendering: the whole desired state of each spoke, computed from the policy
@@ -74,11 +74,20 @@ function renderJob(j: FineTuneJob, baseModel: ModelRef): DesiredFineTuneJob {
   const trainer: DesiredFineTuneJob['trainer'] =
     t.builtin !== undefined
       ? { builtin: t.builtin, hyperparameters }
-      : { image: t.image as string, ...(t.command ? { command: [...t.command] } : {}), hyperparameters };
+      : t.image !== undefined
+        ? { image: t.image, ...(t.command ? { command: [...t.command] } : {}), hyperparameters }
+        : { command: [...(t.command ?? [])], hyperparameters };
+  const d = spec.dataset;
   return {
     name: j.metadata.name,
     baseModel,
-    dataset: { path: spec.dataset.path, format: spec.dataset.format },
+    dataset: {
+      path: d.path,
+      format: d.format,
+      ...(d.labelColumn !== undefined ? { labelColumn: d.labelColumn } : {}),
+      ...(d.imageColumn !== undefined ? { imageColumn: d.imageColumn } : {}),
+      ...(d.featureColumns !== undefined ? { featureColumns: [...d.featureColumns] } : {}),
+    },
     trainer,
     evaluation: { metric: spec.evaluation.metric, holdoutFraction: spec.evaluation.holdoutFraction, threshold: spec.evaluation.threshold },
     output: { model: spec.output.model, artifact: spec.output.artifact },
@@ -92,6 +101,8 @@ function renderJob(j: FineTuneJob, baseModel: ModelRef): DesiredFineTuneJob {
           },
         }
       : {}),
+    ...(spec.timeout !== undefined ? { timeoutSeconds: Math.max(1, Math.round(parseDuration(spec.timeout))) } : {}),
+    ...(spec.schedule ? { schedule: structuredClone(spec.schedule) } : {}),
   };
 }
 

@@ -8,6 +8,8 @@ import {
   ObjectNameSchema,
   ReplicasSchema,
   ScheduleSchema,
+  DatasetSpecSchema,
+  JobScheduleSchema,
 } from '@flotilla/contracts';
 import {
   BEYOND_JSON_SCHEMA,
@@ -257,7 +259,7 @@ const ModelDeploymentSpecSchema = z
 
 const Hyperparameters = z.record(z.string(), z.union([z.number(), z.string(), z.boolean()]));
 
-/** Either a built-in trainer or a container image; one of the two, never both. */
+/** A built-in trainer, a container image (+ optional command), or a command alone (a program on the appliance, process runtime). */
 const TrainerSpecSchema = z
   .object({
     builtin: z.enum(['linear-probe']).optional(),
@@ -267,8 +269,11 @@ const TrainerSpecSchema = z
   })
   .strict()
   .superRefine((t, ctx) => {
-    if (t.builtin === undefined && t.image === undefined) {
-      ctx.addIssue({ code: 'custom', path: [], message: 'needs either "builtin" or "image"' });
+    if (t.builtin === undefined && t.image === undefined && t.command === undefined) {
+      ctx.addIssue({ code: 'custom', path: [], message: 'needs "builtin", "image" or "command"' });
+    }
+    if (t.image === undefined && t.builtin === undefined && t.command !== undefined && t.command.length === 0) {
+      ctx.addIssue({ code: 'custom', path: ['command'], message: 'a command trainer needs the program to run: a non-empty argv list' });
     }
     if (t.builtin !== undefined && t.image !== undefined) {
       ctx.addIssue({ code: 'custom', path: ['image'], message: 'give either "builtin" or "image", not both' });
@@ -288,14 +293,33 @@ const FineTuneJobSpecSchema = z
         // A path on the spoke: the data is read there and never sent anywhere.
         path: z.string().min(1).max(4096).regex(/^\//, 'must be an absolute path on the spoke'),
         format: z.enum(['csv', 'jsonl', 'imagefolder']),
+        labelColumn: DatasetSpecSchema.shape.labelColumn.meta({ description: 'csv/jsonl: the column (jsonl: key) holding the class label; default "label"' }),
+        imageColumn: DatasetSpecSchema.shape.imageColumn.meta({ description: 'csv/jsonl: the column holding an image path relative to the dataset directory; default "image"' }),
+        featureColumns: DatasetSpecSchema.shape.featureColumns.meta({ description: 'csv/jsonl: numeric feature columns; when given, each row is a feature vector instead of an image' }),
       })
-      .strict(),
+      .strict()
+      .superRefine((d, ctx) => {
+        if (d.format === 'imagefolder') {
+          for (const f of ['labelColumn', 'imageColumn', 'featureColumns'] as const) {
+            if (d[f] !== undefined) ctx.addIssue({ code: 'custom', path: [f], message: `only applies to csv and jsonl datasets` });
+          }
+        }
+      }),
     trainer: TrainerSpecSchema,
     // The same shapes the spoke receives (contracts), so the two cannot drift apart.
     evaluation: DesiredFineTuneJobSchema.shape.evaluation,
     output: DesiredFineTuneJobSchema.shape.output,
     promote: DesiredFineTuneJobSchema.shape.promote.default('manual'),
     resources: WorkloadResourcesSchema.optional(),
+    timeout: z
+      .string()
+      .regex(DURATION, 'must be a duration like "30m", "2h" or "1h30m"')
+      .refine((t) => !DURATION.test(t) || (parseDuration(t) >= 1 && parseDuration(t) <= 30 * 86_400), 'must be between 1s and 30 days')
+      .optional()
+      .meta({ description: 'whole-run limit of one training run (default 2h); the trainer gets SIGTERM, then SIGKILL after a grace period' }),
+    schedule: JobScheduleSchema.extend({ timezone: TimeZoneSchema })
+      .optional()
+      .meta({ description: 'windows in which a run may start, in the spoke\'s wall-clock time; evaluated on the spoke, also offline; a run under way at a window\'s end is let finish' }),
   })
   .strict();
 

@@ -32,6 +32,8 @@ export interface FakeKubeStoreAccess {
   setStatus(kind: string, namespace: string | undefined, name: string, status: JsonObject | ((current: JsonObject) => JsonObject)): JsonObject;
   /** `kubectl delete`; false when there was nothing to delete. */
   delete(kind: string, namespace: string | undefined, name: string, opts?: { propagationPolicy?: 'Orphan' | 'Background' | 'Foreground' }): boolean;
+  /** Appends to a pod's container log (`GET .../pods/NAME/log` serves it), as the kubelet would. */
+  appendPodLog(namespace: string, pod: string, text: string): void;
   /** The current resourceVersion of the whole store (as a list returns it). */
   resourceVersion(): string;
   /** Forgets watch history, as etcd compaction does: older resourceVersions then get 410 Gone. */
@@ -161,6 +163,7 @@ export async function startFakeKubeApiServer(opts: FakeKubeApiServerOptions = {}
       return true;
     },
     resourceVersion: () => String(store.currentRevision()),
+    appendPodLog: (namespace, pod, text) => http.podLogs.set(`${namespace}/${pod}`, (http.podLogs.get(`${namespace}/${pod}`) ?? '') + text),
     compact: () => store.compact(),
   };
 

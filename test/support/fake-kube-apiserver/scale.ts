@@ -38,5 +38,5 @@ export function requestedReplicas(name: string, scale: JsonValue): number {
 
 /** Whether the resource type has the subresource path segment `name`. */
 export function hasSubresource(type: ResourceType, name: string): boolean {
-  return (name === 'status' && type.hasStatus) || (name === 'scale' && type.hasScale);
+  return (name === 'status' && type.hasStatus) || (name === 'scale' && type.hasScale) || (name === 'log' && type.kind === 'Pod');
 }

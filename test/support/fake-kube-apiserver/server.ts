@@ -143,6 +143,8 @@ export class HttpLayer {
   /** Open watch streams and how to stop feeding each. */
   private readonly watches = new Map<ServerResponse, () => void>();
   private readonly audit: AuditEntry[] = [];
+  /** Container logs by "namespace/pod": nothing in the fake runs containers, so a test writes them (playing the kubelet). */
+  readonly podLogs = new Map<string, string>();
   private serverAddress = '127.0.0.1:0';
 
   constructor(
@@ -243,6 +245,13 @@ export class HttpLayer {
     const dryRun = q.get('dryRun');
     if (dryRun !== null && dryRun !== 'All') {
       throw new ApiError(400, 'BadRequest', `Invalid dryRun value: ${dryRun}: supported values: "All"`);
+    }
+    if (subresource === 'log' && method === 'GET') {
+      entry.verb = 'get';
+      this.store.get(type, namespace, name!);
+      res.writeHead(200, { 'content-type': 'text/plain' });
+      res.end(this.podLogs.get(`${namespace}/${name}`) ?? '');
+      return;
     }
     if (subresource === 'scale') {
       await this.serveScale(req, res, type, namespace, name!, manager, dryRun === 'All', entry);

@@ -23,6 +23,10 @@ export interface DatasetImage {
   absolutePath: string;
   sizeBytes: number;
   label: number;
+  /** A csv/jsonl feature row's values (then `absolutePath` is its index file). */
+  features?: Float32Array;
+  /** Where a csv/jsonl row is (`<file> line N`), for error messages. */
+  source?: string;
 }
 
 export interface ImageFolderDataset {
@@ -33,6 +37,22 @@ export interface ImageFolderDataset {
   test: DatasetImage[] | null;
   /** sha256 of the sorted "relative path, size" lines of every file read. */
   fingerprint: string;
+  /** Set when the rows are feature vectors (csv/jsonl with featureColumns), not images. */
+  featureColumns?: string[];
+}
+
+export interface DatasetFormatSpec {
+  format: 'imagefolder' | 'csv' | 'jsonl';
+  labelColumn?: string | undefined;
+  imageColumn?: string | undefined;
+  featureColumns?: string[] | undefined;
+}
+
+/** Any of the three layouts, from a resolved (checked) dataset directory. */
+export async function readDataset(root: string, spec: DatasetFormatSpec): Promise<ImageFolderDataset> {
+  if (spec.format === 'imagefolder') return readImageFolder(root);
+  const { readTabularDataset } = await import('./tabular-dataset.js');
+  return readTabularDataset(root, spec.format, spec);
 }
 
 /**

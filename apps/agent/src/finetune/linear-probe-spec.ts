@@ -8,6 +8,11 @@ export const LinearProbeSpecSchema = z
     job: z.string().min(1).max(253),
     datasetPath: z.string().min(1).max(4096),
     datasetFormat: z.enum(['imagefolder', 'csv', 'jsonl']),
+    /** csv/jsonl columns (defaults: label, image). */
+    datasetColumns: z
+      .object({ labelColumn: z.string().optional(), imageColumn: z.string().optional(), featureColumns: z.array(z.string()).optional() })
+      .strict()
+      .optional(),
     baseModelPath: z.string().min(1).max(4096),
     input: ModelInputSchema,
     hyperparameters: z.record(z.string(), z.union([z.number(), z.string(), z.boolean()])).default({}),

@@ -2,7 +2,7 @@ import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { buildGraph, chooseEmbedding, PROBABILITIES_OUTPUT, IMAGE_INPUT, type EmbeddingChoice } from './classifier-graph.js';
 import { argmaxRows, classificationMetrics, type ClassificationMetrics } from './classification-metrics.js';
-import { countsByClass, DatasetError, readImageFolder, resolveDatasetPath, splitDataset, type DatasetImage, type DatasetPathPolicy } from './dataset.js';
+import { countsByClass, DatasetError, readDataset, resolveDatasetPath, splitDataset, type DatasetImage, type DatasetPathPolicy } from './dataset.js';
 import { ImageGraphRunner } from './image-embedder.js';
 import { linearProbeHyperparameters, type LinearProbeSpec } from './linear-probe-spec.js';
 import { decodeModel, encodeModel, type OnnxModel } from './onnx-proto.js';
@@ -72,11 +72,11 @@ export async function runLinearProbe(spec: LinearProbeSpec, emit: (e: TrainerEve
   const started = performance.now();
   const hp = linearProbeHyperparameters(spec.hyperparameters);
   emit({ event: 'progress', phase: 'Preparing', progress: 0, message: 'reading the dataset' });
-  if (spec.datasetFormat !== 'imagefolder') {
-    throw new DatasetError(`dataset format "${spec.datasetFormat}" is not read by the linear-probe trainer; use imagefolder (train/<label>/*) or a command trainer`);
+  if (spec.datasetColumns?.featureColumns !== undefined) {
+    throw new DatasetError('the linear-probe trainer embeds images with its base model; a dataset of feature columns needs a command or image trainer (or an imageColumn instead of featureColumns)');
   }
   const root = await resolveDatasetPath(spec.datasetPath, datasetPolicy);
-  const ds = await readImageFolder(root);
+  const ds = await readDataset(root, { format: spec.datasetFormat, ...(spec.datasetColumns ?? {}) });
   const splits = splitDataset(ds, spec.holdoutFraction, hp.validationFraction);
   const counts = { train: countsByClass(splits.train, ds.labels), validation: countsByClass(splits.validation, ds.labels), holdout: countsByClass(splits.holdout, ds.labels) };
   emit({ event: 'metric', name: 'dataset.images', value: ds.train.length + (ds.test?.length ?? 0) });

@@ -3,7 +3,7 @@ import { existsSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { MAX_TRAINER_LINE, OUTPUT_FILES, parseTrainerLine, type TrainerEvent } from './trainer-contract.js';
+import { MAX_TRAINER_LINE, OUTPUT_FILES, parseTrainerLine, TRAINER_LINE_PREFIX, type TrainerEvent } from './trainer-contract.js';
 
 /** How a trainer run ended. */
 export type TrainerEnd = 'succeeded' | 'failed' | 'timed-out' | 'memory-exceeded' | 'cancelled';
@@ -16,12 +16,16 @@ export interface TrainerOutcome {
   failure?: string;
   /** Largest resident set seen, in bytes (Linux; 0 elsewhere). */
   peakRssBytes: number;
+  /** stdout lines that looked like contract lines but were not (malformed JSON, unknown event, too long): ignored and counted. */
+  ignoredLines: number;
 }
 
 export interface TrainerRunOptions {
   command: string;
   args: string[];
   env: Record<string, string>;
+  /** Working directory (default: the agent's). */
+  cwd?: string;
   outputDir: string;
   onEvent: (e: TrainerEvent) => void;
   /** Non-contract stdout and all stderr lines, for the agent's log. */
@@ -65,14 +69,15 @@ export class TrainerProcess {
   private stopReason: TrainerEnd | null = null;
   private stopDetail = '';
   private peakRss = 0;
+  private ignored = 0;
   private readonly stderrTail: string[] = [];
 
   private constructor(private readonly opts: TrainerRunOptions) {}
 
   private start(): Promise<TrainerOutcome> {
     const { opts } = this;
-    if (opts.signal?.aborted) return Promise.resolve({ end: 'cancelled', exitCode: null, signal: null, failure: 'cancelled before it started', peakRssBytes: 0 });
-    const child = spawn(opts.command, opts.args, { env: opts.env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    if (opts.signal?.aborted) return Promise.resolve({ end: 'cancelled', exitCode: null, signal: null, failure: 'cancelled before it started', peakRssBytes: 0, ignoredLines: 0 });
+    const child = spawn(opts.command, opts.args, { env: opts.env, stdio: ['ignore', 'pipe', 'pipe'], detached: true, ...(opts.cwd !== undefined ? { cwd: opts.cwd } : {}) });
     const timers: NodeJS.Timeout[] = [];
     let exited = false;
     const kill = (sig: NodeJS.Signals) => {
@@ -109,13 +114,16 @@ export class TrainerProcess {
     this.lines(child.stdout, (line) => {
       const e = parseTrainerLine(line);
       if (e) opts.onEvent(e);
-      else opts.onLog?.(line, 'stdout');
+      else {
+        if (line.startsWith(TRAINER_LINE_PREFIX.trim())) this.ignored += 1;
+        opts.onLog?.(line.slice(0, MAX_TRAINER_LINE), 'stdout');
+      }
     });
     this.lines(child.stderr, (line) => {
       this.stderrTail.push(line);
       if (this.stderrTail.length > TAIL_LINES) this.stderrTail.shift();
       opts.onLog?.(line, 'stderr');
-    });
+    }, false);
     return new Promise((resolve) => {
       const finish = async (exitCode: number | null, signal: NodeJS.Signals | null, spawnError?: Error) => {
         exited = true;
@@ -129,30 +137,37 @@ export class TrainerProcess {
             : [this.stopDetail, spawnError?.message, failureFile?.slice(0, MAX_TRAINER_LINE).trim(), this.stopReason === null && !failureFile ? this.stderrTail.join('\n').slice(-MAX_TRAINER_LINE) : '', exitCode !== null && exitCode !== 0 && !failureFile && this.stderrTail.length === 0 ? `exited with code ${exitCode}` : '', signal && this.stopReason === null ? `killed by ${signal}` : '']
                 .filter((s): s is string => s !== undefined && s !== '')
                 .join('; ');
-        resolve({ end, exitCode, signal, failure, peakRssBytes: this.peakRss });
+        resolve({ end, exitCode, signal, failure, peakRssBytes: this.peakRss, ignoredLines: this.ignored });
       };
       child.once('error', (err) => void finish(null, null, err));
       child.once('close', (code, sig) => void finish(code, sig));
     });
   }
 
-  private lines(stream: NodeJS.ReadableStream | null, onLine: (line: string) => void): void {
+  private lines(stream: NodeJS.ReadableStream | null, onLine: (line: string) => void, countOversize = true): void {
     if (!stream) return;
     let buffer = '';
+    /** Inside a line already longer than the bound: dropped up to its end, counted once. */
+    let skipping = false;
     stream.setEncoding('utf8');
     stream.on('data', (chunk: string) => {
       buffer += chunk;
       let nl = buffer.indexOf('\n');
       while (nl >= 0) {
-        onLine(buffer.slice(0, nl));
+        if (skipping) skipping = false;
+        else onLine(buffer.slice(0, nl));
         buffer = buffer.slice(nl + 1);
         nl = buffer.indexOf('\n');
       }
       // A line longer than the bound is not a contract line: drop what cannot be one.
-      if (buffer.length > MAX_TRAINER_LINE) buffer = '';
+      if (buffer.length > MAX_TRAINER_LINE) {
+        if (!skipping && countOversize) this.ignored += 1;
+        skipping = true;
+        buffer = '';
+      }
     });
     stream.on('end', () => {
-      if (buffer !== '') onLine(buffer);
+      if (buffer !== '' && !skipping) onLine(buffer);
     });
   }
 }

@@ -127,7 +127,7 @@ function describeJob(j: JobView): string {
       ['Source', origin(j)],
       ['Condition', renderedText(j)],
       ['Base model', `${s.baseModel.name} ${s.baseModel.version}`],
-      ['Trainer', s.trainer.builtin ? `builtin ${s.trainer.builtin}` : dash(s.trainer.image)],
+      ['Trainer', s.trainer.builtin ? `builtin ${s.trainer.builtin}` : s.trainer.image ? s.trainer.image : s.trainer.command ? `command ${s.trainer.command.join(' ')}` : dash(undefined)],
       ['Dataset', `${s.dataset.path} (${s.dataset.format}, stays on the spoke)`],
       ['Evaluation', `${s.evaluation.metric} >= ${s.evaluation.threshold}`],
       ['Output', `${s.output.model} (${s.output.artifact}), promote ${dash(s.promote)}`],

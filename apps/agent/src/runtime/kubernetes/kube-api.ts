@@ -1,6 +1,7 @@
 import { AsyncLocalStorage } from 'node:async_hooks';
 import {
   ApiException,
+  CoreV1Api,
   createConfiguration,
   type KubeConfig,
   KubernetesObjectApi,
@@ -30,6 +31,8 @@ export interface KubeApi {
   ensureNamespace(signal: AbortSignal): Promise<void>;
   /** Calls `onEvent` on any change to managed objects or their pods until `signal` aborts. */
   watchManaged(onEvent: () => void, signal: AbortSignal): Promise<void>;
+  /** The whole log of a pod's container so far (a fine-tuning Job's progress lines). */
+  readPodLog(pod: string, container: string, signal: AbortSignal): Promise<string>;
 }
 
 /** A refusal from the API server, with its Status reason and, for apply conflicts, the fields. */
@@ -81,6 +84,7 @@ export interface ClientNodeKubeApiOptions {
 
 export class ClientNodeKubeApi implements KubeApi {
   private readonly api: KubernetesObjectApi;
+  private readonly core: CoreV1Api;
   private readonly watcher: Watch;
   private readonly namespace: string;
   /** The signal of the call in progress, handed to fetch by the request middleware. */
@@ -111,6 +115,7 @@ export class ClientNodeKubeApi implements KubeApi {
       ],
     });
     this.api = new KubernetesObjectApi(config);
+    this.core = new CoreV1Api(config);
     this.watcher = new Watch(opts.kubeConfig);
   }
 
@@ -184,6 +189,10 @@ export class ClientNodeKubeApi implements KubeApi {
       if (err instanceof KubeApiError && err.code === 404) return;
       throw err;
     }
+  }
+
+  async readPodLog(pod: string, container: string, signal: AbortSignal): Promise<string> {
+    return this.call(signal, () => this.core.readNamespacedPodLog({ name: pod, namespace: this.namespace, container }));
   }
 
   async ensureNamespace(signal: AbortSignal): Promise<void> {

@@ -1,8 +1,10 @@
-import type { Condition, DesiredDeployment, DesiredFineTuneJob, DesiredPayload, ModelRef } from '@flotilla/contracts';
+import type { Condition, DesiredDeployment, DesiredFineTuneJob, DesiredPayload, JobRunStatus, ModelRef } from '@flotilla/contracts';
+import type { Logger } from 'pino';
+import type { FineTuneRunner, FineTuneRunnerOptions } from '../../finetune/finetune-runner.js';
 import { ModelRefSchema } from '@flotilla/contracts';
 import { KubeConfig } from '@kubernetes/client-node';
 import { describeError, isArtifactError } from '../../artifacts/artifact-error.js';
-import { isSourceRefused, type SourcePolicy } from '../../security/source-policy.js';
+import type { SourcePolicy } from '../../security/source-policy.js';
 import type { ArtifactProvider, PreparedArtifact, RuntimeReport, WorkloadRuntime } from '../runtime.js';
 import { describeDrift } from './drift.js';
 import { ClientNodeKubeApi, isKubeApiError, type KubeApi } from './kube-api.js';
@@ -10,7 +12,6 @@ import { ANNOTATION_MODEL_REF, LABEL_DEPLOYMENT, LABEL_MANAGED_BY, MANAGED_BY } 
 import {
   DEFAULT_TRITON_IMAGE,
   ManifestError,
-  renderFineTuneJob,
   renderTritonDeployment,
   serviceNameFor,
   type ManifestOptions,
@@ -20,7 +21,6 @@ import {
 } from './manifests.js';
 import {
   deploymentKey,
-  jobKey,
   MANAGED_KINDS,
   refKey,
   stringRecord,
@@ -30,7 +30,7 @@ import {
   type WorkloadKey,
 } from './objects.js';
 import { planKubernetes, type DesiredWorkload, type ObservedState, type Step } from './planner.js';
-import { deploymentStatus, jobStatus } from './status.js';
+import { deploymentStatus } from './status.js';
 
 /** The subset of a pino logger the runtime uses. */
 export interface RuntimeLogger {
@@ -69,6 +69,16 @@ export interface KubernetesRuntimeOptions {
   api?: KubeApi;
   /** First delay before re-opening a watch that ended (default 1 s). */
   watchRetryMs?: number;
+  /**
+   * Fine-tuning runs (trainer.image as Jobs): the agent's state directory
+   * (job records), the spoke name (produced version names) and the run
+   * limits. Without it, fine-tuning jobs are reported Failed.
+   */
+  fineTune?: Pick<FineTuneRunnerOptions, 'stateDir' | 'spoke' | 'datasetPolicy' | 'timeoutMs' | 'gpuCount' | 'threads' | 'stopGraceMs' | 'evaluateEntry' | 'schedulePollMs'> & {
+    logger?: Logger;
+    /** How often a running Job, its pod and log are read (default 2 s). */
+    pollMs?: number;
+  };
 }
 
 const BUILTIN_UNSUPPORTED =
@@ -116,6 +126,8 @@ export class KubernetesRuntime implements WorkloadRuntime {
   private readonly watchAbort = new AbortController();
   private watching: Promise<void> | null = null;
   private namespaceReady = false;
+  /** Loaded with the first fine-tuning job (the training code stays out of an agent that has none). */
+  private runner: FineTuneRunner | null = null;
 
   constructor(private readonly opts: KubernetesRuntimeOptions) {
     this.log = opts.logger ?? silentLogger;
@@ -146,14 +158,56 @@ export class KubernetesRuntime implements WorkloadRuntime {
       this.namespaceReady = true;
     }
     const now = this.now();
+    const jobs = await this.reconcileJobs(desired, signal);
     const prepared = await this.prepare(desired, now, signal);
     let observed = await this.observe(prepared.workloads, signal);
+    // The runner owns the Jobs of desired fine-tuning jobs; the planner prunes the Jobs of jobs no longer desired.
+    const owned = new Set(desired.fineTuneJobs.map((j) => j.name));
+    observed.state.managed = observed.state.managed.filter((o) => !(o.kind === 'Job' && owned.has(o.name)));
     const steps = planKubernetes(observed.state, { workloads: prepared.workloads });
     const outcome = await this.execute(steps, signal);
     if (outcome.mutated) observed = await this.observe(prepared.workloads, signal);
-    const report = this.report(desired, prepared, observed, outcome, now);
+    const report = { ...this.report(desired, prepared, observed, outcome, now), jobs };
     await this.retain(prepared.verified, observed.state.managed);
     return report;
+  }
+
+  /**
+   * Fine-tuning jobs go to the FineTuneRunner (schedule windows, one
+   * training per GPU, timeouts, restart), whose trainer for `trainer.image`
+   * runs a Job; builtin and command trainers are refused with the reason.
+   */
+  private async reconcileJobs(desired: DesiredPayload, signal: AbortSignal): Promise<JobRunStatus[]> {
+    if (desired.fineTuneJobs.length === 0 && this.runner === null) return [];
+    const ft = this.opts.fineTune;
+    if (!ft) {
+      return desired.fineTuneJobs.map((j: DesiredFineTuneJob) => ({ name: j.name, phase: 'Failed', progress: 0, metrics: {}, producedVersion: null, message: 'fine-tuning needs the agent state directory, which this Kubernetes runtime was not given' }));
+    }
+    if (this.runner === null) {
+      const [{ FineTuneRunner }, { KubernetesJobTrainer }] = await Promise.all([import('../../finetune/finetune-runner.js'), import('./job-trainer.js')]);
+      signal.throwIfAborted();
+      const jobTrainer = new KubernetesJobTrainer({ api: this.api, manifest: this.manifest, sources: this.opts.sources, ...(ft.pollMs !== undefined ? { pollMs: ft.pollMs } : {}) });
+      const { logger, pollMs: _pollMs, ...rest } = ft;
+      this.runner = new FineTuneRunner({
+        ...rest,
+        artifacts: this.opts.artifacts,
+        logger: logger ?? (await import('pino')).pino({ enabled: false }),
+        ...(this.opts.now ? { now: this.opts.now } : {}),
+        changed: () => {
+          for (const l of this.listeners) l();
+        },
+        trainers: (job) => {
+          if ('builtin' in job.trainer) {
+            return { refused: `builtin trainer '${job.trainer.builtin}' runs in a child process of the agent under the process runtime; under Kubernetes give the job a trainer image (trainer.image, optional command)` };
+          }
+          if (!('image' in job.trainer)) {
+            return { refused: 'trainer.command alone runs a program installed on the appliance, under the process runtime; under Kubernetes give the job trainer.image (+ optional command)' };
+          }
+          return jobTrainer;
+        },
+      });
+    }
+    return this.runner.reconcile(desired.fineTuneJobs, desired.deployments.map((d) => d.model));
   }
 
   /** Verifies every model through the cache and renders what it can; what it cannot is blocked with a reason. */
@@ -199,42 +253,7 @@ export class KubernetesRuntime implements WorkloadRuntime {
       else workloads.push({ key, remediation: d.remediation, objects });
     }
 
-    for (const j of desired.fineTuneJobs) {
-      const key = jobKey(j.name);
-      const trainer = j.trainer;
-      if ('builtin' in trainer) {
-        workloads.push({
-          key,
-          remediation: 'enforce',
-          objects: [],
-          blocked: {
-            reason: 'TrainerNotSupported',
-            message: `builtin trainer '${trainer.builtin}' is not yet supported under Kubernetes; give the job a trainer image`,
-            keepLive: false,
-          },
-        });
-        continue;
-      }
-      // Checked before anything is fetched or mounted; a Job already running from a now-refused source is removed.
-      let datasetPath: string;
-      try {
-        this.opts.sources.checkTrainerImage(trainer.image);
-        datasetPath = this.opts.sources.datasetHostPath(j.dataset.path);
-      } catch (err) {
-        if (!isSourceRefused(err)) throw err;
-        workloads.push({ key, remediation: 'enforce', objects: [], blocked: { reason: err.reason, message: `job ${j.name}: ${err.message}`, keepLive: false } });
-        continue;
-      }
-      const artifact = await ensure(j.baseModel);
-      if ('reason' in artifact) {
-        workloads.push({ key, remediation: 'enforce', objects: [], blocked: { ...artifact, keepLive: true } });
-        continue;
-      }
-      const checked: DesiredFineTuneJob = { ...j, dataset: { ...j.dataset, path: datasetPath } };
-      const objects = render(() => [renderFineTuneJob(checked, trainer, artifact, this.manifest)]);
-      if ('reason' in objects) workloads.push({ key, remediation: 'enforce', objects: [], blocked: { ...objects, keepLive: true } });
-      else workloads.push({ key, remediation: 'enforce', objects });
-    }
+    for (const j of desired.fineTuneJobs) verified.push(j.baseModel);
     return { workloads, ranges, verified };
   }
 
@@ -345,11 +364,7 @@ export class KubernetesRuntime implements WorkloadRuntime {
       this.conditions.set(d.name, status.conditions);
       return status;
     });
-    const jobs = desired.fineTuneJobs.map((j: DesiredFineTuneJob) => {
-      const key = jobKey(j.name);
-      return jobStatus({ desired: j, workload: byKey.get(key)!, live: find('Job', j.name), failures: outcome.failures.get(key) ?? [] });
-    });
-    return { deployments, jobs };
+    return { deployments, jobs: [] };
   }
 
   /** Keeps in the cache every version that desired state names or that a live object still runs. */
@@ -387,6 +402,7 @@ export class KubernetesRuntime implements WorkloadRuntime {
   }
 
   async close(opts: { stopWorkloads?: boolean } = {}): Promise<void> {
+    await this.runner?.close();
     this.watchAbort.abort();
     await this.watching;
     this.listeners.clear();

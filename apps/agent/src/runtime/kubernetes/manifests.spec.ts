@@ -135,15 +135,37 @@ describe('renderFineTuneJob', () => {
     promote: 'auto',
   });
 
-  it('passes the job settings to the trainer and never retries a failed run by itself', () => {
-    const rendered = renderFineTuneJob(job, job.trainer as { image: string; command?: string[]; hyperparameters: Record<string, number> }, artifact, opts);
+  it('passes the trainer contract to the trainer and never retries a failed run by itself', () => {
+    const dirs = { input: '/var/lib/flotilla-agent/jobs/tune/0123456789abcdef/input', output: '/var/lib/flotilla-agent/jobs/tune/0123456789abcdef/output' };
+    const rendered = renderFineTuneJob(job, job.trainer as { image: string; command?: string[]; hyperparameters: Record<string, number> }, artifact, opts, {
+      dirs,
+      jobSpecHash: 'f'.repeat(64),
+      datasetFingerprint: `sha256:${'c'.repeat(64)}`,
+      attempt: 1,
+      timeoutSeconds: 7200,
+      graceSeconds: 30,
+    });
     expect(get(rendered.body, 'spec', 'backoffLimit')).toBe(0);
+    expect(get(rendered.body, 'spec', 'activeDeadlineSeconds')).toBe(7200);
+    expect(get(rendered.body, 'spec', 'template', 'spec', 'terminationGracePeriodSeconds')).toBe(30);
+    expect(get(rendered.body, 'metadata', 'annotations', 'flotilla.dev/job-spec')).toBe('f'.repeat(64));
     const container = get(rendered.body, 'spec', 'template', 'spec', 'containers', 0) as JsonMap;
     expect(container['command']).toEqual(['train']);
-    expect(container['env']).toContainEqual({ name: 'FLOTILLA_HYPERPARAMETERS', value: '{"epochs":2,"lr":0.1}' });
-    expect(get(rendered.body, 'spec', 'template', 'spec', 'volumes', 2)).toEqual({
-      name: 'output',
-      hostPath: { path: '/var/lib/flotilla-agent/jobs/tune', type: 'DirectoryOrCreate' },
+    const env = Object.fromEntries((container['env'] as { name: string; value: string }[]).map((e) => [e.name, e.value]));
+    expect(env).toMatchObject({
+      FLOTILLA_JOB: 'tune',
+      FLOTILLA_DATA_DIR: '/data',
+      FLOTILLA_DATASET_FORMAT: 'csv',
+      FLOTILLA_LABEL_COLUMN: 'label',
+      FLOTILLA_IMAGE_COLUMN: 'image',
+      FLOTILLA_DATASET_FINGERPRINT: `sha256:${'c'.repeat(64)}`,
+      FLOTILLA_HPARAMS: '/flotilla/input/hparams.json',
+      FLOTILLA_HOLDOUT_FILE: '/flotilla/input/holdout.txt',
+      FLOTILLA_OUTPUT_DIR: '/output',
     });
+    expect(env['FLOTILLA_BASE_MODEL_DIR']).toMatch(/^\/models/);
+    expect(container['volumeMounts']).toContainEqual({ name: 'dataset', mountPath: '/data', readOnly: true });
+    expect(container['volumeMounts']).toContainEqual({ name: 'run-input', mountPath: '/flotilla/input', readOnly: true });
+    expect(get(rendered.body, 'spec', 'template', 'spec', 'volumes', 3)).toEqual({ name: 'output', hostPath: { path: dirs.output, type: 'DirectoryOrCreate' } });
   });
 });

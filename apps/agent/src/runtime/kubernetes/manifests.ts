@@ -335,54 +335,90 @@ export function renderTritonDeployment(
   return objects;
 }
 
+/** Where a fine-tuning run's files are on the node (the agent reads and writes the same paths). */
+export interface JobRunDirs {
+  /** Read-only for the trainer: hparams.json and holdout.txt. */
+  input: string;
+  /** Written by the trainer: model.onnx, labels.txt, metrics.json, or failure. */
+  output: string;
+}
+
+/** The run's settings that are not in the desired job. */
+export interface JobRunSettings {
+  dirs: JobRunDirs;
+  /** The job's rendered spec hash (annotation `flotilla.dev/job-spec`), so a restarted agent recognises its run. */
+  jobSpecHash: string;
+  datasetFingerprint: string;
+  attempt: number;
+  timeoutSeconds: number;
+  graceSeconds: number;
+}
+
+export const ANNOTATION_JOB_SPEC = 'flotilla.dev/job-spec';
+export const TRAINER_CONTAINER = 'trainer';
+
 /**
- * One batch/v1 Job running the trainer image with the base model, the
- * dataset (read-only, it never leaves the spoke) and an output directory
- * mounted, and the job's settings in the environment. What the trainer does
- * with them is the trainer's business.
+ * One batch/v1 Job running the trainer image under the trainer contract
+ * (docs/fine-tuning.md): the dataset (a hostPath, read-only: it never
+ * leaves the spoke), the base model and the run's inputs mounted
+ * read-only, an output hostPath the agent collects from, the contract's
+ * environment, GPU limits from the job's resources, the job's timeout as
+ * activeDeadlineSeconds and the stop grace period as
+ * terminationGracePeriodSeconds (SIGTERM, then SIGKILL).
  */
 export function renderFineTuneJob(
   job: DesiredFineTuneJob,
   trainer: { image: string; command?: string[] | undefined; hyperparameters: Record<string, number | string | boolean> },
   baseModel: PreparedArtifact,
   opts: ManifestOptions,
+  run: JobRunSettings,
 ): DesiredObject {
   const labels = jobLabels(job.name);
   const { volume: modelVolume, subPath } = volumeFor(baseModel.repositoryPath, opts.modelVolume, 'base-model');
+  const modelDir = path.posix.join('/models', path.posix.relative(baseModel.repositoryPath, path.posix.dirname(baseModel.modelPath)));
   const resources = resourceRequirements(job.resources);
   const gpus = job.resources?.gpu ?? 0;
+  const d = job.dataset;
+  const env: Record<string, string> = {
+    FLOTILLA_JOB: job.name,
+    FLOTILLA_ATTEMPT: String(run.attempt),
+    FLOTILLA_DATA_DIR: '/data',
+    FLOTILLA_DATASET_FORMAT: d.format,
+    FLOTILLA_DATASET_FINGERPRINT: run.datasetFingerprint,
+    ...(d.format !== 'imagefolder'
+      ? { FLOTILLA_LABEL_COLUMN: d.labelColumn ?? 'label', ...(d.featureColumns ? { FLOTILLA_FEATURE_COLUMNS: JSON.stringify(d.featureColumns) } : { FLOTILLA_IMAGE_COLUMN: d.imageColumn ?? 'image' }) }
+      : {}),
+    FLOTILLA_HOLDOUT_FILE: '/flotilla/input/holdout.txt',
+    FLOTILLA_HOLDOUT_FRACTION: String(job.evaluation.holdoutFraction),
+    FLOTILLA_BASE_MODEL_DIR: modelDir,
+    FLOTILLA_BASE_MODEL: job.baseModel.name,
+    FLOTILLA_BASE_MODEL_VERSION: job.baseModel.version,
+    FLOTILLA_HPARAMS: '/flotilla/input/hparams.json',
+    FLOTILLA_OUTPUT_DIR: '/output',
+    FLOTILLA_OUTPUT_MODEL: job.output.model,
+  };
   const container: JsonMap = {
-    name: 'trainer',
+    name: TRAINER_CONTAINER,
     image: trainer.image,
     ...(trainer.command !== undefined ? { command: trainer.command } : {}),
-    env: [
-      { name: 'FLOTILLA_JOB', value: job.name },
-      { name: 'FLOTILLA_BASE_MODEL', value: job.baseModel.name },
-      { name: 'FLOTILLA_BASE_MODEL_VERSION', value: job.baseModel.version },
-      { name: 'FLOTILLA_BASE_MODEL_DIR', value: '/models' },
-      { name: 'FLOTILLA_DATASET_DIR', value: '/data' },
-      { name: 'FLOTILLA_DATASET_FORMAT', value: job.dataset.format },
-      { name: 'FLOTILLA_OUTPUT_DIR', value: '/output' },
-      { name: 'FLOTILLA_OUTPUT_MODEL', value: job.output.model },
-      { name: 'FLOTILLA_HYPERPARAMETERS', value: canonicalJson(trainer.hyperparameters) },
-      { name: 'FLOTILLA_EVAL_METRIC', value: job.evaluation.metric },
-      { name: 'FLOTILLA_EVAL_HOLDOUT_FRACTION', value: String(job.evaluation.holdoutFraction) },
-      { name: 'FLOTILLA_EVAL_THRESHOLD', value: String(job.evaluation.threshold) },
-    ],
+    env: Object.entries(env).map(([name, value]) => ({ name, value })),
     volumeMounts: [
       { name: 'base-model', mountPath: '/models', readOnly: true, ...(subPath !== undefined ? { subPath } : {}) },
       { name: 'dataset', mountPath: '/data', readOnly: true },
+      { name: 'run-input', mountPath: '/flotilla/input', readOnly: true },
       { name: 'output', mountPath: '/output' },
     ],
     ...(Object.keys(resources).length > 0 ? { resources } : {}),
   };
   const podSpec: JsonMap = {
     restartPolicy: 'Never',
+    terminationGracePeriodSeconds: run.graceSeconds,
     containers: [container],
     volumes: [
       modelVolume,
-      { name: 'dataset', hostPath: { path: job.dataset.path, type: 'Directory' } },
-      { name: 'output', hostPath: { path: path.posix.join(opts.jobOutputHostPath, job.name), type: 'DirectoryOrCreate' } },
+      { name: 'dataset', hostPath: { path: d.path, type: 'Directory' } },
+      { name: 'run-input', hostPath: { path: run.dirs.input, type: 'Directory' } },
+      { name: 'output', hostPath: { path: run.dirs.output, type: 'DirectoryOrCreate' } },
     ],
   };
   if (opts.nodeSelector && Object.keys(opts.nodeSelector).length > 0) podSpec['nodeSelector'] = { ...opts.nodeSelector };
@@ -395,11 +431,12 @@ export function renderFineTuneJob(
       name: job.name,
       namespace: opts.namespace,
       labels,
-      annotations: { [ANNOTATION_MODEL_REF]: modelRefAnnotation(job.baseModel) },
+      annotations: { [ANNOTATION_MODEL_REF]: modelRefAnnotation(job.baseModel), [ANNOTATION_JOB_SPEC]: run.jobSpecHash },
     },
     spec: {
       // A failed training run is reported, not retried blindly: it costs GPU hours.
       backoffLimit: 0,
+      activeDeadlineSeconds: run.timeoutSeconds,
       template: { metadata: { labels }, spec: podSpec },
     },
   });

@@ -1,7 +1,7 @@
-import { DesiredDeploymentSchema, DesiredFineTuneJobSchema } from '@flotilla/contracts';
+import { DesiredDeploymentSchema } from '@flotilla/contracts';
 import { type JsonMap, type LiveObject } from './objects.js';
 import type { DesiredWorkload } from './planner.js';
-import { deploymentStatus, jobStatus, servingState, servingVersion, type DeploymentView } from './status.js';
+import { deploymentStatus, servingState, servingVersion, type DeploymentView } from './status.js';
 
 function live(kind: LiveObject['kind'], body: JsonMap): LiveObject {
   return { kind, name: 'web', uid: 'u', labels: {}, annotations: {}, body };
@@ -113,33 +113,5 @@ describe('deploymentStatus', () => {
     const hpa = live('HorizontalPodAutoscaler', { status: { desiredReplicas: 4 } });
     const status = deploymentStatus(view({}, { range: { min: 1, max: 5 }, live: { hpa } }), [], now);
     expect(status.desiredReplicas).toBe(4);
-  });
-});
-
-describe('jobStatus', () => {
-  const desired = DesiredFineTuneJobSchema.parse({
-    name: 'tune',
-    baseModel: { name: 'm', version: '1', digest: `sha256:${'a'.repeat(64)}`, uri: 'file:/m', format: 'onnx' },
-    dataset: { path: '/d', format: 'csv' },
-    trainer: { image: 't:1' },
-    evaluation: { metric: 'loss', holdoutFraction: 0.1, threshold: 0.5 },
-    output: { model: 'm', artifact: 'upload' },
-    promote: 'manual',
-  });
-  const workload: DesiredWorkload = { key: 'job/tune', remediation: 'enforce', objects: [] };
-  const job = (status: JsonMap) => live('Job', { status });
-
-  it.each([
-    [{}, 'Pending'],
-    [{ active: 1 }, 'Running'],
-    [{ conditions: [{ type: 'Complete', status: 'True' }] }, 'Succeeded'],
-    [{ conditions: [{ type: 'Failed', status: 'True', reason: 'BackoffLimitExceeded', message: 'Job has reached the specified backoff limit' }] }, 'Failed'],
-  ])('maps Job status %j to %s', (status, phase) => {
-    expect(jobStatus({ desired, workload, live: job(status), failures: [] }).phase).toBe(phase);
-  });
-
-  it('says why a failed Job failed', () => {
-    const failed = job({ conditions: [{ type: 'Failed', status: 'True', reason: 'BackoffLimitExceeded', message: 'Job has reached the specified backoff limit' }] });
-    expect(jobStatus({ desired, workload, live: failed, failures: [] }).message).toBe('BackoffLimitExceeded: Job has reached the specified backoff limit');
   });
 });

@@ -1,4 +1,4 @@
-import type { Condition, DeploymentStatus, DesiredDeployment, DesiredFineTuneJob, JobRunStatus } from '@flotilla/contracts';
+import type { Condition, DeploymentStatus, DesiredDeployment } from '@flotilla/contracts';
 import { setCondition, truncate, type ConditionInput } from '../../status/conditions.js';
 import { describeDrift } from './drift.js';
 import { ANNOTATION_MODEL_VERSION } from './labels.js';
@@ -271,33 +271,3 @@ export function deploymentStatus(view: DeploymentView, previous: readonly Condit
   };
 }
 
-export interface JobView {
-  desired: DesiredFineTuneJob;
-  workload: DesiredWorkload;
-  live: LiveObject | undefined;
-  failures: { reason: string; message: string }[];
-}
-
-export function jobStatus(view: JobView): JobRunStatus {
-  const base = { name: view.desired.name, progress: 0, metrics: {}, producedVersion: null };
-  const blocked = view.workload.blocked;
-  if (blocked && !view.live) {
-    const phase = blocked.reason === 'ArtifactUnavailable' ? 'Pending' : 'Failed';
-    return { ...base, phase, message: truncate(`${blocked.reason}: ${blocked.message}`) };
-  }
-  const failure = view.failures[0];
-  if (failure && !view.live) return { ...base, phase: 'Failed', message: truncate(`${failure.reason}: ${failure.message}`) };
-  if (!view.live) return { ...base, phase: 'Pending', message: 'the Job does not exist yet' };
-  const status = map(view.live.body['status']);
-  const conditions = list(status['conditions']).map(map);
-  const isTrue = (type: string) => conditions.find((c) => c['type'] === type && c['status'] === 'True');
-  const note = blocked ? ` (desired change not applied: ${blocked.reason}: ${blocked.message})` : failure ? ` (${failure.reason}: ${failure.message})` : '';
-  const complete = isTrue('Complete');
-  if (complete) return { ...base, phase: 'Succeeded', progress: 1, message: truncate(`${str(complete['message']) || 'completed'}${note}`) };
-  const failed = isTrue('Failed');
-  if (failed) {
-    return { ...base, phase: 'Failed', message: truncate(`${str(failed['reason']) || 'Failed'}: ${str(failed['message'])}${note}`) };
-  }
-  if ((num(status['active']) ?? 0) > 0) return { ...base, phase: 'Running', message: truncate(`running${note}`) };
-  return { ...base, phase: 'Pending', message: truncate(`waiting for the job's pod to start${note}`) };
-}
