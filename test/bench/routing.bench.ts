@@ -45,6 +45,7 @@ import { findFreePort } from '../../apps/hub/src/common/ports.js';
 import { createDataSource, runMigrations } from '../../apps/hub/src/database/data-source.js';
 import { RouteTable } from '../../apps/hub/src/routing/route-table.js';
 import { insertRouteSpokes } from '../support/route-fixtures.js';
+import { procAvailable, sampleProcess } from './proc-stats.js';
 import { startScratchPostgres } from '../support/scratch-postgres.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -235,6 +236,7 @@ async function gatewayOverhead(): Promise<void> {
     await gatewayExited;
   });
   await waitForLine(gateway, /serving KServe v2 at (\S+)/, 'flotilla gateway');
+  const gatewayCpu = () => (gateway.pid === undefined ? 0 : (sampleProcess(gateway.pid)?.cpuSeconds ?? 0));
   const near = { 'x-client-lat': '45.7', 'x-client-lon': '4.8' };
 
   log(`gateway overhead on loopback (${os.cpus().length} CPUs, Node ${process.versions.node}); load average at start ${os.loadavg().map((l) => l.toFixed(2)).join(' ')}`);
@@ -252,22 +254,26 @@ async function gatewayOverhead(): Promise<void> {
       const loads: number[] = [load1()];
       const d: Run[] = [];
       const g: Run[] = [];
+      let gatewayCpuS = 0;
       for (let rep = 0; rep < 2; rep++) {
         d.push(await load(direct, body, {}, connections, duration));
         loads.push(load1());
+        const cpu0 = gatewayCpu();
         g.push(await load(via, body, near, connections, duration));
+        gatewayCpuS += gatewayCpu() - cpu0;
         loads.push(load1());
       }
       const ds = summary(d);
       const gs = summary(g);
-      const row = `| ${m.key} | ${connections} | ${ds.p50.toFixed(3)} / ${ds.p99.toFixed(3)} | ${gs.p50.toFixed(3)} / ${gs.p99.toFixed(3)} | ${(gs.p50 / ds.p50).toFixed(2)}x / ${(gs.p99 / ds.p99).toFixed(2)}x | ${(gs.p50 - ds.p50).toFixed(3)} / ${(gs.p99 - ds.p99).toFixed(3)} | ${Math.round(ds.rps)} / ${Math.round(gs.rps)} (${(gs.rps / ds.rps).toFixed(2)}x) | ${ds.n} / ${gs.n} | ${Math.min(...loads).toFixed(2)}-${Math.max(...loads).toFixed(2)} |`;
+      const cpuPerRequest = procAvailable ? `${Math.round((gatewayCpuS * 1e6) / gs.n)}` : 'n/a';
+      const row = `| ${m.key} | ${connections} | ${ds.p50.toFixed(3)} / ${ds.p99.toFixed(3)} | ${gs.p50.toFixed(3)} / ${gs.p99.toFixed(3)} | ${(gs.p50 / ds.p50).toFixed(2)}x / ${(gs.p99 / ds.p99).toFixed(2)}x | ${(gs.p50 - ds.p50).toFixed(3)} / ${(gs.p99 - ds.p99).toFixed(3)} | ${Math.round(ds.rps)} / ${Math.round(gs.rps)} (${(gs.rps / ds.rps).toFixed(2)}x) | ${ds.n} / ${gs.n} | ${cpuPerRequest} | ${Math.min(...loads).toFixed(2)}-${Math.max(...loads).toFixed(2)} |`;
       rows.push(row);
       log(`${m.key} (${m.what}; request ${(body.length / 1024).toFixed(1)} KiB), ${connections} connection(s), ${duration} s twice per path:\n  ${row}`);
     }
   }
-  log('\nlatency per answer (autocannon, hrtime); direct = straight to the inference server, gateway = through flotilla gateway; 1-min load average over the runs');
-  log('| model | connections | direct p50 / p99 ms | gateway p50 / p99 ms | ratio p50 / p99 | added p50 / p99 ms | req/s direct / gateway | answers direct / gateway | load avg |');
-  log('|---|---|---|---|---|---|---|---|---|');
+  log('\nlatency per answer (autocannon, hrtime); direct = straight to the inference server, gateway = through flotilla gateway; gateway CPU = the gateway process’s user+system time over its runs per answer; 1-min load average over the runs');
+  log('| model | connections | direct p50 / p99 ms | gateway p50 / p99 ms | ratio p50 / p99 | added p50 / p99 ms | req/s direct / gateway | answers direct / gateway | gateway CPU µs/request | load avg |');
+  log('|---|---|---|---|---|---|---|---|---|---|');
   for (const r of rows) log(r);
 }
 
