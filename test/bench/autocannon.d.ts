@@ -24,11 +24,16 @@ declare module 'autocannon' {
     url: string;
     method?: string;
     headers?: Record<string, string>;
-    body?: string;
+    body?: string | Buffer;
     connections?: number;
     duration?: number;
     pipelining?: number;
+    timeout?: number;
   }
-  function autocannon(opts: Options): Promise<Result>;
+  /** Resolves with the run's result; emits `response` per answer with its latency in fractional milliseconds (hrtime). */
+  interface Instance extends Promise<Result> {
+    on(event: 'response', listener: (client: unknown, statusCode: number, resBytes: number, responseTimeMs: number) => void): this;
+  }
+  function autocannon(opts: Options): Instance;
   export default autocannon;
 }

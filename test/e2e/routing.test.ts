@@ -159,6 +159,20 @@ describe('routing: three real agents serving one model, the route table and the 
     expect(metrics).toMatch(/flotilla_gateway_retries_total\{spoke="lyon"\} [1-9]/);
   });
 
+  test('the error-ratio threshold routing uses is the schema field spec.rollout.gates.maxErrorRatio: a bad value is refused, naming it', async () => {
+    const bad = POLICY.replace('runtime: builtin }', 'runtime: builtin, rollout: { gates: { maxErrorRatio: 1.5 } } }');
+    const r = await t.api('POST', '/api/v1/apply', bad);
+    expect(r.status).toBe(400);
+    expect(r.body.error.details.problems).toEqual([expect.objectContaining({ field: 'spec.rollout.gates.maxErrorRatio', message: expect.stringMatching(/<=1/) })]);
+    const ok = await t.api('POST', '/api/v1/apply', POLICY.replace('runtime: builtin }', 'runtime: builtin, rollout: { gates: { maxErrorRatio: 0.25 } } }'));
+    expect(ok.status).toBe(200);
+    const table = await waitFor('the new threshold in the route table', async () => {
+      const body = await route();
+      return body.items.length > 0 && body.items.every((i: { maxErrorRatio: number }) => i.maxErrorRatio === 0.25) ? body : null;
+    }, 20_000, 250);
+    expect(table.items.length).toBeGreaterThan(0);
+  });
+
   test('a spoke that goes offline leaves the route table; no spoke at all is a 503 with the reason', async () => {
     await agents.get('paris')!.stop();
     const r = await waitFor('paris left out', async () => {

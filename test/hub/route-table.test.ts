@@ -1,4 +1,5 @@
 import pino from 'pino';
+import { DEFAULT_ROLLOUT_GATES } from '@flotilla/policy';
 import type { DataSource } from 'typeorm';
 import { createDataSource, runMigrations } from '../../apps/hub/src/database/data-source.js';
 import { RouteTable } from '../../apps/hub/src/routing/route-table.js';
@@ -47,7 +48,7 @@ describe('RouteTable: healthy spokes serving a model, nearest first, from Postgr
   test('ranks the healthy spokes by distance from the caller, spokes without a location last', () => {
     const r = table.lookup({ model: 'bridge-defects', near: LYON, limit: 10 });
     expect(r.items.map((i) => i.spoke)).toEqual(['lyon', 'marseille', 'paris', 'nowhere']);
-    expect(r.items[0]).toMatchObject({ distanceKm: 0, load: 3, latencyP99Ms: 12, errorRatio: 0, maxErrorRatio: 0.1, endpoint: 'http://lyon.example:8000/v2/models/bridge-defects' });
+    expect(r.items[0]).toMatchObject({ distanceKm: 0, load: 3, latencyP99Ms: 12, errorRatio: 0, maxErrorRatio: DEFAULT_ROLLOUT_GATES.maxErrorRatio, endpoint: 'http://lyon.example:8000/v2/models/bridge-defects' });
     expect(r.items[2]!.distanceKm).toBeCloseTo(392, -1);
     expect(r.items[3]!.distanceKm).toBeNull();
     expect(table.lookup({ model: 'bridge-defects', near: PARIS, limit: 2 }).items.map((i) => i.spoke)).toEqual(['paris', 'lyon']);
@@ -92,6 +93,16 @@ describe('RouteTable: healthy spokes serving a model, nearest first, from Postgr
     await table.rebuild();
     const r = table.lookup({ model: 'bridge-defects', near: LYON, limit: 10 });
     expect(r.items.find((i) => i.spoke === 'erroring')).toMatchObject({ errorRatio: 0.5, maxErrorRatio: 0.6 });
+
+    // A stored value the schema refuses (written behind the API's back) is not trusted: the schema's default applies.
+    await ds.query(`UPDATE policy_objects SET spec = $1 WHERE kind = 'ModelDeployment' AND name = 'bridge-defects-inference'`, [JSON.stringify({ rollout: { gates: { maxErrorRatio: 7 } } })]);
+    await table.rebuild();
+    const bad = table.lookup({ model: 'bridge-defects', near: LYON, limit: 10 });
+    expect(bad.items.map((i) => i.spoke)).not.toContain('erroring');
+    expect(bad.items[0]).toMatchObject({ maxErrorRatio: DEFAULT_ROLLOUT_GATES.maxErrorRatio });
+    expect(bad.excluded).toContainEqual({ spoke: 'erroring', deployment: 'bridge-defects-inference', reason: 'ErrorRatio' });
+    await ds.query(`DELETE FROM policy_objects WHERE kind = 'ModelDeployment' AND name = 'bridge-defects-inference'`);
+    await table.rebuild();
   });
 
   test('a revoked spoke leaves the table on its next refresh', async () => {

@@ -40,7 +40,28 @@ export class GatewayMetrics {
     registers: [this.registry],
   });
 
+  /** Label children bound once per label set: the request path only increments. */
+  private readonly answered = new Map<string, { inc(): void }>();
+  private readonly durations = new Map<string, { observe(v: number): void }>();
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'flotilla_gateway_' });
+  }
+
+  /** Counts one answered request and its duration (seconds). */
+  answer(model: string, spoke: string, code: number, seconds: number): void {
+    const key = `${model}\u0000${spoke}\u0000${code}`;
+    let c = this.answered.get(key);
+    if (c === undefined) {
+      c = this.requests.labels(model, spoke, String(code));
+      this.answered.set(key, c);
+    }
+    c.inc();
+    let h = this.durations.get(model);
+    if (h === undefined) {
+      h = this.duration.labels(model);
+      this.durations.set(model, h);
+    }
+    h.observe(seconds);
   }
 }

@@ -1,7 +1,19 @@
-import { type RouteItem, type RouteResponse, RouteResponseSchema } from '@flotilla/contracts';
+import { type Location, type RouteItem, type RouteResponse, RouteResponseSchema, rankFrom } from '@flotilla/contracts';
 import type { Logger } from 'pino';
 import type { GatewayMetrics } from './gateway-metrics.js';
-import type { UpstreamClient } from './upstream.js';
+import { type UpstreamClient, type UpstreamTarget, upstreamTarget } from './upstream.js';
+
+/** A spoke of the table with its endpoint already split for the HTTP client. */
+export type GatewayRoute = RouteItem & { target: UpstreamTarget };
+
+/**
+ * Callers are ranked from their position rounded to this many degrees
+ * (0.01 degree: about 1 km), so that the ranking of one bucket serves every
+ * caller in it until the table changes.
+ */
+export const LOCATION_BUCKET_DEGREES = 0.01;
+/** Rankings kept per model between two reads of its table (a bound on memory, whatever callers send). */
+const MAX_RANKINGS = 4096;
 
 export interface RouteCacheOptions {
   hubUrl: string;
@@ -16,7 +28,9 @@ export interface RouteCacheOptions {
 }
 
 interface ModelRoutes {
-  items: RouteItem[];
+  items: GatewayRoute[];
+  /** Rankings of `items` per (version, caller bucket); emptied whenever `items` is replaced. */
+  ranked: Map<string, GatewayRoute[]>;
   /** When the hub last answered for this model (0: never). */
   fetchedAt: number;
   lastUsed: number;
@@ -25,7 +39,7 @@ interface ModelRoutes {
 }
 
 /** Spokes that may serve a model now, or why none may. */
-export type Candidates = { ok: true; items: RouteItem[] } | { ok: false; reason: string };
+export type Candidates = { ok: true; items: GatewayRoute[] } | { ok: false; reason: string };
 
 /**
  * The gateway's copy of the hub's route table, one entry per model that
@@ -77,13 +91,45 @@ export class RouteCache {
   async candidates(model: string): Promise<Candidates> {
     let m = this.models.get(model);
     if (!m) {
-      m = { items: [], fetchedAt: 0, lastUsed: this.now(), lastError: null, inflight: null };
+      m = { items: [], ranked: new Map(), fetchedAt: 0, lastUsed: this.now(), lastError: null, inflight: null };
       this.models.set(model, m);
     }
-    m.lastUsed = this.now();
     if (m.fetchedAt === 0) await this.refresh(model, m);
+    return this.verdict(model, m);
+  }
+
+  /**
+   * The spokes that may serve `model` (at `version`, when given) in the order
+   * a caller at `near` should try them: ranked once per location bucket and
+   * kept until the table is read again, so a request costs a map lookup.
+   * Null when this model's table was never read (then: `candidates`).
+   */
+  ranked(model: string, version: string | undefined, near: Location | null): { ok: true; items: GatewayRoute[] } | { ok: false; reason: string } | null {
+    const m = this.models.get(model);
+    if (!m || m.fetchedAt === 0) return null;
+    const v = this.verdict(model, m);
+    if (!v.ok) return v;
+    const lat = near === null ? 0 : Math.round(near.lat / LOCATION_BUCKET_DEGREES);
+    const lon = near === null ? 0 : Math.round(near.lon / LOCATION_BUCKET_DEGREES);
+    const key = near === null ? `${version ?? ''}|` : `${version ?? ''}|${lat},${lon}`;
+    let items = m.ranked.get(key);
+    if (items === undefined) {
+      const servable = version === undefined ? m.items : m.items.filter((i) => i.servingVersion === version);
+      if (servable.length === 0) {
+        return { ok: false, reason: `none of the ${m.items.length} healthy spokes serves version ${version ?? ''}` };
+      }
+      items = rankFrom(servable, near === null ? null : { lat: lat * LOCATION_BUCKET_DEGREES, lon: lon * LOCATION_BUCKET_DEGREES });
+      if (m.ranked.size >= MAX_RANKINGS) m.ranked.clear();
+      m.ranked.set(key, items);
+    }
+    return { ok: true, items };
+  }
+
+  private verdict(model: string, m: ModelRoutes): Candidates {
+    const now = this.now();
+    m.lastUsed = now;
     if (m.fetchedAt === 0) return { ok: false, reason: `the route table for ${model} could not be read from the hub: ${m.lastError ?? 'no answer'}` };
-    const age = this.now() - m.fetchedAt;
+    const age = now - m.fetchedAt;
     if (age > this.o.maxStaleMs) {
       return { ok: false, reason: `the route table for ${model} is ${Math.round(age / 1000)}s old (the hub has not answered: ${m.lastError ?? 'unknown'})` };
     }
@@ -103,7 +149,8 @@ export class RouteCache {
   private refresh(model: string, m: ModelRoutes): Promise<void> {
     m.inflight ??= this.fetch(model)
       .then((r) => {
-        m.items = r.items;
+        m.items = this.targets(model, r.items);
+        m.ranked = new Map();
         m.fetchedAt = this.now();
         m.lastError = null;
         this.lastHubContact = m.fetchedAt;
@@ -118,6 +165,18 @@ export class RouteCache {
         m.inflight = null;
       });
     return m.inflight;
+  }
+
+  private targets(model: string, items: RouteItem[]): GatewayRoute[] {
+    const out: GatewayRoute[] = [];
+    for (const i of items) {
+      try {
+        out.push({ ...i, target: upstreamTarget(i.endpoint) });
+      } catch {
+        this.log.warn({ model, spoke: i.spoke, endpoint: i.endpoint }, 'spoke endpoint is not a URL; not routed to');
+      }
+    }
+    return out;
   }
 
   private async fetch(model: string): Promise<RouteResponse> {

@@ -22,6 +22,11 @@ export class SpokeEjector {
     this.state.delete(spoke);
   }
 
+  /** Whether any spoke has failed lately (when none has, the rank order stands as is). */
+  any(): boolean {
+    return this.state.size > 0;
+  }
+
   ejected(spoke: string): boolean {
     const s = this.state.get(spoke);
     return s !== undefined && s.until > this.now();

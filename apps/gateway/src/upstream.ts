@@ -1,7 +1,7 @@
 import http from 'node:http';
 import https from 'node:https';
 
-/** An answer read whole (bounded), so a failed attempt can be retried elsewhere before the caller sees anything. */
+/** An answer read whole (bounded): the hub's route table, and why a spoke failed. */
 export interface UpstreamResponse {
   status: number;
   headers: http.IncomingHttpHeaders;
@@ -31,9 +31,30 @@ export interface UpstreamOptions {
   maxResponseBytes: number;
 }
 
+/** Where a spoke's model is served, split once when the route table is read (no URL parsing per request). */
+export interface UpstreamTarget {
+  https: boolean;
+  hostname: string;
+  port: number;
+  /** The endpoint's path without its trailing slash, e.g. `/v2/models/NAME`. */
+  basePath: string;
+}
+
+export function upstreamTarget(endpoint: string): UpstreamTarget {
+  const u = new URL(endpoint);
+  const https = u.protocol === 'https:';
+  return {
+    https,
+    hostname: u.hostname.startsWith('[') ? u.hostname.slice(1, -1) : u.hostname,
+    port: u.port === '' ? (https ? 443 : 80) : Number(u.port),
+    basePath: u.pathname.replace(/\/+$/, ''),
+  };
+}
+
 /**
- * HTTP/1.1 to spokes and the hub over kept-alive connections (node:http's
- * agent: no per-request handshake, so the gateway adds little to a call).
+ * HTTP/1.1 to spokes and the hub over kept-alive connections: one node:http
+ * agent per scheme keeps a pool of sockets per origin (per spoke), so a
+ * forwarded request costs no handshake.
  */
 export class UpstreamClient {
   private readonly httpAgent: http.Agent;
@@ -45,52 +66,64 @@ export class UpstreamClient {
     this.httpsAgent = new https.Agent({ keepAlive: true, maxSockets, maxFreeSockets: maxSockets, scheduling: 'lifo', ...(o.ca ? { ca: o.ca } : {}) });
   }
 
+  /**
+   * Starts a request and hands back the ClientRequest to write the body to;
+   * `onResponse` gets the answer's head (its body still to be read), `onError`
+   * why there is none. Exactly one of the two is called. Past `timeoutMs`
+   * the request is cut, whether or not its answer started.
+   */
+  open(
+    t: UpstreamTarget,
+    path: string,
+    method: string,
+    headers: http.OutgoingHttpHeaders,
+    timeoutMs: number,
+    onResponse: (res: http.IncomingMessage) => void,
+    onError: (err: UpstreamError) => void,
+  ): http.ClientRequest {
+    let settled = false;
+    const req = (t.https ? https : http).request({ hostname: t.hostname, port: t.port, path, method, headers, agent: t.https ? this.httpsAgent : this.httpAgent }, (res) => {
+      if (settled) return void res.resume();
+      settled = true;
+      onResponse(res);
+    });
+    // The bound covers the whole exchange, the answer's body included: past it the socket is cut (an answer being read breaks off).
+    req.on('close', () => clearTimeout(timer));
+    const fail = (err: UpstreamError) => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      onError(err);
+    };
+    const timer = setTimeout(() => {
+      fail(new UpstreamError('Timeout', `no answer within ${timeoutMs} ms`, false));
+      req.destroy();
+    }, timeoutMs);
+    req.on('error', (err: NodeJS.ErrnoException) => fail(new UpstreamError(err.code ?? 'RequestError', err.message, req.reusedSocket)));
+    return req;
+  }
+
+  /** A whole request and its whole (bounded) answer: the hub's route table. */
   request(url: URL, method: string, headers: http.OutgoingHttpHeaders, body: Buffer | null, timeoutMs: number): Promise<UpstreamResponse> {
-    const isHttps = url.protocol === 'https:';
-    const mod = isHttps ? https : http;
     return new Promise((resolve, reject) => {
-      let settled = false;
-      const fail = (code: string, message: string, reused: boolean) => {
-        if (settled) return;
-        settled = true;
-        reject(new UpstreamError(code, message, reused));
-      };
-      const req = mod.request(
-        url,
-        {
-          method,
-          agent: isHttps ? this.httpsAgent : this.httpAgent,
-          headers: body ? { ...headers, 'content-length': body.length } : headers,
-        },
+      const t = upstreamTarget(url.origin);
+      const req = this.open(
+        t,
+        url.pathname + url.search,
+        method,
+        body ? { ...headers, 'content-length': body.length } : headers,
+        timeoutMs,
         (res) => {
-          const chunks: Buffer[] = [];
-          let size = 0;
-          res.on('data', (c: Buffer) => {
-            size += c.length;
-            if (size > this.o.maxResponseBytes) {
+          readBody(res, this.o.maxResponseBytes).then(
+            (b) => resolve({ status: res.statusCode ?? 502, headers: res.headers, body: b }),
+            (err: NodeJS.ErrnoException) => {
               req.destroy();
-              fail('TooLarge', `answer larger than ${this.o.maxResponseBytes} bytes`, false);
-              return;
-            }
-            chunks.push(c);
-          });
-          res.on('end', () => {
-            if (settled) return;
-            settled = true;
-            clearTimeout(timer);
-            resolve({ status: res.statusCode ?? 502, headers: res.headers, body: Buffer.concat(chunks) });
-          });
-          res.on('error', (err: NodeJS.ErrnoException) => fail(err.code ?? 'ResponseError', err.message, req.reusedSocket));
+              reject(err instanceof UpstreamError ? err : new UpstreamError(err.code ?? 'ResponseError', err.message, req.reusedSocket));
+            },
+          );
         },
+        reject,
       );
-      const timer = setTimeout(() => {
-        req.destroy();
-        fail('Timeout', `no answer within ${timeoutMs} ms`, false);
-      }, timeoutMs);
-      req.on('error', (err: NodeJS.ErrnoException) => {
-        clearTimeout(timer);
-        fail(err.code ?? 'RequestError', err.message, req.reusedSocket);
-      });
       req.end(body ?? undefined);
     });
   }
@@ -99,4 +132,24 @@ export class UpstreamClient {
     this.httpAgent.destroy();
     this.httpsAgent.destroy();
   }
+}
+
+/** An answer's body, refused past `max` bytes. */
+export function readBody(res: http.IncomingMessage, max: number): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    res.on('data', (c: Buffer) => {
+      size += c.length;
+      if (size > max) {
+        res.destroy();
+        reject(new UpstreamError('TooLarge', `answer larger than ${max} bytes`, false));
+        return;
+      }
+      chunks.push(c);
+    });
+    res.on('end', () => resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size)));
+    res.on('error', reject);
+    res.on('aborted', () => reject(new UpstreamError('ECONNRESET', 'the answer was cut off', false)));
+  });
 }

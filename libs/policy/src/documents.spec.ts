@@ -107,6 +107,17 @@ describe('parsePolicyDocuments: bad input', () => {
     expect(onlyError(deployment(`${minimalSpec}\nreplicas: { min: 1, max: 2, target: 3 }`))).toBe('9:31 spec.replicas.target unknown field "target"');
   });
 
+  it('refuses a rollout error-ratio gate (the threshold routing uses too) outside 0..1 or not a number, naming the field', () => {
+    expect(onlyError(deployment(`${minimalSpec}\nrollout: { gates: { maxErrorRatio: 1.5 } }`))).toMatch(/^9:38 spec\.rollout\.gates\.maxErrorRatio Too big: expected number to be <=1/);
+    expect(onlyError(deployment(`${minimalSpec}\nrollout: { gates: { maxErrorRatio: -0.1 } }`))).toMatch(/^9:38 spec\.rollout\.gates\.maxErrorRatio Too small: expected number to be >=0/);
+    expect(onlyError(deployment(`${minimalSpec}\nrollout: { gates: { maxErrorRatio: "5%" } }`))).toBe('9:38 spec.rollout.gates.maxErrorRatio expected number, got "5%"');
+    const { objects, errors } = parsePolicyDocuments([{ file: 'p.yaml', text: deployment(`${minimalSpec}\nrollout: { gates: { maxErrorRatio: 0.2 } }`) }]);
+    expect(errors).toEqual([]);
+    const d = objects[0];
+    if (d?.kind !== 'ModelDeployment') throw new Error('expected a ModelDeployment');
+    expect(d.spec.rollout.gates).toEqual({ maxErrorRatio: 0.2, maxLatencyP99Ratio: 2, noRestarts: true });
+  });
+
   it('reports a wrong type with what was found', () => {
     expect(onlyError(deployment(`${minimalSpec}\nreplicas: { min: 1, max: "4" }`))).toBe('9:28 spec.replicas.max expected number, got "4"');
   });

@@ -34,7 +34,7 @@ export interface SourceLocation {
   column: number;
 }
 
-type PathSegment = string | number;
+export type PathSegment = string | number;
 
 interface ObjectOrigin {
   file: string;

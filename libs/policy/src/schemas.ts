@@ -206,6 +206,27 @@ const PlacementSpecSchema = z
 
 /* ------------------------------------------------------- ModelDeployment */
 
+/**
+ * Live health a deployment's spokes must keep: read by progressive rollouts
+ * (a spoke being verified must stay within them) and, for maxErrorRatio, by
+ * smart routing (a spoke over it is not routed to). One field, one default.
+ */
+export const RolloutGatesSchema = z
+  .object({
+    maxErrorRatio: z
+      .number()
+      .min(0)
+      .max(1)
+      .default(0.05)
+      .describe('failed share of inference requests in a telemetry interval (0..1): a rollout fails a spoke above it, and routing sends no requests to a spoke above it'),
+    maxLatencyP99Ratio: z.number().min(1).max(1000).default(2).describe('p99 latency over the same spoke’s p99 before the change: a rollout fails a spoke above it'),
+    noRestarts: z.boolean().default(true).describe('a crash of the new inference server fails the spoke in a rollout'),
+  })
+  .strict();
+export type RolloutGates = z.infer<typeof RolloutGatesSchema>;
+/** The gates of a deployment that names none. */
+export const DEFAULT_ROLLOUT_GATES: RolloutGates = RolloutGatesSchema.parse({});
+
 export const RolloutSchema = z
   .object({
     strategy: z.enum(['Progressive', 'AllAtOnce']).default('Progressive'),
@@ -220,17 +241,7 @@ export const RolloutSchema = z
     progressDeadline: DurationSchema.default('10m'),
     maxFailures: z.number().int().min(0).default(0),
     /** Live health a spoke must keep while it is verified, from the telemetry its agent sends. */
-    gates: z
-      .object({
-        /** Failed share of inference requests in a telemetry interval. */
-        maxErrorRatio: z.number().min(0).max(1).default(0.05),
-        /** p99 latency over the same spoke's p99 before the change. */
-        maxLatencyP99Ratio: z.number().min(1).max(1000).default(2),
-        /** A crash of the new server fails the spoke. */
-        noRestarts: z.boolean().default(true),
-      })
-      .strict()
-      .prefault({}),
+    gates: RolloutGatesSchema.prefault({}),
   })
   .strict()
   .superRefine((r, ctx) => {

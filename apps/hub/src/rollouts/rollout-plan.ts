@@ -1,5 +1,5 @@
 import type { ReportedDeploymentStatus } from '@flotilla/contracts';
-import { type Rollout, compileSelector, parseDuration, selectorFromSpec } from '@flotilla/policy';
+import { type Rollout, type RolloutGates, compileSelector, parseDuration, selectorFromSpec } from '@flotilla/policy';
 
 /**
  * The pure part of a progressive rollout (DESIGN.md section 11): how spokes
@@ -43,7 +43,8 @@ export interface RolloutSettings {
   minSuccessSeconds: number;
   progressDeadlineSeconds: number;
   maxFailures: number;
-  gates: { maxErrorRatio: number; maxLatencyP99Ratio: number; noRestarts: boolean };
+  /** The deployment's spec.rollout.gates as the policy schema parsed them (routing reads maxErrorRatio from the same field). */
+  gates: RolloutGates;
 }
 
 export function settingsOf(r: Rollout): RolloutSettings {

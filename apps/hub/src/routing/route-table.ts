@@ -9,14 +9,19 @@ import {
   compareRoutes,
   insertBest,
 } from '@flotilla/contracts';
+import { DEFAULT_ROLLOUT_GATES, type PathSegment, RolloutGatesSchema, formatPath } from '@flotilla/policy';
 import type { Logger } from 'pino';
 import type { DataSource } from 'typeorm';
 import type { PresenceState } from '../database/entities/spoke.entity.js';
 import { deploymentCompliance } from '../policy/compliance.js';
 import { STALE_AFTER_INTERVALS } from '../spokes/spoke.dto.js';
 
-/** Error ratio above which a spoke is not routed to when its deployment names no `rollout.gates.maxErrorRatio`. */
-export const DEFAULT_MAX_ERROR_RATIO = 0.1;
+/**
+ * Error ratio above which a spoke is not routed to when its deployment names
+ * no `rollout.gates.maxErrorRatio` (or has no ModelDeployment object): the
+ * policy schema's default, the same one rollouts gate on.
+ */
+export const DEFAULT_MAX_ERROR_RATIO = DEFAULT_ROLLOUT_GATES.maxErrorRatio;
 /** Spoke labels read as the region filter, first found wins. */
 export const REGION_LABELS = ['topology.flotilla.dev/region', 'region'] as const;
 /** Full reload from Postgres, whatever notifications arrived (as the hub's controllers resync). */
@@ -135,6 +140,8 @@ export class RouteTable {
   private readonly bySpoke = new Map<string, RouteEntry[]>();
   private readonly byModel = new Map<string, Map<string, RouteEntry>>();
   private thresholds = new Map<string, number>();
+  /** Deployments whose stored gates do not parse, and why (warned once per change). */
+  private thresholdProblems = new Map<string, string>();
   private readonly pending = new Set<string>();
   private refreshing: Promise<void> = Promise.resolve();
   private scheduled = false;
@@ -275,16 +282,31 @@ export class RouteTable {
     return this.refreshing;
   }
 
+  /**
+   * Each deployment's `spec.rollout.gates.maxErrorRatio`, read through the
+   * policy schema (RolloutGatesSchema) as rollouts read it: its default when
+   * absent. Stored specs were validated when applied; one that no longer
+   * parses (written by an older hub) falls back to the default, with a
+   * warning naming the field, once per change.
+   */
   private async loadThresholds(): Promise<void> {
-    const rows: { name: string; max_error_ratio: string | null }[] = await this.ds.query(
-      `SELECT name, spec->'rollout'->'gates'->>'maxErrorRatio' AS max_error_ratio FROM policy_objects WHERE kind = 'ModelDeployment'`,
-    );
+    const rows: { name: string; gates: unknown }[] = await this.ds.query(`SELECT name, spec->'rollout'->'gates' AS gates FROM policy_objects WHERE kind = 'ModelDeployment'`);
     const next = new Map<string, number>();
+    const problems = new Map<string, string>();
     for (const r of rows) {
-      const v = r.max_error_ratio === null ? NaN : Number(r.max_error_ratio);
-      if (Number.isFinite(v) && v >= 0 && v <= 1) next.set(r.name, v);
+      const parsed = RolloutGatesSchema.safeParse(r.gates ?? {});
+      if (parsed.success) next.set(r.name, parsed.data.maxErrorRatio);
+      else {
+        const issue = parsed.error.issues[0];
+        const problem = `${formatPath(['spec', 'rollout', 'gates', ...((issue?.path ?? []) as PathSegment[])])}: ${issue?.message ?? 'invalid'}`;
+        problems.set(r.name, problem);
+        if (this.thresholdProblems.get(r.name) !== problem) {
+          this.log.warn({ deployment: r.name, problem }, `stored ModelDeployment gates do not parse; routing uses the default maxErrorRatio ${DEFAULT_MAX_ERROR_RATIO}`);
+        }
+      }
     }
     this.thresholds = next;
+    this.thresholdProblems = problems;
   }
 
   private entriesOf(r: SpokeRow, now: number): RouteEntry[] {
