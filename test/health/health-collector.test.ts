@@ -63,6 +63,8 @@ describe('HealthCollector', () => {
       [1, 'NVIDIA A100-SXM4-80GB', 80, false],
     ]);
     expect(new Set(capacity.gpus.map((g) => g.uuid)).size).toBe(5);
+    // Trainings are given physical GPUs: the MIG slices of GPU 0 count as that GPU.
+    expect(collector.gpuCount()).toBe(2);
   });
 
   it('summarizes host, GPUs, inference and the agent itself in a message the contract accepts', async () => {
@@ -142,6 +144,8 @@ describe('HealthCollector', () => {
     await collector.collect(live());
 
     expect(collector.summary().errors).toEqual([expect.stringMatching(/^nvidia-smi query: .*absent\/nvidia-smi not found$/)]);
+    // A failed read does not say the appliance has no GPU: the count is unknown.
+    expect(collector.gpuCount()).toBeUndefined();
   });
 
   it('keeps errors to 16 entries of at most 512 characters however many workloads fail', async () => {

@@ -93,7 +93,8 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions): 
           ...(config.serve.advertiseHost ? { advertiseHost: config.serve.advertiseHost } : {}),
           ...opts.processRuntime,
           // Datasets only under the agent's --dataset-root directories (checked on the resolved path).
-          fineTune: { ...opts.processRuntime?.fineTune, datasetPolicy: (resolved: string) => void sources.datasetHostPath(resolved) },
+          // GPUs counted from the health collector's first sample (the runner is made with the first job, after it).
+          fineTune: { gpuCount: () => collector.gpuCount(), ...opts.processRuntime?.fineTune, datasetPolicy: (resolved: string) => void sources.datasetHostPath(resolved) },
           stateDir,
           spoke: creds.spoke,
           artifacts: cache,

@@ -36,8 +36,12 @@ export interface FineTuneRunnerOptions {
   timeoutMs?: number;
   /** The trainer of each job (default: the process runtime's: builtin and command trainers; images refused). */
   trainers?: TrainerFactory;
-  /** GPUs of this appliance (indices 0..n-1); undefined: not counted, GPU jobs run one at a time. */
-  gpuCount?: number;
+  /**
+   * GPUs of this appliance (indices 0..n-1); undefined: not counted, GPU jobs
+   * run one at a time. A function is read once, when the runner is made (the
+   * agent makes it with the first job, after its first GPU sample).
+   */
+  gpuCount?: number | (() => number | undefined);
   /** How often a job waiting for its schedule window looks at the clock again (default 30 s; it also wakes at the window's start). */
   schedulePollMs?: number;
   /** The agent's evaluation child entry (default: dist/apps/agent/src/finetune/evaluate-main.js). */
@@ -148,7 +152,7 @@ export class FineTuneRunner {
 
   constructor(private readonly opts: FineTuneRunnerOptions) {
     this.records = new JobRecordStore(opts.stateDir);
-    this.slots = new TrainingSlots(opts.gpuCount);
+    this.slots = new TrainingSlots(typeof opts.gpuCount === 'function' ? opts.gpuCount() : opts.gpuCount);
     this.trainers = opts.trainers ?? processTrainers({ nodePath: opts.nodePath ?? process.execPath, linearProbeEntry: opts.linearProbeEntry, threads: opts.threads ?? 2 });
   }
 

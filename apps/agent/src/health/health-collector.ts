@@ -69,6 +69,8 @@ export class HealthCollector {
   private readonly limits: TelemetryLimits;
   private readonly now: () => Date;
   private last: HealthSnapshot;
+  /** Whether the last GPU read succeeded from a real source (so the GPUs are counted). */
+  private gpusCounted = false;
 
   constructor(opts: HealthCollectorOptions) {
     const name = ObjectNameSchema.safeParse(opts.spoke);
@@ -117,11 +119,21 @@ export class HealthCollector {
     signal.throwIfAborted();
     const errors = [...host.errors, ...gpu.errors, ...inference.errors];
     this.last = { at: this.now(), host: host.reading, gpus: gpu.gpus, inference: inference.readings, errors };
+    this.gpusCounted = !(this.gpuSource instanceof NoGpuSource) && gpu.errors.length === 0;
     this.metrics.updateHost(host.reading);
     this.metrics.updateGpus(gpu.gpus);
     this.metrics.updateInference(inference.readings);
     this.metrics.updateCollectorErrors(errors.length);
     return this.last;
+  }
+
+  /**
+   * The appliance's physical GPUs as last read (MIG slices count with their
+   * GPU), or undefined when GPUs are not probed or the last read failed: the
+   * trainers' slots then treat the GPUs as one.
+   */
+  gpuCount(): number | undefined {
+    return this.gpusCounted ? new Set(this.last.gpus.map((g) => g.index)).size : undefined;
   }
 
   latest(): HealthSnapshot {
