@@ -18,6 +18,7 @@ import { registerRollout } from './commands/rollout.js';
 import { registerSpoke } from './commands/spoke.js';
 import { CliError, EXIT } from './exit-codes.js';
 import { registerSigningKey } from './commands/signing-key.js';
+import { registerPromote } from './commands/promote.js';
 
 const program = new Command()
   .name('flotilla')
@@ -37,6 +38,7 @@ registerTokens(program);
 registerEnrollmentTokens(program);
 registerVersion(program);
 registerRollout(program);
+registerPromote(program);
 registerSpoke(program);
 registerCompletion(program);
 registerSigningKey(program);
