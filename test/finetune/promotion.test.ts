@@ -84,14 +84,14 @@ describe('promotion of fine-tuned versions on the spoke that trained them', () =
     throw new Error(`no keep-local copy of ${version} on ${spoke}`);
   }
 
-  const job = (name: string, placement: string, o: { promote: 'auto' | 'manual'; threshold: number; epochs?: number }) => `apiVersion: flotilla.dev/v1
+  const job = (name: string, placement: string, o: { promote: 'auto' | 'manual'; threshold: number; epochs?: number; seed?: number }) => `apiVersion: flotilla.dev/v1
 kind: FineTuneJob
 metadata: { name: ${name} }
 spec:
   baseModel: { name: bridge-defects, version: "1.0.0" }
   placement: ${placement}
   dataset: { path: ${path.join(dir, 'data', placement)}, format: imagefolder }
-  trainer: { builtin: linear-probe, hyperparameters: { epochs: ${o.epochs ?? 40} } }
+  trainer: { builtin: linear-probe, hyperparameters: { epochs: ${o.epochs ?? 40}, seed: ${o.seed ?? 1} } }
   evaluation: { metric: accuracy, holdoutFraction: 0.25, threshold: ${o.threshold} }
   output: { model: bridge-defects, artifact: keep-local }
   promote: ${o.promote}
@@ -103,7 +103,7 @@ spec:
   model: { name: bridge-defects, version: "${version}" }
   placement: eu-sites
   runtime: builtin
-  rollout: { minSuccessTime: 2s, progressDeadline: 40s, gates: { maxErrorRatio: 0.2 } }
+  rollout: { minSuccessTime: 2s, progressDeadline: 25s, gates: { maxErrorRatio: 0.2 } }
 `;
 
   beforeAll(async () => {
@@ -305,6 +305,32 @@ spec: { selector: { matchLabels: { site: site-b } } }
     const described = await runCli(['describe', 'deployment', DEPLOYMENT], { FLOTILLA_URL: t.hub.apiUrl, FLOTILLA_TOKEN: t.adminToken });
     expect(described.stdout).toMatch(/site-b\s+RolledBack\s+GateFailed/);
   }, 120_000);
+
+  (FULL ? test : test.skip)('a promoted version that never becomes Ready (its bytes no longer match its digest) is rolled back at progressDeadline', async () => {
+    expect((await t.api('POST', '/api/v1/apply', job('tune-a-manual', 'site-a', { promote: 'manual', threshold: 0.8, seed: 2 }))).status).toBe(200);
+    const run = await waitFor('tune-a-manual to succeed on site-a', async () => {
+      const r = await runOf('tune-a-manual', 'site-a');
+      return r?.state === 'Succeeded' ? r : null;
+    }, 120_000, 250);
+    const produced: string = run.producedVersion;
+    await waitFor('the produced version registered', async () => (await t.api('GET', `/api/v1/models/bridge-defects/versions/${produced}`)).status === 200);
+    // The spoke's keep-local copy is damaged after registration: the agent refuses to serve bytes that do not match the digest.
+    const root = path.join(stateDir('site-a'), 'finetune', 'produced');
+    const copy = (await readdir(root)).find((d) => d.slice(7, 19) === produced.slice(-12))!;
+    await writeFile(path.join(root, copy, 'model.onnx'), 'not the registered model');
+    expect((await t.api('POST', '/api/v1/finetune-jobs/tune-a-manual/promote', { spoke: 'site-a' })).status).toBe(200);
+    const back = await waitFor('the promotion rolled back at the deadline', async () => {
+      const p = await promotionOf('site-a');
+      return p?.version === produced && p.state === 'RolledBack' ? p : null;
+    }, 90_000, 250);
+    expect(back.reason).toBe('ProgressDeadlineExceeded');
+    expect(back.message).toMatch(/^rolled back to 1\.0\.0: not Ready within progressDeadline 25s/);
+    // Back on the deployment's own version (not the earlier promoted one this promotion replaced), and serving.
+    await waitFor('site-a on 1.0.0 again', serving('site-a', '1.0.0'), 60_000, 250);
+    // The replaced promotion did not start a rollout back to it either.
+    expect((await t.api('GET', `/api/v1/rollouts/${DEPLOYMENT}`)).status).toBe(404);
+    expect((await spokeRow('site-b')).servingVersion).toBe('1.0.0');
+  }, 240_000);
 
   (FULL ? test : test.skip)('a newer passing run replaces the promotion; a base version change withdraws it; so does deleting the job; deleting the deployment removes it', async () => {
     const first = (await promotionOf('site-a')).version as string;

@@ -49,11 +49,12 @@ export class PromotionOverrides implements DeploymentOverrideSource {
     const policyVersion = new Map(ctx.objects.filter((o): o is ModelDeployment => o.kind === 'ModelDeployment').map((d) => [d.metadata.name, d.spec.model.version]));
     const out = new Map(ctx.previous);
     for (const r of rows) {
-      // A deployment whose policy itself names the produced version serves it by the policy, not by this source.
-      if (policyVersion.get(r.deployment) === r.version) continue;
       const payload = out.get(r.spoke);
       const d = payload?.deployments.find((x) => x.name === r.deployment);
-      if (!payload || !d || d.model.name !== r.model || d.model.version !== r.version) continue;
+      // Any version once promoted there (the spoke may still have the one a newer promotion replaced)...
+      if (!payload || !d || d.model.name !== r.model || (d.model.version !== r.version && !r.history.includes(d.model.version))) continue;
+      // ...unless the deployment's policy itself names it: then it is served by the policy, not by this source.
+      if (policyVersion.get(r.deployment) === d.model.version) continue;
       out.set(r.spoke, { ...payload, deployments: payload.deployments.map((x) => (x === d ? { ...d, model: r.previousModel! } : x)) });
     }
     return out;

@@ -5,15 +5,15 @@ import { DEFAULT_MAX_ERROR_RATIO, autoPromotes, maxErrorRatioOf, parseLineageBas
 const settings: PromotionSettings = { progressDeadlineSeconds: 30, minSuccessSeconds: 2, maxErrorRatio: 0.1, noRestarts: true };
 const T0 = Date.parse('2026-01-01T00:00:00Z');
 
-function status(generation: number, phase: ReportedDeploymentStatus['phase'] = 'Ready', conditions: ReportedDeploymentStatus['conditions'] = []): ReportedDeploymentStatus {
-  return { name: 'd', phase, readyReplicas: 1, desiredReplicas: 1, servingVersion: 'v', endpoint: null, compliance: 'Compliant', conditions, message: '', observedGeneration: generation };
+function status(generation: number, phase: ReportedDeploymentStatus['phase'] = 'Ready', conditions: ReportedDeploymentStatus['conditions'] = [], servingVersion = 'v'): ReportedDeploymentStatus {
+  return { name: 'd', phase, readyReplicas: 1, desiredReplicas: 1, servingVersion, endpoint: null, compliance: 'Compliant', conditions, message: '', observedGeneration: generation };
 }
 
 function obs(o: Partial<SpokeObservation> = {}): SpokeObservation {
   return { online: true, observedGeneration: 7, telemetryAt: null, deployment: status(7), inference: null, ...o };
 }
 
-const progressing = { state: 'Progressing' as const, targetGeneration: 7, stepStartedAt: new Date(T0), readyAt: null, gates: [] };
+const progressing = { state: 'Progressing' as const, version: 'v', targetGeneration: 7, stepStartedAt: new Date(T0), readyAt: null, gates: [] };
 
 describe('stepPromotion: the rollout health rules applied to one promoted spoke', () => {
   it('waits while the spoke has not reported the generation that carries the version', () => {
@@ -28,6 +28,14 @@ describe('stepPromotion: the rollout health rules applied to one promoted spoke'
     expect(step.reason).toBe('ProgressDeadlineExceeded');
     expect(step.message).toContain('progressDeadline 30s');
     expect(step.message).toContain('Failed');
+  });
+
+  it('does not count Ready on the previous version: a spoke still serving it fails at the deadline, saying so', () => {
+    const old = obs({ deployment: status(7, 'Ready', [], '1.0.0') });
+    expect(stepPromotion(progressing, old, settings, T0 + 1000)).toMatchObject({ kind: 'wait', state: 'Progressing' });
+    const step = stepPromotion(progressing, old, settings, T0 + 31_000);
+    expect(step).toMatchObject({ kind: 'fail', reason: 'ProgressDeadlineExceeded' });
+    expect(step.kind === 'fail' && step.message).toContain('still serving 1.0.0');
   });
 
   it('verifies once Ready, then passes after minSuccessTime with telemetry describing the window', () => {

@@ -64,11 +64,18 @@ export type PromotionStep =
  * Promoted, where a gate that fails later still fails it.
  */
 export function stepPromotion(
-  row: Pick<PromotionRow, 'state' | 'targetGeneration' | 'stepStartedAt' | 'readyAt' | 'gates'>,
-  obs: SpokeObservation,
+  row: Pick<PromotionRow, 'state' | 'version' | 'targetGeneration' | 'stepStartedAt' | 'readyAt' | 'gates'>,
+  observed: SpokeObservation,
   settings: PromotionSettings,
   now: number,
 ): PromotionStep {
+  // Ready means Ready on the produced version: a spoke still serving the previous one (its new server
+  // could not start, or drift is only reported under `inform`) has not taken the promotion.
+  const d = observed.deployment;
+  const obs: SpokeObservation =
+    d && d.phase === 'Ready' && d.servingVersion !== row.version
+      ? { ...observed, deployment: { ...d, phase: 'Progressing', message: `still serving ${d.servingVersion ?? 'nothing'}${d.message ? `: ${d.message}` : ''}` } }
+      : observed;
   const rollout = asRolloutSettings(settings);
   const started = new Date(row.stepStartedAt).getTime();
   const readyAt = row.readyAt ? new Date(row.readyAt).getTime() : null;
