@@ -103,7 +103,7 @@ spec:
   model: { name: bridge-defects, version: "${version}" }
   placement: eu-sites
   runtime: builtin
-  rollout: { minSuccessTime: 2s, progressDeadline: 25s, gates: { maxErrorRatio: 0.2 } }
+  rollout: { minSuccessTime: 0s, progressDeadline: 25s, gates: { maxErrorRatio: 0.2 } }
 `;
 
   beforeAll(async () => {
@@ -226,7 +226,7 @@ spec: { selector: { matchLabels: { site: site-b } } }
     const produced: string = run.producedVersion;
     await waitFor('the produced version registered', async () => (await t.api('GET', `/api/v1/models/bridge-defects/versions/${produced}`)).status === 200);
     // Give the promotion controller a few passes: a manual job is not promoted by it.
-    await new Promise((r) => setTimeout(r, 3_000));
+    await new Promise((r) => setTimeout(r, 2_500));
     expect(await promotionOf('site-b')).toBeUndefined();
     expect((await runOf('tune-b', 'site-b')).promoted).toBe(false);
     expect(await spokeRow('site-b')).toMatchObject({ servingVersion: '1.0.0' });

@@ -51,6 +51,14 @@ describe('stepPromotion: the rollout health rules applied to one promoted spoke'
     expect(passed.gates.map((g) => g.name)).toEqual(['errorRatio', 'restarts']);
   });
 
+  it('with minSuccessTime 0s passes as soon as Ready, and the watch goes on from then', () => {
+    const passed = stepPromotion(progressing, obs(), { ...settings, minSuccessSeconds: 0 }, T0 + 1000);
+    expect(passed).toMatchObject({ kind: 'pass', readyAt: T0 + 1000 });
+    const promoted = { ...progressing, state: 'Promoted' as const, readyAt: new Date(T0 + 1000) };
+    const bad = obs({ telemetryAt: T0 + 6000, inference: { at: T0 + 6000, errorRatio: 0.9, latencyP99Ms: 3, requestsPerSecond: 5 } });
+    expect(stepPromotion(promoted, bad, settings, T0 + 6500)).toMatchObject({ kind: 'fail', reason: 'GateFailed' });
+  });
+
   it('rolls back a verifying version whose error ratio is above maxErrorRatio, with the value and the threshold', () => {
     const verifying = { ...progressing, state: 'Verifying' as const, readyAt: new Date(T0 + 1000) };
     const bad = obs({ telemetryAt: T0 + 2000, inference: { at: T0 + 2000, errorRatio: 0.5, latencyP99Ms: 3, requestsPerSecond: 5 } });

@@ -54,7 +54,7 @@ const withoutLatency = (gates: GateReading[]) => gates.filter((g) => g.name !== 
 /** What happens to one rendered promotion now. */
 export type PromotionStep =
   | { kind: 'wait'; state: 'Progressing' | 'Verifying' | 'Promoted'; gates: GateReading[]; readyAt: number | null; message: string }
-  | { kind: 'pass'; gates: GateReading[]; message: string }
+  | { kind: 'pass'; gates: GateReading[]; readyAt: number; message: string }
   | { kind: 'fail'; reason: 'ProgressDeadlineExceeded' | 'GateFailed'; gates: GateReading[]; message: string };
 
 /**
@@ -95,7 +95,8 @@ export function stepPromotion(
     started + settings.progressDeadlineSeconds * 1000,
   );
   if (step.kind === 'wait') return { kind: 'wait', state: step.readyAt === null ? 'Progressing' : 'Verifying', gates: withoutLatency(step.gates), readyAt: step.readyAt, message: step.message };
-  if (step.kind === 'pass') return { kind: 'pass', gates: withoutLatency(step.gates), message: `Ready and within the gates for minSuccessTime ${settings.minSuccessSeconds}s` };
+  // Passed on the look that saw it Ready (minSuccessTime 0s) or later: the watch goes on from when it was Ready.
+  if (step.kind === 'pass') return { kind: 'pass', gates: withoutLatency(step.gates), readyAt: readyAt ?? now, message: `Ready and within the gates for minSuccessTime ${settings.minSuccessSeconds}s` };
   const gates = withoutLatency(step.gates);
   const bad = step.reason === 'GateFailed' ? gates.find((g) => !g.ok) : undefined;
   return { kind: 'fail', reason: step.reason, gates, message: bad ? describe(bad) : step.message };

@@ -89,7 +89,7 @@ export class PromotionReconciler implements Reconciler {
           if (moved) r.reason = step.state === 'Verifying' ? 'Ready' : r.reason;
           await this.store.save(em, r);
         } else if (step.kind === 'pass') {
-          Object.assign(r, { state: 'Promoted', reason: 'Passed', gates: step.gates, message: `serving ${r.version}: ${step.message}; still watched (maxErrorRatio ${settings.maxErrorRatio})` });
+          Object.assign(r, { state: 'Promoted', reason: 'Passed', gates: step.gates, readyAt: new Date(step.readyAt), message: `serving ${r.version}: ${step.message}; still watched (maxErrorRatio ${settings.maxErrorRatio})` });
           await this.store.save(em, r);
           await this.audit.record(em, { actor: PROMOTION_ACTOR, action: 'finetune.promotion-passed', target: `ModelDeployment/${deployment}`, details: { spoke: r.spoke, version: r.version, job: r.job } });
         } else {
