@@ -1,7 +1,9 @@
 // Prepares the fine-tuning walkthrough (examples/fine-tuning/README.md) on this
 // machine, offline: converts the MobileNetV2 that the nsfwjs npm package ships
 // to ONNX, writes a small labelled image dataset, and writes the policy to
-// apply. Run from the repository root after `npm ci` (which builds dist/):
+// apply (a ModelDeployment serving the backbone on the local agent, and a
+// FineTuneJob with promote: auto whose produced version replaces it there).
+// Run from the repository root after `npm ci` (which builds dist/):
 //
 //   node_modules/.bin/node examples/fine-tuning/prepare.mjs [OUT_DIR]
 //
@@ -53,6 +55,17 @@ metadata: { name: local-training }
 spec: { selector: { matchLabels: { flotilla.dev/local: "true" } } }
 ---
 apiVersion: flotilla.dev/v1
+kind: ModelDeployment
+metadata: { name: site-classifier-local }
+spec:
+  model: { name: site-classifier, version: "1.0.0" }
+  placement: local-training
+  runtime: builtin
+  # A promoted version is watched like a rollout step: Ready within progressDeadline, then its
+  # error ratio within maxErrorRatio for minSuccessTime (and after); else the spoke goes back to 1.0.0.
+  rollout: { minSuccessTime: 30s, progressDeadline: 5m, gates: { maxErrorRatio: 0.05 } }
+---
+apiVersion: flotilla.dev/v1
 kind: FineTuneJob
 metadata: { name: site-tuning }
 spec:
@@ -62,6 +75,7 @@ spec:
   trainer: { builtin: linear-probe, hyperparameters: { seed: 1 } }
   evaluation: { metric: accuracy, holdoutFraction: 0.2, threshold: 0.8 }
   output: { model: site-classifier, artifact: keep-local }
+  promote: auto
 `;
 await writeFile(path.join(out, 'finetune.yaml'), policy);
 await writeFile(path.join(out, 'finetune-impossible.yaml'), policy.replace('name: site-tuning', 'name: site-tuning-strict').replace('threshold: 0.8', 'threshold: 1.01'));

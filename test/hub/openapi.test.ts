@@ -470,6 +470,16 @@ describe('OpenAPI document', () => {
     expect(j.body.runs.spokes).toHaveLength(1);
     expect((await call('GET', '/api/v1/finetune-jobs/{name}', { params: { name: 'nope' } })).status).toBe(404);
     expect((await call('GET', '/api/v1/finetune-jobs', { query: { cursor: '%%%' } })).status).toBe(400);
+    // Promotion: the job has not run on its spoke (no agent reports it), an unknown job or spoke, a bad body.
+    const promote = (name: string, body: unknown) => call('POST', '/api/v1/finetune-jobs/{name}/promote', { params: { name }, body });
+    const spoke = j.body.runs.spokes[0].spoke;
+    const notRun = await promote('eu-tuning', { spoke });
+    expect([notRun.status, notRun.body.error.code]).toEqual([409, 'no_produced_version']);
+    expect((await promote('nope', { spoke })).status).toBe(404);
+    expect((await promote('eu-tuning', { spoke: 'no-such-spoke' })).status).toBe(404);
+    expect((await promote('eu-tuning', { spoke: 'Bad Name' })).status).toBe(400);
+    expect(j.body.runs.spokes[0].promoted).toBe(false);
+    expect(d.body.promotions).toEqual([]);
   });
 
   test('git sources: create, conflict, bad URL, sync applied then failed, list, one, delete', async () => {
@@ -570,6 +580,36 @@ spec:
     expect((await call('POST', '/api/v1/spokes/{name}/commands', { params: { name: 'nope' }, body: { type: 'resync' } })).status).toBe(404);
     expect((await call('GET', '/api/v1/spokes/{name}/commands/{id}', { params: { name: 'us-1', id: sent.body.id } })).status).toBe(404);
     expect((await call('GET', '/api/v1/spokes/{name}/commands/{id}', { params: { name: 'eu-1', id: 'not-a-uuid' } })).status).toBe(404);
+  });
+
+  test('promotion: a version a spoke reports it produced (and the hub registered) is promoted there, and only there', async () => {
+    // The spoke's report is made up here (the NoneRuntime trains nothing); test/finetune/promotion.test.ts trains for real.
+    const digest = `sha256:${'ef'.repeat(32)}`;
+    const version = `1.0.0-ft.eu-1.${'ef'.repeat(6)}`;
+    fleet.agents.get('eu-1')!.runtime.jobReports = (jobs) =>
+      jobs.map((j) => ({
+        name: j.name,
+        phase: 'Succeeded',
+        progress: 1,
+        metrics: { accuracy: 0.95 },
+        producedVersion: version,
+        produced: { version, digest, sizeBytes: 1234, format: 'onnx', uri: 'file:///var/lib/flotilla-agent/finetune/produced/x/model.onnx', datasetFingerprint: `sha256:${'12'.repeat(32)}` },
+        message: 'passed',
+      }));
+    await waitFor('the produced version registered', async () => (await call('GET', '/api/v1/models/{name}/versions/{version}', { params: { name: 'bridge-defects', version } })).status === 200, 20_000, 100);
+    const promoted = await call('POST', '/api/v1/finetune-jobs/{name}/promote', { params: { name: 'eu-tuning' }, body: { spoke: 'eu-1' } });
+    expect(promoted.status).toBe(200);
+    expect(promoted.body).toMatchObject({ job: 'eu-tuning', spoke: 'eu-1', version, started: ['bridge-defects-eu'] });
+    expect(promoted.body.promotions[0]).toMatchObject({ deployment: 'bridge-defects-eu', state: 'Progressing', reason: 'ManuallyPromoted' });
+    // Idempotent: promoting the same version again starts nothing.
+    expect((await call('POST', '/api/v1/finetune-jobs/{name}/promote', { params: { name: 'eu-tuning' }, body: { spoke: 'eu-1' } })).body.started).toEqual([]);
+    await waitFor('eu-1 sent the produced version', () => fleet.agents.get('eu-1')!.runtime.deployments().includes(`bridge-defects-eu@${version}`), 20_000, 100);
+    const d = await call('GET', '/api/v1/deployments/{name}', { params: { name: 'bridge-defects-eu' } });
+    expect(d.body.promotions).toEqual([expect.objectContaining({ spoke: 'eu-1', version, previousVersion: '1.0.0', active: true })]);
+    expect(d.body.compliance.spokes.find((s: { spoke: string }) => s.spoke === 'eu-1').promotedVersion).toBe(version);
+    const j = await call('GET', '/api/v1/finetune-jobs/{name}', { params: { name: 'eu-tuning' } });
+    expect(j.body.runs.spokes[0]).toMatchObject({ spoke: 'eu-1', producedVersion: version, promoted: true });
+    fleet.agents.get('eu-1')!.runtime.jobReports = null;
   });
 
   test('audit events, filtered, and an unknown filter', async () => {

@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
-import type { DesiredPayload } from '@flotilla/contracts';
+import type { DesiredPayload, JobRunStatus } from '@flotilla/contracts';
 import { NoneRuntime, enroll, runAgent, type AgentHandle } from '../../apps/agent/src/index.js';
 import type { TestHub } from '../support/hub.js';
 import { waitFor } from '../support/wait.js';
@@ -10,9 +10,12 @@ import { waitFor } from '../support/wait.js';
 /** NoneRuntime that remembers every payload it was asked to reconcile. */
 export class RecordingRuntime extends NoneRuntime {
   readonly seen: DesiredPayload[] = [];
+  /** When set, what the agent reports of its fine-tuning jobs instead of the NoneRuntime's Pending (API contract tests). */
+  jobReports: ((jobs: DesiredPayload['fineTuneJobs']) => JobRunStatus[]) | null = null;
   override async reconcile(desired: DesiredPayload, signal: AbortSignal) {
     this.seen.push(desired);
-    return super.reconcile(desired, signal);
+    const report = await super.reconcile(desired, signal);
+    return this.jobReports ? { ...report, jobs: this.jobReports(desired.fineTuneJobs) } : report;
   }
   /** Deployments of the last payload, as `name@version`. */
   deployments(): string[] {

@@ -73,7 +73,12 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions): 
   try {
     const creds = await readCredentials(stateDir);
     // The agent's own hub is trusted wherever it is (a hub on this machine or on the site's network).
-    const sources = new SourcePolicy({ ...config.sources, trustedOrigins: [new URL(creds.hubUrl).origin] });
+    // Versions fine-tuned here and kept local (a file: URI under the state directory) are served here once promoted.
+    const sources = new SourcePolicy({
+      ...config.sources,
+      artifactRoots: [...config.sources.artifactRoots, path.join(path.resolve(stateDir), 'finetune', 'produced')],
+      trustedOrigins: [new URL(creds.hubUrl).origin],
+    });
     const cache = new ArtifactCache({
       root: path.join(stateDir, 'cache'),
       maxBytes: config.cacheMaxBytes,

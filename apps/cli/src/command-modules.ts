@@ -25,6 +25,7 @@ export const COMMAND_MODULES: readonly CommandModule[] = [
   { commands: ['enrollment-tokens'], register: async () => (await import('./commands/enrollment-tokens.js')).registerEnrollmentTokens },
   { commands: ['version'], register: async () => (await import('./commands/version.js')).registerVersion },
   { commands: ['rollout'], register: async () => (await import('./commands/rollout.js')).registerRollout },
+  { commands: ['promote'], register: async () => (await import('./commands/promote.js')).registerPromote },
   { commands: ['spoke'], register: async () => (await import('./commands/spoke.js')).registerSpoke },
   { commands: ['completion'], register: async () => (await import('./commands/completion.js')).registerCompletion },
   { commands: ['signing-key'], register: async () => (await import('./commands/signing-key.js')).registerSigningKey },

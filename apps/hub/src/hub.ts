@@ -34,6 +34,11 @@ import { IssueEnrollmentToken } from './enrollment/issue-enrollment-token.js';
 import { EnrollSpoke } from './enrollment/enroll-spoke.js';
 import { RegisterModelVersion } from './models/register-model-version.js';
 import { RegisterProducedVersions } from './finetune/register-produced-versions.js';
+import { FineTunePromotionsController } from './finetune/finetune-promotions.controller.js';
+import { PromoteProducedVersion } from './finetune/promote-produced-version.js';
+import { PromotionOverrides } from './finetune/promotion-overrides.js';
+import { PromotionStore } from './finetune/promotion-store.js';
+import { PromotionReconciler } from './finetune/promotion.reconciler.js';
 import { ApplyPolicy } from './policy/apply-policy.js';
 import { ApplyReports } from './policy/apply-reports.js';
 import { DeletePolicy } from './policy/delete-policy.js';
@@ -79,6 +84,8 @@ import { SpokeCommandsController } from './commands/spoke-commands.controller.js
 
 /** The rollout controller looks for new and active rollouts this often (they move on telemetry, not on notifications). */
 const ROLLOUT_POLL_MS = 1_000;
+/** How often the promotion controller looks for runs to auto-promote (promotions in flight are polled every ROLLOUT_POLL_MS). */
+const PROMOTION_RESYNC_MS = 2_000;
 
 export interface HubHandle {
   apiUrl: string;
@@ -215,7 +222,9 @@ export async function startHub(config: HubConfig, log: Logger): Promise<HubHandl
     const envelopes = new EnvelopePublisher(ds, publisher, signingKey, metrics, log.child({ component: 'envelopes' }));
     // Which revision of each deployment a spoke gets: the policy's, or the previous one while a rollout holds it back.
     const rolloutStore = new RolloutStore();
-    const versions = new SpokeVersionDecisions([new RolloutRevisions(rolloutStore, audit)]);
+    // A promoted fine-tuned version replaces, on its spoke only, the model of whatever the policy or a rollout renders there.
+    const promotionStore = new PromotionStore();
+    const versions = new SpokeVersionDecisions([new RolloutRevisions(rolloutStore, audit), new PromotionOverrides(promotionStore, audit)]);
     const renderer = new FleetRenderer(envelopes, metrics, log.child({ component: 'render' }), config.telemetryIntervalSeconds, versions);
     const controllerLog = log.child({ component: 'controllers' });
     const desiredController = new Controller(new DesiredStateReconciler(ds, renderer, envelopes), controllerLog, metrics, RESYNC_MS);
@@ -227,7 +236,9 @@ export async function startHub(config: HubConfig, log: Logger): Promise<HubHandl
     const rolloutController = new Controller(rolloutReconciler, controllerLog, metrics, ROLLOUT_POLL_MS);
     const commandStore = new SpokeCommandStore();
     const commandDelivery = new Controller(new SpokeCommandReconciler(ds, commandStore, publisher, config.telemetryIntervalSeconds), controllerLog, metrics, 60_000);
-    const controllers = [desiredController, spokeSync, brokerCredentials, rolloutController, commandDelivery];
+    const promotionReconciler = new PromotionReconciler(ds, promotionStore, renderer, envelopes, audit, log.child({ component: 'promotions' }), config.telemetryIntervalSeconds, ROLLOUT_POLL_MS);
+    const promotionController = new Controller(promotionReconciler, controllerLog, metrics, PROMOTION_RESYNC_MS);
+    const controllers = [desiredController, spokeSync, brokerCredentials, rolloutController, commandDelivery, promotionController];
     const triggers = new RelayingFleetTriggers(desiredController, spokeSync, brokerCredentials, elector, ds, databaseUrl, log.child({ component: 'trigger-relay' }));
     await triggers.start();
     cleanups.push(() => triggers.stop());
@@ -279,6 +290,8 @@ export async function startHub(config: HubConfig, log: Logger): Promise<HubHandl
       { provide: RouteTable, useValue: routeTable },
       { provide: LocateSpoke, useValue: new LocateSpoke(ds, audit, (spoke) => routeTable.noteSpokes([spoke])) },
       { provide: RolloutStore, useValue: rolloutStore },
+      { provide: PromotionStore, useValue: promotionStore },
+      { provide: PromoteProducedVersion, useValue: new PromoteProducedVersion(ds, promotionStore, audit, promotionController) },
       { provide: SpokeCommandStore, useValue: commandStore },
       { provide: SendSpokeCommand, useValue: new SendSpokeCommand(ds, audit, commandDelivery) },
       { provide: ControlRollout, useValue: new ControlRollout(ds, rolloutStore, audit, rolloutController, rolloutMetrics) },
@@ -295,7 +308,7 @@ export async function startHub(config: HubConfig, log: Logger): Promise<HubHandl
         agentMqttUrl,
         useCases,
         readiness: [{ name: 'broker', check: async () => publisher.connected }],
-        extraControllers: [MetricsController, SigningKeyController, RolloutsController, SpokeCommandsController],
+        extraControllers: [MetricsController, SigningKeyController, RolloutsController, SpokeCommandsController, FineTunePromotionsController],
         extraProviders: [
           { provide: HubMetrics, useValue: metrics },
           { provide: HUB_TLS, useValue: { caCertificatePem: tls?.caCertificatePem ?? null } },

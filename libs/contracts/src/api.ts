@@ -340,6 +340,11 @@ export const SpokeComplianceSchema = z
     desiredReplicas: z.number().int().nullable(),
     servingVersion: z.string().nullable(),
     endpoint: z.string().nullable(),
+    promotedVersion: z
+      .string()
+      .nullable()
+      .optional()
+      .describe('the fine-tuned version promoted on this spoke, which it is judged against (null when it serves the policy’s rendering)'),
   })
   .strict();
 export type SpokeCompliance = z.output<typeof SpokeComplianceSchema>;
@@ -400,6 +405,41 @@ export const RolloutViewSchema = z
   .strict();
 export type RolloutView = z.output<typeof RolloutViewSchema>;
 
+/** A fine-tuned version promoted on one spoke for one deployment (issue 13, deliverable 7). */
+export const SpokePromotionSchema = z
+  .object({
+    deployment: z.string(),
+    spoke: z.string(),
+    model: z.string(),
+    version: z.string().describe('the produced version the spoke serves instead of the policy’s while the promotion is active'),
+    previousVersion: z.string().nullable().describe('what the spoke served before, and serves again after a rollback or withdrawal'),
+    job: z.string(),
+    jobGeneration: z.number().int().describe('the FineTuneJob’s policy generation when it was promoted'),
+    state: z.enum(['Progressing', 'Verifying', 'Promoted', 'RolledBack', 'Withdrawn']),
+    active: z.boolean().describe('the spoke is sent the produced version (Progressing, Verifying, Promoted)'),
+    reason: z.string().describe('AutoPromoted, ManuallyPromoted, Ready, Passed, GateFailed, ProgressDeadlineExceeded, JobDeleted, BaseVersionChanged, DeploymentModelChanged, NotPlaced, VersionMissing'),
+    message: z.string().describe('why, with the measured value and the threshold when a gate failed'),
+    actor: z.string(),
+    gates: z.array(RolloutGateSchema),
+    targetGeneration: z.number().int().nullable().describe('the desired generation that carries the produced version'),
+    since: isoTime,
+    updatedAt: isoTime,
+  })
+  .strict();
+export type SpokePromotion = z.output<typeof SpokePromotionSchema>;
+
+export const PromoteResultSchema = z
+  .object({
+    job: z.string(),
+    spoke: z.string(),
+    model: z.string(),
+    version: z.string(),
+    started: z.array(z.string()).describe('deployments whose promotion started now (empty when each was already promoted to this version)'),
+    promotions: z.array(SpokePromotionSchema),
+  })
+  .strict();
+export type PromoteResult = z.output<typeof PromoteResultSchema>;
+
 export const DeploymentViewSchema = PolicyObjectViewSchema.extend({
   placement: WorkloadPlacementSchema,
   compliance: z
@@ -410,6 +450,7 @@ export const DeploymentViewSchema = PolicyObjectViewSchema.extend({
     })
     .strict(),
   rollout: RolloutViewSchema.nullable().optional().describe(`the current rollout (null when none); ${detailOnly}`),
+  promotions: z.array(SpokePromotionSchema).optional().describe(`per-spoke overrides by promoted fine-tuned versions, active or not; ${detailOnly}`),
 }).strict();
 export type DeploymentView = z.output<typeof DeploymentViewSchema>;
 
@@ -423,6 +464,8 @@ export const SpokeJobRunSchema = z
     progress: z.number().nullable(),
     metrics: z.record(z.string(), z.number()),
     producedVersion: z.string().nullable(),
+    promoted: z.boolean().optional().describe('the produced version is promoted (served) on this spoke'),
+    promotions: z.array(SpokePromotionSchema).optional().describe(`this job’s promotions on this spoke; ${detailOnly}`),
   })
   .strict();
 export type SpokeJobRun = z.output<typeof SpokeJobRunSchema>;

@@ -105,10 +105,20 @@ function describeDeployment(d: DeploymentView): string {
       ? `Spokes:\n${indent(
           table(
             ['SPOKE', 'STATE', 'REASON', 'CONNECTION', 'PHASE', 'READY', 'VERSION', 'MESSAGE'],
-            spokes.map((x) => [x.spoke, x.state, x.reason, x.connection, dash(x.phase), x.readyReplicas === null ? '-' : `${x.readyReplicas}/${x.desiredReplicas}`, dash(x.servingVersion), dash(x.message)]),
+            spokes.map((x) => [x.spoke, x.state, x.reason, x.connection, dash(x.phase), x.readyReplicas === null ? '-' : `${x.readyReplicas}/${x.desiredReplicas}`, dash(x.servingVersion) + (x.promotedVersion ? ' (promoted)' : ''), dash(x.message)]),
           ),
         )}`
       : 'Spokes:  <none selected>\n',
+    ...(d.promotions?.length
+      ? [
+          `Promotions (fine-tuned versions served on one spoke):\n${indent(
+            table(
+              ['SPOKE', 'STATE', 'REASON', 'VERSION', 'PREVIOUS', 'JOB', 'MESSAGE'],
+              d.promotions.map((p) => [p.spoke, p.state, p.reason, p.version, dash(p.previousVersion), `${p.job} (gen ${p.jobGeneration})`, dash(p.message)]),
+            ),
+          )}`,
+        ]
+      : []),
   ].join('\n');
 }
 
@@ -116,6 +126,13 @@ function describeDeployment(d: DeploymentView): string {
 function progressBar(p: number): string {
   const filled = Math.max(0, Math.min(10, Math.floor(p * 10)));
   return `[${'#'.repeat(filled)}${'-'.repeat(10 - filled)}] ${String(Math.round(p * 100)).padStart(3)}%`;
+}
+
+/** yes / no, or the last promotion's state and reason when it did not hold (RolledBack, Withdrawn). */
+function promotedText(r: NonNullable<JobView['runs']['spokes']>[number]): string {
+  if (r.promoted) return 'yes';
+  const last = (r.promotions ?? []).find((p) => p.version === r.producedVersion);
+  return last ? `no (${last.state}: ${last.reason})` : r.producedVersion ? 'no' : '-';
 }
 
 function describeJob(j: JobView): string {
@@ -137,13 +154,14 @@ function describeJob(j: JobView): string {
     runs.length
       ? `Spokes:\n${indent(
           table(
-            ['SPOKE', 'STATE', 'PROGRESS', 'METRICS', 'PRODUCED', 'MESSAGE'],
+            ['SPOKE', 'STATE', 'PROGRESS', 'METRICS', 'PRODUCED', 'PROMOTED', 'MESSAGE'],
             runs.map((r) => [
               r.spoke,
               r.state,
               r.progress === null ? '-' : progressBar(r.progress),
               Object.entries(r.metrics).map(([k, v]) => `${k}=${Number.isInteger(v) ? v : v.toPrecision(4)}`).join(',') || '-',
               dash(r.producedVersion),
+              promotedText(r),
               dash(r.message),
             ]),
           ),

@@ -17,13 +17,20 @@ export type DeploymentOverrides = Map<string, Map<string, DesiredDeployment>>;
 
 /**
  * One reason a spoke may serve another rendering of a deployment than its
- * policy says: a rollout holding it on the previous revision, and later a
- * promotion of a version produced on that spoke. Runs inside the render's
+ * policy says: a rollout holding it on the previous revision, or a
+ * promotion of a version fine-tuned on that spoke. Runs inside the render's
  * transaction and may record what it decided there (a rollout that starts).
  */
 export interface DeploymentOverrideSource {
   readonly name: string;
   decide(em: EntityManager, ctx: RenderContext): Promise<DeploymentOverrides>;
+  /**
+   * The stored payloads as they would be without this source's own
+   * overrides, if it has any to take out: every source then compares the
+   * policy with what the spokes got from the policy and the other sources
+   * (a rollout must not read a promotion on one spoke as a policy change).
+   */
+  withoutOwnOverrides?(em: EntityManager, ctx: RenderContext): Promise<ReadonlyMap<string, DesiredPayload>>;
 }
 
 /**
@@ -37,8 +44,11 @@ export class SpokeVersionDecisions {
   constructor(private readonly sources: readonly DeploymentOverrideSource[]) {}
 
   async apply(em: EntityManager, ctx: RenderContext): Promise<void> {
+    let previous = ctx.previous;
+    for (const source of this.sources) if (source.withoutOwnOverrides) previous = await source.withoutOwnOverrides(em, { ...ctx, previous });
+    const seen: RenderContext = { ...ctx, previous };
     for (const source of this.sources) {
-      const overrides = await source.decide(em, ctx);
+      const overrides = await source.decide(em, seen);
       for (const [spoke, byDeployment] of overrides) {
         const payload = ctx.render.payloads.get(spoke);
         if (!payload) continue;

@@ -1,4 +1,5 @@
 import { CreateSpokeCommand } from '../commands/spoke-commands.controller.js';
+import { PromoteJobBody } from '../finetune/finetune-promotions.controller.js';
 import {
   ApiTokenSchema,
   ApplyReportPageSchema,
@@ -35,6 +36,7 @@ import {
   SyncErrorSchema,
   TelemetrySchema,
   RolloutViewSchema,
+  PromoteResultSchema,
   SpokeCommandAcceptedSchema,
   SpokeCommandSchema,
   pageOf,
@@ -124,6 +126,7 @@ const RESPONSE_COMPONENTS: [string, z.ZodType][] = [
   ['Rollout', RolloutViewSchema],
   ['SpokeCommandAccepted', SpokeCommandAcceptedSchema],
   ['SpokeCommand', SpokeCommandSchema],
+  ['PromoteResult', PromoteResultSchema],
 ];
 
 const REQUEST_COMPONENTS: [string, z.ZodType][] = [
@@ -136,6 +139,7 @@ const REQUEST_COMPONENTS: [string, z.ZodType][] = [
   ['CreateGitSourceRequest', CreateGitSourceSchema],
   ['ApplyFilesRequest', ApplyFilesBody],
   ['CreateSpokeCommandRequest', CreateSpokeCommand],
+  ['PromoteJobRequest', PromoteJobBody],
 ];
 
 /**

@@ -1,4 +1,5 @@
 import { CreateSpokeCommand } from '../commands/spoke-commands.controller.js';
+import { PromoteJobBody } from '../finetune/finetune-promotions.controller.js';
 import {
   ApplyReportPageSchema,
   ApplyResultSchema,
@@ -25,6 +26,7 @@ import {
   RolloutViewSchema,
   SpokeCommandAcceptedSchema,
   SpokeCommandSchema,
+  PromoteResultSchema,
 } from '@flotilla/contracts';
 import type { z } from 'zod';
 import { AuditQuery } from '../audit/audit-events.controller.js';
@@ -401,6 +403,19 @@ export const OPERATIONS: OperationDoc[] = [
     access: 'viewer',
     pathParams: { name: NAME },
     response: { status: 200, description: 'the job with its run on each spoke', schema: FineTuneJobViewSchema },
+  },
+  {
+    method: 'post',
+    path: '/api/v1/finetune-jobs/{name}/promote',
+    operationId: 'promoteFineTuneJob',
+    access: 'operator',
+    pathParams: { name: NAME },
+    body: PromoteJobBody,
+    response: { status: 200, description: 'the promotion on that spoke of every deployment serving the job’s output model (rendered and watched by the promotion controller)', schema: PromoteResultSchema },
+    errors: {
+      404: 'no such fine-tune job, or no such spoke (not_found)',
+      409: 'no passing produced version for that spoke: the job has not run there, its run did not succeed, or the version is not registered yet (no_produced_version); no deployment serves the output model on that spoke (no_deployment)',
+    },
   },
 
   /* -------------------------------------------------------- git sources */

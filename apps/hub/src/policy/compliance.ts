@@ -41,6 +41,8 @@ export interface SpokeCompliance {
   desiredReplicas: number | null;
   servingVersion: string | null;
   endpoint: string | null;
+  /** The fine-tuned version promoted on the spoke, which it is judged against; null when it serves the policy's rendering. */
+  promotedVersion?: string | null;
 }
 
 /** Why a spoke's report cannot be trusted to describe the current desired state, if it cannot. */
@@ -93,7 +95,7 @@ function staleStatus(status: { observedGeneration: number }, s: SpokeWorkloadVie
  * reported this deployment; then what it reported, with Failed and Degraded
  * counted as NonCompliant whatever the agent's own verdict.
  */
-export function deploymentCompliance(name: string, s: SpokeWorkloadView, now: number): SpokeCompliance {
+export function deploymentCompliance(name: string, s: SpokeWorkloadView, now: number, promotedVersion: string | null = null): SpokeCompliance {
   // The status shown beside the verdict is whatever the spoke last said, even when it is older than the verdict's generation.
   const status = s.deploymentStatuses.find((d) => d.name === name) ?? null;
   const base = {
@@ -106,6 +108,7 @@ export function deploymentCompliance(name: string, s: SpokeWorkloadView, now: nu
     desiredReplicas: status?.desiredReplicas ?? null,
     servingVersion: status?.servingVersion ?? null,
     endpoint: status?.endpoint ?? null,
+    ...(promotedVersion !== null ? { promotedVersion } : {}),
   };
   const behind = notCaughtUp(s, s.desiredDeployments, name, now);
   if (behind) return { ...base, ...behind };
@@ -115,6 +118,10 @@ export function deploymentCompliance(name: string, s: SpokeWorkloadView, now: nu
   if (status.phase === 'Failed' || status.phase === 'Degraded' || status.compliance === 'NonCompliant') {
     const reason = status.phase === 'Failed' || status.phase === 'Degraded' ? status.phase : 'NonCompliant';
     return { ...base, state: 'NonCompliant', reason, message: status.message || failingCondition(status) || `phase ${status.phase}` };
+  }
+  // A promoted spoke is compliant only once it serves the promoted version (the agent judges against what it was sent; this says so).
+  if (status.compliance === 'Compliant' && promotedVersion !== null && status.servingVersion !== promotedVersion) {
+    return { ...base, state: 'Pending', reason: 'PromotionPending', message: `serving ${status.servingVersion ?? 'nothing'}; promoted version ${promotedVersion} not served yet` };
   }
   if (status.compliance === 'Compliant') return { ...base, state: 'Compliant', reason: 'Reported', message: status.message };
   return { ...base, state: 'Pending', reason: status.phase, message: status.message || `phase ${status.phase}` };

@@ -8,6 +8,8 @@ import type { PolicyObjectEntity } from '../database/entities/policy-object.enti
 import { COMPLIANCE_STATES, JOB_STATES, countStates, deploymentCompliance, jobRun } from './compliance.js';
 import { toPolicyObjectDto } from './policy-object.dto.js';
 import { DataSource } from 'typeorm';
+import { PromotionStore } from '../finetune/promotion-store.js';
+import { type PromotionView, toPromotionView } from '../finetune/promotion-view.js';
 import { RolloutStore } from '../rollouts/rollout-store.js';
 import { loadRolloutView } from '../rollouts/rollout-view.js';
 import { type FleetStatus, PolicyQueries, type StoredDecision, objectKey } from './policy-queries.js';
@@ -42,12 +44,12 @@ function placementDto(row: PolicyObjectEntity, decision: StoredDecision, detail:
   };
 }
 
-function deploymentDto(row: PolicyObjectEntity, fleet: FleetStatus, decide: (n: string) => Decision | null, detail: boolean) {
+function deploymentDto(row: PolicyObjectEntity, fleet: FleetStatus, decide: (n: string) => Decision | null, detail: boolean, promoted: ReadonlyMap<string, string> = new Map()) {
   const placement = placementOf(String(row.spec.placement), decide);
   const now = fleet.at.getTime();
   const spokes = placement.selected.flatMap((s) => {
     const view = fleet.workloads.get(s);
-    return view ? [deploymentCompliance(row.name, view, now)] : [];
+    return view ? [deploymentCompliance(row.name, view, now, promoted.get(s) ?? null)] : [];
   });
   return {
     ...toPolicyObjectDto(row),
@@ -56,12 +58,17 @@ function deploymentDto(row: PolicyObjectEntity, fleet: FleetStatus, decide: (n: 
   };
 }
 
-function jobDto(row: PolicyObjectEntity, fleet: FleetStatus, decide: (n: string) => Decision | null, detail: boolean) {
+function jobDto(row: PolicyObjectEntity, fleet: FleetStatus, decide: (n: string) => Decision | null, detail: boolean, promotions: readonly PromotionView[] = []) {
   const placement = placementOf(String(row.spec.placement), decide);
   const now = fleet.at.getTime();
   const runs = placement.selected.flatMap((s) => {
     const view = fleet.workloads.get(s);
-    return view ? [jobRun(row.name, view, now)] : [];
+    if (!view) return [];
+    const run = jobRun(row.name, view, now);
+    // Promoted: the version this run produced is served on the spoke (for some deployment of the output model).
+    const mine = promotions.filter((p) => p.spoke === s);
+    const promoted = run.producedVersion !== null && mine.some((p) => p.active && p.version === run.producedVersion);
+    return [{ ...run, promoted, ...(detail ? { promotions: mine } : {}) }];
   });
   return {
     ...toPolicyObjectDto(row),
@@ -127,6 +134,7 @@ export class DeploymentsController {
   constructor(
     @Inject(PolicyQueries) private readonly q: PolicyQueries,
     @Inject(RolloutStore) private readonly rollouts: RolloutStore,
+    @Inject(PromotionStore) private readonly promotions: PromotionStore,
     @Inject(DataSource) private readonly ds: DataSource,
   ) {}
 
@@ -148,7 +156,9 @@ export class DeploymentsController {
     const row = await this.q.one('ModelDeployment', name, 'deployment');
     const fleet = await this.q.fleet(true);
     const decide = await this.q.decider(fleet, await this.q.names('Placement'));
-    return { ...deploymentDto(row, fleet, decide, true), rollout: await loadRolloutView(this.ds.manager, this.rollouts, name) };
+    const promotions = (await this.promotions.forDeployment(this.ds.manager, name)).map(toPromotionView);
+    const promoted = new Map(promotions.filter((p) => p.active).map((p) => [p.spoke, p.version]));
+    return { ...deploymentDto(row, fleet, decide, true, promoted), rollout: await loadRolloutView(this.ds.manager, this.rollouts, name), promotions };
   }
 }
 
@@ -156,7 +166,11 @@ export class DeploymentsController {
 @ApiBearerAuth()
 @Controller('api/v1/finetune-jobs')
 export class FineTuneJobsController {
-  constructor(@Inject(PolicyQueries) private readonly q: PolicyQueries) {}
+  constructor(
+    @Inject(PolicyQueries) private readonly q: PolicyQueries,
+    @Inject(PromotionStore) private readonly promotions: PromotionStore,
+    @Inject(DataSource) private readonly ds: DataSource,
+  ) {}
 
   @Get()
   @ApiOperation({ summary: 'Fine-tuning jobs, each with its count of runs per state' })
@@ -173,6 +187,6 @@ export class FineTuneJobsController {
     const row = await this.q.one('FineTuneJob', name, 'fine-tune job');
     const fleet = await this.q.fleet(true);
     const decide = await this.q.decider(fleet, await this.q.names('Placement'));
-    return jobDto(row, fleet, decide, true);
+    return jobDto(row, fleet, decide, true, (await this.promotions.forJob(this.ds.manager, name)).map(toPromotionView));
   }
 }
