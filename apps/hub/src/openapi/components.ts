@@ -40,6 +40,7 @@ import {
   pageOf,
   LocationSchema,
   RouteResponseSchema,
+  UploadedArtifactSchema,
 } from '@flotilla/contracts';
 import { z } from 'zod';
 import { CreateEnrollmentToken } from '../enrollment/enrollment-tokens.controller.js';
@@ -124,6 +125,7 @@ const RESPONSE_COMPONENTS: [string, z.ZodType][] = [
   ['Rollout', RolloutViewSchema],
   ['SpokeCommandAccepted', SpokeCommandAcceptedSchema],
   ['SpokeCommand', SpokeCommandSchema],
+  ['UploadedArtifact', UploadedArtifactSchema],
 ];
 
 const REQUEST_COMPONENTS: [string, z.ZodType][] = [
