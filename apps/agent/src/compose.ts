@@ -2,6 +2,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { runAgent, type AgentHandle } from './agent.js';
 import { ArtifactCache } from './artifacts/index.js';
+import { ArtifactUploader, keptArtifactDir, spokeAuthorization } from './finetune/artifact-uploader.js';
 import type { AgentConfig } from './config/agent-config.js';
 import { HealthCollector, startMetricsServer, type MetricsServer, type WorkloadEndpoint } from './health/index.js';
 import { NoneRuntime } from './runtime/none/none-runtime.js';
@@ -74,11 +75,14 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions): 
     const creds = await readCredentials(stateDir);
     // The agent's own hub is trusted wherever it is (a hub on this machine or on the site's network).
     const sources = new SourcePolicy({ ...config.sources, trustedOrigins: [new URL(creds.hubUrl).origin] });
+    // The spoke's own credentials for the hub's artifact routes (upload of produced models, fetch of uploaded ones).
+    const authorization = () => spokeAuthorization(creds.mqtt.username, creds.mqtt.password);
     const cache = new ArtifactCache({
       root: path.join(stateDir, 'cache'),
       maxBytes: config.cacheMaxBytes,
       maxArtifactBytes: 20 * 1024 ** 3,
       sources,
+      flotilla: { spoke: creds.spoke, hubUrl: creds.hubUrl, authorization, keptArtifactPath: (hex) => path.join(keptArtifactDir(stateDir, `sha256:${hex}`), 'model.onnx') },
       logger: log.child({ component: 'artifacts' }),
     });
     let processRuntime: ProcessRuntime | null = null;
@@ -93,7 +97,11 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions): 
           ...(config.serve.advertiseHost ? { advertiseHost: config.serve.advertiseHost } : {}),
           ...opts.processRuntime,
           // Datasets only under the agent's --dataset-root directories (checked on the resolved path).
-          fineTune: { ...opts.processRuntime?.fineTune, datasetPolicy: (resolved: string) => void sources.datasetHostPath(resolved) },
+          fineTune: {
+            ...opts.processRuntime?.fineTune,
+            datasetPolicy: (resolved: string) => void sources.datasetHostPath(resolved),
+            uploader: new ArtifactUploader({ hubUrl: creds.hubUrl, authorization, ...(creds.caCertificate ? { ca: creds.caCertificate } : {}) }),
+          },
           stateDir,
           spoke: creds.spoke,
           artifacts: cache,

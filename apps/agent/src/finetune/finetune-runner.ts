@@ -1,10 +1,10 @@
 import { createHash } from 'node:crypto';
 import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
 import type { Logger } from 'pino';
 import { canonicalJson, ModelInputSchema, type DesiredFineTuneJob, type JobRunStatus, type ModelInput, type ModelRef } from '@flotilla/contracts';
 import type { ArtifactProvider } from '../runtime/runtime.js';
+import { keptArtifactDir, publishProduced, type ArtifactUploader } from './artifact-uploader.js';
 import { backboneInput } from './classifier-graph.js';
 import { resolveDatasetPath, type DatasetPathPolicy } from './dataset.js';
 import { evaluateGate, producedVersionName } from './evaluation-gate.js';
@@ -31,6 +31,8 @@ export interface FineTuneRunnerOptions {
   now?: () => Date;
   /** Called when a run's status changed, so the agent reports it. */
   changed?: () => void;
+  /** Hands produced models to the hub's artifact store (output.artifact: upload); without it such jobs fail. */
+  uploader?: Pick<ArtifactUploader, 'upload'>;
 }
 
 /** The job's rendered spec hashed: a new spec (or generation with a new spec) is a new run. */
@@ -242,16 +244,22 @@ export class FineTuneRunner {
       const digest = `sha256:${createHash('sha256').update(bytes).digest('hex')}`;
       const version = producedVersionName(job.baseModel.version, this.opts.spoke, digest);
       // keep-local: the produced blob stays in the agent's state, addressed by its digest.
-      const keep = path.join(this.opts.stateDir, 'finetune', 'produced', digest.replace(':', '-'));
+      const keep = keptArtifactDir(this.opts.stateDir, digest);
       await mkdir(keep, { recursive: true });
       await copyFile(path.join(outputDir, OUTPUT_FILES.model), path.join(keep, OUTPUT_FILES.model));
       await copyFile(path.join(outputDir, OUTPUT_FILES.labels), path.join(keep, OUTPUT_FILES.labels));
+      // Where the registry will say the bytes are: kept here, or (upload) in the hub's store once they arrived there.
+      const published = await publishProduced({ job, spoke: this.opts.spoke, version, digest, file: path.join(keep, OUTPUT_FILES.model), sizeBytes: bytes.length, uploader: this.opts.uploader, signal, progress: (message) => this.update(record, { message }).then((r) => void (record = r)) });
+      if (!published.ok) {
+        record = await this.update(record, { phase: 'Failed', progress: 1, message: published.message });
+        return;
+      }
       record = await this.update(record, {
         phase: 'Succeeded',
         progress: 1,
         producedVersion: version,
         producedDigest: digest,
-        produced: fingerprint === null ? null : { version, digest, sizeBytes: bytes.length, format: 'onnx', uri: pathToFileURL(path.join(keep, OUTPUT_FILES.model)).href, datasetFingerprint: fingerprint },
+        produced: fingerprint === null ? null : { version, digest, sizeBytes: bytes.length, format: 'onnx', uri: published.uri, datasetFingerprint: fingerprint },
         message: `${gate.message}; produced ${job.output.model} ${version} (${digest.slice(0, 19)}…), dataset ${fingerprint?.slice(0, 19) ?? '-'}…`,
       });
       log.info({ version, digest }, 'fine-tuning run succeeded');

@@ -65,7 +65,7 @@ export interface ProcessRuntimeOptions {
   /** How often a re-adopted process is checked for life (2 s). */
   watchIntervalMs?: number;
   /** Fine-tuning runs (dataset source policy, limits); the rest comes from these options. */
-  fineTune?: Pick<FineTuneRunnerOptions, 'datasetPolicy' | 'timeoutMs' | 'threads' | 'linearProbeEntry'>;
+  fineTune?: Pick<FineTuneRunnerOptions, 'datasetPolicy' | 'timeoutMs' | 'threads' | 'linearProbeEntry' | 'uploader'>;
 }
 
 /** A workload process the runtime leaves running, as said at shutdown. */
