@@ -179,7 +179,7 @@ spec:
       body: JSON.stringify({ inputs: [{ name: 'image', datatype: 'FP32', shape: [1, 32, 32, 3], data: new Array(32 * 32 * 3).fill(128) }] }),
     });
     expect(infer.status).toBe(200);
-    const probabilities: number[] = (await infer.json()).outputs[0].data;
+    const probabilities = ((await infer.json()) as { outputs: { data: number[] }[] }).outputs[0]!.data;
     expect(probabilities).toHaveLength(3);
     expect(probabilities.reduce((x, y) => x + y, 0)).toBeCloseTo(1, 4);
   }, 90_000);
