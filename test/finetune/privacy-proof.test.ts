@@ -1,11 +1,12 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { crc32 } from 'node:zlib';
 import pino from 'pino';
 import sharp from 'sharp';
 import { decodeModel } from '../../apps/agent/src/finetune/onnx-proto.js';
+import { expectedProducedVersion } from '../../apps/hub/src/finetune/register-produced-versions.js';
 import { startTestHub, type TestHub } from '../support/hub.js';
 import { RecordingProxy } from '../support/recording-proxy.js';
 import { waitFor } from '../support/wait.js';
@@ -98,8 +99,11 @@ function found(hay: Buffer, needles: Record<string, Buffer[]>): string[] {
     .map(([name]) => name);
 }
 
-describe('privacy proof: no dataset byte leaves the spoke', () => {
+describe('fine-tuning privacy proof, and the produced model uploaded and served elsewhere', () => {
   let t: TestHub;
+  /** The spoke that serves what bridge-9 produced (not behind the proxies). */
+  let other: SiteAgent;
+  let produced: { version: string; digest: string; uri: string };
   let dir: string;
   let api: RecordingProxy;
   let mqtt: RecordingProxy;
@@ -112,20 +116,21 @@ describe('privacy proof: no dataset byte leaves the spoke', () => {
     dir = await mkdtemp(path.join(os.tmpdir(), 'flotilla-privacy-'));
     images = await writeMarkedDataset(path.join(dir, 'site-data'), 6);
     // The second job's dataset: readable images, and one that is not, named with a marker.
-    await writeMarkedDataset(path.join(dir, 'site-data-2'), 3);
+    await writeMarkedDataset(path.join(dir, 'site-data-2'), 6);
     await writeFile(path.join(dir, 'site-data-2', 'train', `crack-${MARK.label}`, `${MARK.broken}.png`), Buffer.concat([Buffer.from('\x89PNG\r\n\x1a\n', 'latin1'), Buffer.from(`not an image ${MARK.broken}`)]));
     api = await RecordingProxy.start({ host: '127.0.0.1', port: Number(new URL(t.hub.apiUrl).port) });
     mqtt = await RecordingProxy.start({ host: '127.0.0.1', port: t.hub.mqttPort! });
   }, 60_000);
   afterAll(async () => {
     await agent?.stop();
+    await other?.stop();
     await api?.close();
     await mqtt?.close();
     await t?.stop();
     await rm(dir, { recursive: true, force: true });
   });
 
-  it('captures enrolment, desired state, reports and the upload; no marker and no image byte is in any of it', async () => {
+  it('privacy proof: captures enrolment, desired state, reports and the upload; no marker and no image byte is in any of it', async () => {
     const base = await writeBaseModel(dir);
     // Enrolled and run through the proxies: every byte the agent and the hub exchange is recorded.
     agent = await startSiteAgent(t, { name: 'bridge-9', site: 'nine', dir, artifactRoot: dir, datasetRoot: dir, hubUrl: `http://${api.url}`, mqttUrl: `mqtt://${mqtt.url}`, log });
@@ -225,5 +230,114 @@ ${job('privacy-tuning', 'site-data', 'upload')}${job('privacy-broken', 'site-dat
     expect(stored).toContain(fingerprint);
     for (const m of Object.values(MARK)) expect(stored).not.toContain(m);
     expect(createHash('sha256').update(model).digest('hex')).toBe(version.digest.slice(7));
+
+    // The upload: the registry points at the hub store, which holds exactly the bytes the spoke kept; nothing is left staged.
+    expect(version.uri).toBe(`flotilla:artifacts/sha256/${version.digest.slice(7)}`);
+    const kept = await readFile(path.join(agent.stateDir, 'finetune', 'produced', `sha256-${version.digest.slice(7)}`, 'model.onnx'));
+    expect(Buffer.compare(model, kept)).toBe(0);
+    expect(await readdir(path.join(t.home, 'artifacts-store', 'tmp'))).toEqual([]);
+    const audit = (await t.api('GET', '/api/v1/audit-events?target=artifact/')).body.items;
+    expect(audit).toEqual([expect.objectContaining({ actor: 'spoke:bridge-9', action: 'artifact.upload', target: `artifact/sha256/${version.digest.slice(7)}` })]);
+    produced = { version: version.version, digest: version.digest, uri: version.uri };
   }, 180_000);
+
+  const deployment = (name: string, version: string) => `---
+apiVersion: flotilla.dev/v1
+kind: Placement
+metadata: { name: site-ten }
+spec: { selector: { matchLabels: { site: ten } } }
+---
+apiVersion: flotilla.dev/v1
+kind: ModelDeployment
+metadata: { name: ${name} }
+spec:
+  model: { name: bridge-defects, version: "${version}" }
+  placement: site-ten
+  runtime: builtin
+  replicas: { min: 1, max: 1 }
+`;
+  const compliance = async (deploymentName: string, spoke: string) =>
+    ((await t.api('GET', `/api/v1/deployments/${deploymentName}`)).body.compliance?.spokes ?? []).find((s: { spoke: string }) => s.spoke === spoke);
+  const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
+
+  it('another spoke serves the uploaded version: fetched from the hub store with its credentials, verified, Ready, answering', async () => {
+    expect(produced).toBeDefined();
+    other = await startSiteAgent(t, { name: 'bridge-10', site: 'ten', dir, artifactRoot: dir, log });
+    expect((await t.api('POST', '/api/v1/apply', deployment('tuned-on-ten', produced.version))).status).toBe(200);
+    const status = await waitFor('bridge-10 serving the uploaded version', async () => {
+      const s = await compliance('tuned-on-ten', 'bridge-10');
+      return s?.state === 'Compliant' ? s : null;
+    }, 60_000, 200);
+    expect(status.servingVersion).toBe(produced.version);
+    const cached = await readFile(path.join(other.stateDir, 'cache', 'blobs', 'sha256', produced.digest.slice(7)));
+    expect(sha256(cached)).toBe(produced.digest.slice(7));
+    const meta = await fetch(status.endpoint);
+    expect(meta.status).toBe(200);
+    expect(await meta.json()).toMatchObject({ versions: [produced.version], outputs: [expect.objectContaining({ shape: [-1, 3] })] });
+    const infer = await fetch(`${status.endpoint}/infer`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ inputs: [{ name: 'image', datatype: 'FP32', shape: [1, 32, 32, 3], data: new Array(32 * 32 * 3).fill(128) }] }),
+    });
+    expect(infer.status).toBe(200);
+    const probabilities = ((await infer.json()) as { outputs: { data: number[] }[] }).outputs[0]!.data;
+    expect(probabilities).toHaveLength(3);
+    expect(probabilities.reduce((x, y) => x + y, 0)).toBeCloseTo(1, 4);
+    // Admins download it, whole and from an offset; a spoke whose desired state does not use it may not.
+    const hex = produced.digest.slice(7);
+    const whole = await fetch(`${t.hub.apiUrl}/api/v1/artifacts/sha256/${hex}`, { headers: { authorization: `Bearer ${t.adminToken}` } });
+    expect(whole.headers.get('x-flotilla-digest')).toBe(produced.digest);
+    const stored = Buffer.from(await whole.arrayBuffer());
+    expect(sha256(stored)).toBe(hex);
+    const tail = await fetch(`${t.hub.apiUrl}/api/v1/artifacts/sha256/${hex}`, { headers: { authorization: `Bearer ${t.adminToken}`, range: 'bytes=100-' } });
+    expect(tail.status).toBe(206);
+    expect(Buffer.compare(Buffer.from(await tail.arrayBuffer()), stored.subarray(100))).toBe(0);
+    // bridge-9 produced it but is given no deployment of it: its desired state does not use the digest.
+    expect((await fetch(`${t.hub.apiUrl}/api/v1/artifacts/sha256/${hex}`, { headers: { authorization: await agent.authorization() } })).status).toBe(403);
+  }, 120_000);
+
+  it("upload refusals: a wrong digest (422, nothing kept), another spoke's job, another spoke's version, API tokens (403), bad credentials (401)", async () => {
+    const bytes = randomBytes(4096);
+    const declared = `sha256:${'ab'.repeat(32)}`;
+    const put = async (auth: string | null, o: { version?: string } = {}) => {
+      const headers: Record<string, string> = { 'content-type': 'application/octet-stream', 'x-flotilla-digest': declared };
+      if (auth) headers.authorization = auth;
+      const res = await fetch(`${t.hub.apiUrl}/api/v1/finetune-jobs/privacy-tuning/artifacts/${o.version ?? expectedProducedVersion('1.0.0', 'bridge-9', declared)}`, { method: 'PUT', headers, body: bytes });
+      return { status: res.status, body: (await res.json()) as { error?: { code: string; message: string } } };
+    };
+    const mismatch = await put(await agent.authorization());
+    expect(mismatch.status).toBe(422);
+    expect(mismatch.body.error?.code).toBe('digest_mismatch');
+    const store = path.join(t.home, 'artifacts-store');
+    expect((await readdir(path.join(store, 'sha256'))).sort()).toEqual([produced.digest.slice(7)]);
+    expect(await readdir(path.join(store, 'tmp'))).toEqual([]);
+    // bridge-10: the job is not placed on it (whatever version it names).
+    const otherSpoke = await put(await other.authorization(), { version: expectedProducedVersion('1.0.0', 'bridge-10', declared) });
+    expect(otherSpoke.status).toBe(403);
+    expect(otherSpoke.body.error?.message).toContain('not placed on spoke bridge-10');
+    // bridge-9, but under the name another spoke's run would give: not a version it produced.
+    expect((await put(await agent.authorization(), { version: expectedProducedVersion('1.0.0', 'bridge-10', declared) })).status).toBe(403);
+    expect((await put(`Bearer ${t.adminToken}`)).status).toBe(403);
+    expect((await put(null)).status).toBe(401);
+    expect((await put(`Basic ${Buffer.from('bridge-9:wrong').toString('base64')}`)).status).toBe(401);
+    // A keep-local job: nothing is uploaded for it.
+    expect((await fetch(`${t.hub.apiUrl}/api/v1/finetune-jobs/privacy-broken/artifacts/${expectedProducedVersion('1.0.0', 'bridge-9', declared)}`, {
+      method: 'PUT',
+      headers: { authorization: await agent.authorization(), 'content-type': 'application/octet-stream', 'x-flotilla-digest': declared },
+      body: bytes,
+    })).status).toBe(409);
+  });
+
+  it('a keep-local version placed on another spoke says which spoke has it', async () => {
+    const digest = `sha256:${'cd'.repeat(32)}`;
+    const registered = await t.api('POST', '/api/v1/models/bridge-defects/versions', { version: 'kept-on-9', digest, uri: `flotilla:spokes/bridge-9/artifacts/sha256/${'cd'.repeat(32)}`, format: 'onnx' });
+    expect(registered.status).toBe(201);
+    expect((await t.api('POST', '/api/v1/apply', deployment('kept-on-ten', 'kept-on-9'))).status).toBe(200);
+    const status = await waitFor('bridge-10 to say where the artifact is', async () => {
+      const s = await compliance('kept-on-ten', 'bridge-10');
+      return s?.message?.includes('kept only on spoke bridge-9') ? s : null;
+    }, 30_000, 200);
+    expect(status.state).not.toBe('Compliant');
+    expect(status.message).toContain('output.artifact: keep-local');
+  }, 60_000);
 });
