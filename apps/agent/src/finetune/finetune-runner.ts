@@ -251,6 +251,8 @@ export class FineTuneRunner {
       // Where the registry will say the bytes are: kept here, or (upload) in the hub's store once they arrived there.
       const published = await publishProduced({ job, spoke: this.opts.spoke, version, digest, file: path.join(keep, OUTPUT_FILES.model), sizeBytes: bytes.length, uploader: this.opts.uploader, signal, progress: (message) => this.update(record, { message }).then((r) => void (record = r)) });
       if (!published.ok) {
+        // Stopped while uploading: the record stays unfinished, so the next agent runs it again.
+        if (this.closing) return;
         record = await this.update(record, { phase: 'Failed', progress: 1, message: published.message });
         return;
       }
