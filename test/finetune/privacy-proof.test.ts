@@ -7,6 +7,7 @@ import pino from 'pino';
 import sharp from 'sharp';
 import { decodeModel } from '../../apps/agent/src/finetune/onnx-proto.js';
 import { expectedProducedVersion } from '../../apps/hub/src/finetune/register-produced-versions.js';
+import { readCredentials } from '../../apps/agent/src/state/state-dir.js';
 import { startTestHub, type TestHub } from '../support/hub.js';
 import { RecordingProxy } from '../support/recording-proxy.js';
 import { waitFor } from '../support/wait.js';
@@ -260,9 +261,11 @@ spec:
     ((await t.api('GET', `/api/v1/deployments/${deploymentName}`)).body.compliance?.spokes ?? []).find((s: { spoke: string }) => s.spoke === spoke);
   const sha256 = (b: Uint8Array) => createHash('sha256').update(b).digest('hex');
 
-  it('another spoke serves the uploaded version: fetched from the hub store with its credentials, verified, Ready, answering', async () => {
+  it('another spoke serves the uploaded version: fetched from the hub store over HTTPS with its credentials, verified, Ready, answering', async () => {
     expect(produced).toBeDefined();
-    other = await startSiteAgent(t, { name: 'bridge-10', site: 'ten', dir, artifactRoot: dir, log });
+    // Enrolled over HTTPS with the hub's generated CA: the download is verified against the CA pinned at enrolment.
+    other = await startSiteAgent(t, { name: 'bridge-10', site: 'ten', dir, artifactRoot: dir, hubUrl: t.hub.httpsUrl!, ca: await readFile(t.hub.caFile!, 'utf8'), log });
+    expect((await readCredentials(other.stateDir)).hubUrl).toMatch(/^https:/);
     expect((await t.api('POST', '/api/v1/apply', deployment('tuned-on-ten', produced.version))).status).toBe(200);
     const status = await waitFor('bridge-10 serving the uploaded version', async () => {
       const s = await compliance('tuned-on-ten', 'bridge-10');

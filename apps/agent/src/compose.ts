@@ -82,7 +82,7 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions): 
       maxBytes: config.cacheMaxBytes,
       maxArtifactBytes: 20 * 1024 ** 3,
       sources,
-      flotilla: { spoke: creds.spoke, hubUrl: creds.hubUrl, authorization, keptArtifactPath: (hex) => path.join(keptArtifactDir(stateDir, `sha256:${hex}`), 'model.onnx') },
+      flotilla: { spoke: creds.spoke, hubUrl: creds.hubUrl, authorization, ...(creds.caCertificate ? { ca: creds.caCertificate } : {}), keptArtifactPath: (hex) => path.join(keptArtifactDir(stateDir, `sha256:${hex}`), 'model.onnx') },
       logger: log.child({ component: 'artifacts' }),
     });
     let processRuntime: ProcessRuntime | null = null;

@@ -1,5 +1,6 @@
 import { createHash } from 'node:crypto';
 import { writeFile } from 'node:fs/promises';
+import https from 'node:https';
 import path from 'node:path';
 import type { Logger } from 'pino';
 import { enroll } from '../../../apps/agent/src/index.js';
@@ -47,12 +48,12 @@ export interface SiteAgent {
  */
 export async function startSiteAgent(
   t: TestHub,
-  o: { name: string; site: string; dir: string; artifactRoot: string; datasetRoot?: string; hubUrl?: string; mqttUrl?: string; log: Logger },
+  o: { name: string; site: string; dir: string; artifactRoot: string; datasetRoot?: string; hubUrl?: string; mqttUrl?: string; ca?: string; log: Logger },
 ): Promise<SiteAgent> {
   const tok = await t.api('POST', '/api/v1/enrollment-tokens', { uses: 1, labels: { site: o.site } });
   if (tok.status !== 201) throw new Error(`enrolment token: ${tok.status} ${JSON.stringify(tok.body)}`);
   const stateDir = path.join(o.dir, o.name);
-  await enroll({ hubUrl: o.hubUrl ?? t.hub.apiUrl, token: tok.body.token, name: o.name, stateDir });
+  await enroll({ hubUrl: o.hubUrl ?? t.hub.apiUrl, token: tok.body.token, name: o.name, stateDir, ...(o.ca ? { ca: o.ca, fetch: fetchTrusting(o.ca) } : {}) });
   const config = parseAgentConfig({
     stateDir,
     runtime: 'process',
@@ -76,4 +77,18 @@ export async function startSiteAgent(
       await stopWorkloads(stateDir, { graceMs: 2_000 }).catch(() => undefined);
     },
   };
+}
+
+/** A fetch (enough for enrolment) that verifies an https server against `ca`, as the CLI's --ca does for the process. */
+function fetchTrusting(ca: string): typeof fetch {
+  return ((input: string | URL, init: RequestInit = {}) =>
+    new Promise<Response>((resolve, reject) => {
+      const req = https.request(new URL(String(input)), { method: init.method ?? 'GET', headers: Object.fromEntries(new Headers(init.headers).entries()), ca }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c: Buffer) => chunks.push(c));
+        res.on('end', () => resolve(new Response(Buffer.concat(chunks), { status: res.statusCode ?? 0 })));
+      });
+      req.on('error', reject);
+      req.end(typeof init.body === 'string' ? init.body : undefined);
+    })) as typeof fetch;
 }

@@ -130,7 +130,7 @@ export class ArtifactCache implements ArtifactProvider {
     this.fileBaseDir = opts.fileBaseDir ?? process.cwd();
     this.fileSource = new FileSource(this.fileBaseDir, opts.sources);
     this.httpSource = new HttpSource(opts.fetch ?? guardedFetch(opts.sources), opts.sources);
-    this.flotillaSource = opts.flotilla ? new FlotillaSource(opts.flotilla, opts.fetch ?? guardedFetch(opts.sources), opts.sources) : null;
+    this.flotillaSource = opts.flotilla ? new FlotillaSource(opts.flotilla, opts.fetch ?? guardedFetch(opts.sources, opts.flotilla.ca), opts.sources) : null;
     this.s3Source = new S3Source(opts.s3Client ?? defaultS3ClientFactory(opts.s3));
   }
 

@@ -15,6 +15,8 @@ export interface FlotillaSourceSettings {
   hubUrl: string;
   /** `Authorization` header value for the hub: the spoke's own credentials. */
   authorization: () => string;
+  /** The CA certificates pinned at enrolment, trusted for the hub's origin (beside the system's). */
+  ca?: string;
   /** Where this spoke keeps a produced artifact it did not upload (keep-local), by sha256 hex. */
   keptArtifactPath: (hex: string) => string;
 }

@@ -2,6 +2,7 @@ import { createReadStream } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import path from 'node:path';
+import tls from 'node:tls';
 import { spokeArtifactUri, UploadedArtifactSchema, type UploadedArtifact } from '@flotilla/contracts';
 
 /** A produced model to hand to the hub (output.artifact: upload). */
@@ -82,7 +83,7 @@ export class ArtifactUploader {
           accept: 'application/json',
         },
         signal: AbortSignal.any([signal, AbortSignal.timeout(this.o.timeoutMs ?? 600_000)]),
-        ...(this.o.ca && url.protocol === 'https:' ? { ca: this.o.ca } : {}),
+        ...(this.o.ca && url.protocol === 'https:' ? { ca: [...tls.rootCertificates, this.o.ca] } : {}),
       });
       req.once('response', (res) => {
         answered = true;
