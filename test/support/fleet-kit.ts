@@ -26,7 +26,7 @@ export class RecordingRuntime extends NoneRuntime {
 const timing = { statusIntervalMs: 500, reconcileIntervalMs: 2_000, reconnect: { initialMs: 100, maxMs: 500 }, stopTimeoutMs: 500 };
 
 export interface Fleet {
-  agents: Map<string, { handle: AgentHandle; runtime: RecordingRuntime }>;
+  agents: Map<string, { handle: AgentHandle; runtime: RecordingRuntime; stateDir: string }>;
   /** Resolves when every agent is online and has applied its desired generation. */
   converged(): Promise<{ name: string; desiredGeneration: number; observedGeneration: number }[]>;
   stop(): Promise<void>;
@@ -43,7 +43,7 @@ export async function startFleet(t: TestHub, spokes: { name: string; labels: Rec
     await enroll({ hubUrl: t.hub.apiUrl, token: tok.body.token, name: s.name, labels: s.labels, stateDir: path.join(dir, s.name) });
     const runtime = new RecordingRuntime();
     const handle = await runAgent({ stateDir: path.join(dir, s.name), runtime, logger: log, timing });
-    agents.set(s.name, { handle, runtime });
+    agents.set(s.name, { handle, runtime, stateDir: path.join(dir, s.name) });
   }
   const names = spokes.map((s) => s.name).sort();
   const converged = () =>

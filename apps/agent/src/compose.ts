@@ -2,6 +2,7 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { runAgent, type AgentHandle } from './agent.js';
 import { ArtifactCache } from './artifacts/index.js';
+import { ArtifactUploader, keptArtifactDir, spokeAuthorization } from './finetune/artifact-uploader.js';
 import type { AgentConfig } from './config/agent-config.js';
 import { HealthCollector, startMetricsServer, type MetricsServer, type WorkloadEndpoint } from './health/index.js';
 import { NoneRuntime } from './runtime/none/none-runtime.js';
@@ -73,17 +74,15 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions): 
   try {
     const creds = await readCredentials(stateDir);
     // The agent's own hub is trusted wherever it is (a hub on this machine or on the site's network).
-    // Versions fine-tuned here and kept local (a file: URI under the state directory) are served here once promoted.
-    const sources = new SourcePolicy({
-      ...config.sources,
-      artifactRoots: [...config.sources.artifactRoots, path.join(path.resolve(stateDir), 'finetune', 'produced')],
-      trustedOrigins: [new URL(creds.hubUrl).origin],
-    });
+    const sources = new SourcePolicy({ ...config.sources, trustedOrigins: [new URL(creds.hubUrl).origin] });
+    // The spoke's own credentials for the hub's artifact routes (upload of produced models, fetch of uploaded ones).
+    const authorization = () => spokeAuthorization(creds.mqtt.username, creds.mqtt.password);
     const cache = new ArtifactCache({
       root: path.join(stateDir, 'cache'),
       maxBytes: config.cacheMaxBytes,
       maxArtifactBytes: 20 * 1024 ** 3,
       sources,
+      flotilla: { spoke: creds.spoke, hubUrl: creds.hubUrl, authorization, ...(creds.caCertificate ? { ca: creds.caCertificate } : {}), keptArtifactPath: (hex) => path.join(keptArtifactDir(stateDir, `sha256:${hex}`), 'model.onnx') },
       logger: log.child({ component: 'artifacts' }),
     });
     let processRuntime: ProcessRuntime | null = null;
@@ -99,7 +98,12 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions): 
           ...opts.processRuntime,
           // Datasets only under the agent's --dataset-root directories (checked on the resolved path).
           // GPUs counted from the health collector's first sample (the runner is made with the first job, after it).
-          fineTune: { gpuCount: () => collector.gpuCount(), ...opts.processRuntime?.fineTune, datasetPolicy: (resolved: string) => void sources.datasetHostPath(resolved) },
+          fineTune: {
+            gpuCount: () => collector.gpuCount(),
+            ...opts.processRuntime?.fineTune,
+            datasetPolicy: (resolved: string) => void sources.datasetHostPath(resolved),
+            uploader: new ArtifactUploader({ hubUrl: creds.hubUrl, authorization, ...(creds.caCertificate ? { ca: creds.caCertificate } : {}) }),
+          },
           stateDir,
           spoke: creds.spoke,
           artifacts: cache,

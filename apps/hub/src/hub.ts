@@ -39,6 +39,10 @@ import { PromoteProducedVersion } from './finetune/promote-produced-version.js';
 import { PromotionOverrides } from './finetune/promotion-overrides.js';
 import { PromotionStore } from './finetune/promotion-store.js';
 import { PromotionReconciler } from './finetune/promotion.reconciler.js';
+import { ArtifactsController } from './artifacts/artifacts.controller.js';
+import { ARTIFACT_STORE } from './artifacts/artifacts.tokens.js';
+import { createArtifactStore } from './artifacts/create-artifact-store.js';
+import { UploadProducedArtifact } from './artifacts/upload-produced-artifact.js';
 import { ApplyPolicy } from './policy/apply-policy.js';
 import { ApplyReports } from './policy/apply-reports.js';
 import { DeletePolicy } from './policy/delete-policy.js';
@@ -272,11 +276,15 @@ export async function startHub(config: HubConfig, log: Logger): Promise<HubHandl
     });
     cleanups.push(() => writer.close());
     const register = new RegisterModelVersion(audit);
-    const producedVersions = new RegisterProducedVersions(ds, register, log.child({ component: 'finetune' }), () => triggers.renderFleet());
+    // Fine-tuned models spokes upload (output.artifact: upload): $FLOTILLA_HOME/artifacts-store or S3.
+    const artifactStore = await createArtifactStore(config);
+    const producedVersions = new RegisterProducedVersions(ds, register, log.child({ component: 'finetune' }), () => triggers.renderFleet(), artifactStore);
     const issueEnrollmentToken = new IssueEnrollmentToken(ds, audit);
     const useCases = [
       { provide: FleetTriggers, useValue: triggers },
       { provide: RegisterModelVersion, useValue: register },
+      { provide: ARTIFACT_STORE, useValue: artifactStore },
+      { provide: UploadProducedArtifact, useValue: new UploadProducedArtifact(ds, artifactStore, audit, config.artifactMaxBytes) },
       { provide: ApplyPolicy, useValue: new ApplyPolicy(ds, audit, renderer, envelopes, register) },
       { provide: ApplyReports, useValue: new ApplyReports(ds, config.applySpokesInAnswer) },
       { provide: EnrollSpoke, useValue: new EnrollSpoke(ds, audit, provisioner, triggers) },
@@ -308,7 +316,7 @@ export async function startHub(config: HubConfig, log: Logger): Promise<HubHandl
         agentMqttUrl,
         useCases,
         readiness: [{ name: 'broker', check: async () => publisher.connected }],
-        extraControllers: [MetricsController, SigningKeyController, RolloutsController, SpokeCommandsController, FineTunePromotionsController],
+        extraControllers: [MetricsController, SigningKeyController, RolloutsController, SpokeCommandsController, FineTunePromotionsController, ArtifactsController],
         extraProviders: [
           { provide: HubMetrics, useValue: metrics },
           { provide: HUB_TLS, useValue: { caCertificatePem: tls?.caCertificatePem ?? null } },

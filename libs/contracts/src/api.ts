@@ -588,3 +588,19 @@ export const SpokeCommandSchema = z
   })
   .strict();
 export type SpokeCommand = z.output<typeof SpokeCommandSchema>;
+
+/** `PUT /api/v1/finetune-jobs/{name}/artifacts/{version}`: what the hub stored. */
+export const UploadedArtifactSchema = z
+  .object({
+    job: z.string(),
+    spoke: z.string(),
+    version: z.string(),
+    digest: z.string(),
+    sizeBytes: z.number().int(),
+    /** What the registry records: `flotilla:artifacts/sha256/<hex>`. */
+    uri: z.string(),
+    /** False when the store held these bytes already (a repeated upload). */
+    created: z.boolean(),
+  })
+  .strict();
+export type UploadedArtifact = z.output<typeof UploadedArtifactSchema>;

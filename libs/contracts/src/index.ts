@@ -12,3 +12,4 @@ export * from './signing-key-chain.js';
 export * from './routing.js';
 export * from './broker-urls.js';
 export * from './model-input.js';
+export * from './artifact-uri.js';

@@ -24,7 +24,10 @@ export const DigestSchema = z
 export const ArtifactUriSchema = z
   .string()
   .max(2048)
-  .regex(/^(file:|https?:\/\/|s3:\/\/)/, 'must start with file:, http://, https:// or s3://');
+  .regex(
+    /^(file:|https?:\/\/|s3:\/\/|flotilla:(artifacts|spokes\/[a-z0-9-]{1,63}\/artifacts)\/sha256\/[a-f0-9]{64}$)/,
+    'must start with file:, http://, https:// or s3://, or be flotilla:artifacts/sha256/<hex> (the hub\'s artifact store) or flotilla:spokes/<spoke>/artifacts/sha256/<hex> (kept on that spoke)',
+  );
 
 const isoTime = z.string().datetime({ offset: true });
 
@@ -287,7 +290,7 @@ export const ProducedVersionSchema = z
     digest: DigestSchema,
     sizeBytes: z.number().int().nonnegative(),
     format: z.literal('onnx'),
-    /** Where the blob is: for keep-local, a file: URI on that spoke. */
+    /** Where the blob is: flotilla:spokes/<spoke>/artifacts/sha256/<hex> (keep-local) or flotilla:artifacts/sha256/<hex> (uploaded to the hub's store). */
     uri: ArtifactUriSchema,
     datasetFingerprint: DigestSchema,
   })

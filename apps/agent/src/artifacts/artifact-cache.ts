@@ -13,6 +13,7 @@ import { HttpSource, type FetchLike } from './http-source.js';
 import { abortableDelay, backoffDelay, DEFAULT_RETRY_POLICY, validateRetryPolicy, type RetryPolicy } from './retry.js';
 import { defaultS3ClientFactory, S3Source, type S3ClientFactory, type S3Settings } from './s3-source.js';
 import { SingleFlight } from './single-flight.js';
+import { FlotillaSource, type FlotillaSourceSettings } from './flotilla-source.js';
 import type { ArtifactSource } from './source.js';
 import { layOut, layoutFor } from './triton-layout.js';
 
@@ -39,6 +40,8 @@ export interface ArtifactCacheOptions {
   /** Default S3 client settings; ignored when `s3Client` is given. */
   s3?: S3Settings;
   s3Client?: S3ClientFactory;
+  /** `flotilla:` URIs: the hub's artifact store and this spoke's kept artifacts (none without it). */
+  flotilla?: FlotillaSourceSettings;
   /** Where a relative `file:` path is resolved; the process's working directory by default. */
   fileBaseDir?: string;
   logger?: ArtifactLogger;
@@ -100,6 +103,7 @@ export class ArtifactCache implements ArtifactProvider {
   private readonly fileSource: FileSource;
   private readonly httpSource: HttpSource;
   private readonly s3Source: S3Source;
+  private readonly flotillaSource: FlotillaSource | null;
   private readonly flights = new SingleFlight<number>();
   /** Digests an `ensure` is working on; gc leaves them alone. */
   private readonly inUse = new Map<string, number>();
@@ -126,6 +130,7 @@ export class ArtifactCache implements ArtifactProvider {
     this.fileBaseDir = opts.fileBaseDir ?? process.cwd();
     this.fileSource = new FileSource(this.fileBaseDir, opts.sources);
     this.httpSource = new HttpSource(opts.fetch ?? guardedFetch(opts.sources), opts.sources);
+    this.flotillaSource = opts.flotilla ? new FlotillaSource(opts.flotilla, opts.fetch ?? guardedFetch(opts.sources, opts.flotilla.ca), opts.sources) : null;
     this.s3Source = new S3Source(opts.s3Client ?? defaultS3ClientFactory(opts.s3));
   }
 
@@ -405,6 +410,7 @@ export class ArtifactCache implements ArtifactProvider {
     if (ref.uri.startsWith('file:')) return this.fileSource;
     if (ref.uri.startsWith('http://') || ref.uri.startsWith('https://')) return this.httpSource;
     if (ref.uri.startsWith('s3://')) return this.s3Source;
+    if (ref.uri.startsWith('flotilla:') && this.flotillaSource) return this.flotillaSource;
     throw new ArtifactError('ArtifactInvalid', `no source for ${ref.uri}`, { uri: ref.uri, digest: ref.digest });
   }
 

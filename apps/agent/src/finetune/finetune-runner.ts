@@ -2,11 +2,12 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { copyFile, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import type { Logger } from 'pino';
 import { canonicalJson, ModelInputSchema, type DesiredFineTuneJob, type JobRunStatus, type ModelInput, type ModelRef } from '@flotilla/contracts';
 import type { ArtifactProvider } from '../runtime/runtime.js';
 import { sleep } from '../support/abort.js';
+import { keptArtifactDir, publishProduced, type ArtifactUploader } from './artifact-uploader.js';
 import { BuiltinTrainer } from './builtin-trainer.js';
 import { backboneInput } from './classifier-graph.js';
 import { CommandTrainer } from './command-trainer.js';
@@ -51,6 +52,8 @@ export interface FineTuneRunnerOptions {
   now?: () => Date;
   /** Called when a run's status changed, so the agent reports it. */
   changed?: () => void;
+  /** Hands produced models to the hub's artifact store (output.artifact: upload); without it such jobs fail. */
+  uploader?: Pick<ArtifactUploader, 'upload'>;
 }
 
 /** The default timeout of a run (DESIGN.md: a job's `timeout`, else this). */
@@ -361,16 +364,24 @@ export class FineTuneRunner {
       const version = producedVersionName(job.baseModel.version, this.opts.spoke, digest);
       const fingerprint = ds.fingerprint;
       // keep-local: the produced blob stays in the agent's state, addressed by its digest.
-      const keep = path.join(this.opts.stateDir, 'finetune', 'produced', digest.replace(':', '-'));
+      const keep = keptArtifactDir(this.opts.stateDir, digest);
       await mkdir(keep, { recursive: true });
       await copyFile(path.join(outputDir, OUTPUT_FILES.model), path.join(keep, OUTPUT_FILES.model));
       await copyFile(path.join(outputDir, OUTPUT_FILES.labels), path.join(keep, OUTPUT_FILES.labels));
+      // Where the registry will say the bytes are: kept here, or (upload) in the hub's store once they arrived there.
+      const published = await publishProduced({ job, spoke: this.opts.spoke, version, digest, file: path.join(keep, OUTPUT_FILES.model), sizeBytes: bytes.length, uploader: this.opts.uploader, signal, progress: (message) => this.update(record, { message }).then((r) => void (record = r)) });
+      if (!published.ok) {
+        // Stopped while uploading: the record stays unfinished, so the next agent runs it again.
+        if (this.closing) return;
+        record = await this.update(record, { phase: 'Failed', progress: 1, message: published.message });
+        return;
+      }
       record = await this.update(record, {
         phase: 'Succeeded',
         progress: 1,
         producedVersion: version,
         producedDigest: digest,
-        produced: { version, digest, sizeBytes: bytes.length, format: 'onnx', uri: pathToFileURL(path.join(keep, OUTPUT_FILES.model)).href, datasetFingerprint: fingerprint },
+        produced: { version, digest, sizeBytes: bytes.length, format: 'onnx', uri: published.uri, datasetFingerprint: fingerprint },
         message: `${restartNote ? `${restartNote}; ` : ''}${gate.message}${evaluatedBy}; produced ${job.output.model} ${version} (${digest.slice(0, 19)}…), dataset ${fingerprint.slice(0, 19)}…${ignored}`,
       });
       log.info({ version, digest }, 'fine-tuning run succeeded');

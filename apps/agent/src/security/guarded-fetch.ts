@@ -2,6 +2,7 @@ import { lookup as dnsLookup, type LookupAddress } from 'node:dns';
 import http from 'node:http';
 import https from 'node:https';
 import type { LookupFunction } from 'node:net';
+import tls from 'node:tls';
 import { Readable } from 'node:stream';
 import type { SourcePolicy } from './source-policy.js';
 
@@ -14,7 +15,9 @@ export type FetchLike = (input: string, init: RequestInit) => Promise<Response>;
  * check and to 127.0.0.1 a moment later (DNS rebinding) is still refused.
  * Redirects are not followed here: the caller checks each hop and asks again.
  */
-export function guardedFetch(policy: SourcePolicy): FetchLike {
+export function guardedFetch(policy: SourcePolicy, trustedOriginCa?: string): FetchLike {
+  // The CA pinned at enrolment, beside the system's, for the agent's own hub (a hub with a generated CA).
+  const ca = trustedOriginCa ? [...tls.rootCertificates, trustedOriginCa] : undefined;
   return (input, init) =>
     new Promise<Response>((resolve, reject) => {
       const url = new URL(input);
@@ -42,7 +45,7 @@ export function guardedFetch(policy: SourcePolicy): FetchLike {
         method: init.method ?? 'GET',
         headers,
         ...(init.signal ? { signal: init.signal } : {}),
-        ...(policy.isTrustedOrigin(url.origin) ? {} : { lookup }),
+        ...(policy.isTrustedOrigin(url.origin) ? (ca && url.protocol === 'https:' ? { ca } : {}) : { lookup }),
       });
       req.once('error', reject);
       req.once('response', (res) => {

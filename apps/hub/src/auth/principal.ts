@@ -7,12 +7,23 @@ export interface Principal {
   tokenId: string;
   tokenName: string;
   role: Role;
+  /** Set when a spoke authenticated with its own credentials (routes marked SpokeAccess). */
+  spoke?: string;
 }
 
 export const ROLE_RANK: Record<Role, number> = { viewer: 0, operator: 1, admin: 2 };
 
 export const REQUIRED_ROLE = 'flotilla:required-role';
 export const PUBLIC_ROUTE = 'flotilla:public';
+export const SPOKE_ACCESS = 'flotilla:spoke-access';
+
+/**
+ * Routes spokes call with their own credentials (HTTP Basic: the MQTT
+ * username and password issued at enrolment). `only`: spokes alone, API
+ * tokens are refused (403); `also`: spokes, or tokens with the route's role.
+ */
+export type SpokeAccessMode = 'only' | 'also';
+export const SpokeAccess = (mode: SpokeAccessMode) => SetMetadata(SPOKE_ACCESS, mode);
 
 /** Minimum role for a route; routes without it need `viewer`. */
 export const RequireRole = (role: Role) => SetMetadata(REQUIRED_ROLE, role);

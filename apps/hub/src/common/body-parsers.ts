@@ -10,6 +10,10 @@ export const YAML_TYPES = ['application/yaml', 'application/x-yaml', 'text/yaml'
 /** The routes that read policy documents, which may come as YAML (or text); every other body is JSON. */
 export const POLICY_BODY_ROUTES = ['/api/v1/apply', '/api/v1/delete'];
 
+/** Routes whose body is bytes, streamed to their handler unparsed (a spoke's produced model upload). */
+export const BINARY_BODY_ROUTE = /^\/api\/v1\/finetune-jobs\/[^/]+\/artifacts\/[^/]+$/;
+export const BINARY_TYPES = ['application/octet-stream'];
+
 /** Bodies: JSON up to 1 MiB nested at most 64 deep; policy YAML up to the policy parser's byte limit. */
 export const BODY_LIMITS = { jsonBytes: 1024 * 1024, jsonDepth: 64, textBytes: POLICY_LIMITS.bytes } as const;
 
@@ -44,7 +48,7 @@ const hasBody = (req: Request) => {
 function requireKnownContentType(req: Request, _res: Response, next: NextFunction): void {
   if (!hasBody(req)) return next();
   const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-  const accepted = POLICY_BODY_ROUTES.includes(req.path) ? [...JSON_TYPES, ...YAML_TYPES] : JSON_TYPES;
+  const accepted = POLICY_BODY_ROUTES.includes(req.path) ? [...JSON_TYPES, ...YAML_TYPES] : BINARY_BODY_ROUTE.test(req.path) ? BINARY_TYPES : JSON_TYPES;
   if (accepted.includes(type)) return next();
   next(
     new DomainError('unsupported_media_type', 415, `Content-Type ${type ? `"${type}"` : '(none)'} is not read by ${req.path}; send ${accepted.join(' or ')}`, {

@@ -44,3 +44,21 @@ describe('hub configuration for replicas and http broker auth', () => {
     expect(problems({ ...base, MQTT_URL: 'mqtt://a,http://b' }).join('\n')).toContain('MQTT_URL must use');
   });
 });
+
+describe('hub configuration of the artifact store', () => {
+  test('defaults to $FLOTILLA_HOME/artifacts-store and 8 GiB; a directory or an S3 bucket and prefix otherwise; bad values named', () => {
+    const d = loadConfig(base, '/', false);
+    expect(d.artifactStore).toEqual({ kind: 'filesystem', directory: '/tmp/x/artifacts-store' });
+    expect(d.artifactMaxBytes).toBe(8 * 1024 ** 3);
+    expect(loadConfig({ ...base, FLOTILLA_ARTIFACT_STORE: '/srv/models' }, '/', false).artifactStore).toEqual({ kind: 'filesystem', directory: '/srv/models' });
+    expect(loadConfig({ ...base, FLOTILLA_ARTIFACT_STORE: 's3://models-bucket/flotilla/artifacts/', FLOTILLA_ARTIFACT_S3_ENDPOINT: 'http://minio:9000' }, '/', false).artifactStore).toEqual({
+      kind: 's3',
+      bucket: 'models-bucket',
+      prefix: 'flotilla/artifacts',
+      endpoint: 'http://minio:9000',
+    });
+    const p = problems({ ...base, FLOTILLA_ARTIFACT_STORE: 'relative/dir', FLOTILLA_ARTIFACT_MAX_BYTES: 'lots' }).join('\n');
+    expect(p).toContain('FLOTILLA_ARTIFACT_STORE must be s3://bucket[/prefix] or an absolute directory');
+    expect(p).toContain('FLOTILLA_ARTIFACT_MAX_BYTES="lots" must be a whole number of bytes');
+  });
+});

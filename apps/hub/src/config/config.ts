@@ -33,6 +33,16 @@ export interface HubConfig {
   /** Byte budget of the local agent's model cache; unused versions beyond it are collected. */
   localAgentCacheBytes: number;
   publicUrl: string | null;
+  /**
+   * Where fine-tuned models uploaded by spokes are kept (output.artifact:
+   * upload): a directory (default `$FLOTILLA_HOME/artifacts-store`) or an S3
+   * bucket and prefix (`FLOTILLA_ARTIFACT_STORE=s3://bucket/prefix`, with the
+   * AWS SDK's usual credentials and region; `FLOTILLA_ARTIFACT_S3_ENDPOINT`
+   * for MinIO and other S3-compatible stores).
+   */
+  artifactStore: { kind: 'filesystem'; directory: string } | { kind: 's3'; bucket: string; prefix: string; endpoint: string | null };
+  /** The largest artifact one upload may carry (FLOTILLA_ARTIFACT_MAX_BYTES, default 8 GiB). */
+  artifactMaxBytes: number;
   logLevel: 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
   /** `pretty` (one readable line per event) or `json` (one JSON object per line, for collectors). */
   logFormat: 'pretty' | 'json';
@@ -233,6 +243,25 @@ const EnvSchema = z.object({
       return n;
     }),
   FLOTILLA_PUBLIC_URL: url('FLOTILLA_PUBLIC_URL', ['http:', 'https:']),
+  FLOTILLA_ARTIFACT_STORE: z
+    .string()
+    .optional()
+    .refine((v) => v === undefined || v === '' || /^s3:\/\/[a-z0-9][a-z0-9.-]{1,61}[a-z0-9](\/.*)?$/.test(v) || path.isAbsolute(v), {
+      message: 'FLOTILLA_ARTIFACT_STORE must be s3://bucket[/prefix] or an absolute directory',
+    }),
+  FLOTILLA_ARTIFACT_S3_ENDPOINT: url('FLOTILLA_ARTIFACT_S3_ENDPOINT', ['http:', 'https:']),
+  FLOTILLA_ARTIFACT_MAX_BYTES: z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      if (v === undefined || v === '') return 8 * 1024 ** 3;
+      const n = Number(v);
+      if (!Number.isSafeInteger(n) || n < 1) {
+        ctx.addIssue({ code: 'custom', message: `FLOTILLA_ARTIFACT_MAX_BYTES=${JSON.stringify(v)} must be a whole number of bytes` });
+        return z.NEVER;
+      }
+      return n;
+    }),
   FLOTILLA_LOCAL_AGENT_CACHE_BYTES: z
     .string()
     .optional()
@@ -259,6 +288,13 @@ const EnvSchema = z.object({
 });
 
 const given = (v: string | undefined) => v !== undefined && v !== '';
+
+function artifactStore(value: string | undefined, endpoint: string | null, home: string): HubConfig['artifactStore'] {
+  if (!value) return { kind: 'filesystem', directory: path.join(home, 'artifacts-store') };
+  if (!value.startsWith('s3://')) return { kind: 'filesystem', directory: value };
+  const u = new URL(value);
+  return { kind: 's3', bucket: u.hostname, prefix: u.pathname.replace(/^\/+|\/+$/g, ''), endpoint };
+}
 
 /**
  * Parses the environment; throws one ConfigError naming every bad variable.
@@ -327,6 +363,8 @@ export function loadConfig(env: NodeJS.ProcessEnv, cwd: string = process.cwd(), 
     applySpokesInAnswer: e.FLOTILLA_APPLY_SPOKES_IN_ANSWER,
     localAgentCacheBytes: e.FLOTILLA_LOCAL_AGENT_CACHE_BYTES,
     publicUrl: e.FLOTILLA_PUBLIC_URL,
+    artifactStore: artifactStore(e.FLOTILLA_ARTIFACT_STORE, e.FLOTILLA_ARTIFACT_S3_ENDPOINT, path.resolve(cwd, e.FLOTILLA_HOME || '.flotilla')),
+    artifactMaxBytes: e.FLOTILLA_ARTIFACT_MAX_BYTES,
     logLevel: e.FLOTILLA_LOG_LEVEL,
     logFormat: e.FLOTILLA_LOG_FORMAT ?? (terminal ? 'pretty' : 'json'),
     trustProxy: e.FLOTILLA_TRUST_PROXY,

@@ -1,6 +1,7 @@
 import type { DataSource } from 'typeorm';
 import type { Logger } from 'pino';
-import type { DesiredFineTuneJob, ReportedJobRunStatus } from '@flotilla/contracts';
+import { hubArtifactUri, spokeArtifactUri, type DesiredFineTuneJob, type ReportedJobRunStatus } from '@flotilla/contracts';
+import type { ArtifactStore } from '../artifacts/artifact-store.js';
 import type { RegisterModelVersion } from '../models/register-model-version.js';
 
 /**
@@ -31,6 +32,8 @@ export class RegisterProducedVersions {
     private readonly log: Logger,
     /** After a registration: deployments waiting for the version can render. */
     private readonly registered: () => void = () => undefined,
+    /** The hub's artifact store: an uploaded version is registered once its bytes are there. */
+    private readonly store: ArtifactStore | null = null,
   ) {}
 
   async fromStatus(spoke: string, jobs: ReportedJobRunStatus[]): Promise<void> {
@@ -64,6 +67,19 @@ export class RegisterProducedVersions {
       this.log.warn({ spoke, job: run.name, version: produced.version, expected }, 'produced version does not follow the naming rule; ignored');
       return true;
     }
+    // Where the bytes are: on that spoke only (keep-local), or in the hub's store (upload) once they arrived there.
+    const uri = job.output.artifact === 'upload' ? hubArtifactUri(produced.digest) : spokeArtifactUri(spoke, produced.digest);
+    if (produced.uri !== uri) {
+      this.log.warn({ spoke, job: run.name, uri: produced.uri, expected: uri }, 'produced version does not say where its artifact is as the job asks; ignored');
+      return true;
+    }
+    if (job.output.artifact === 'upload') {
+      const stored = await this.store?.stat(produced.digest.slice('sha256:'.length));
+      if (!stored || stored.sizeBytes !== produced.sizeBytes) {
+        this.log.warn({ spoke, job: run.name, version: produced.version }, 'produced version not registered yet: its artifact is not in the hub store');
+        return false;
+      }
+    }
     await this.ds.transaction((em) =>
       this.register.execute(
         em,
@@ -71,7 +87,7 @@ export class RegisterProducedVersions {
           model: job.output.model,
           version: produced.version,
           digest: produced.digest,
-          uri: produced.uri,
+          uri,
           format: produced.format,
           sizeBytes: produced.sizeBytes,
           lineage: {

@@ -42,6 +42,7 @@ import {
   pageOf,
   LocationSchema,
   RouteResponseSchema,
+  UploadedArtifactSchema,
 } from '@flotilla/contracts';
 import { z } from 'zod';
 import { CreateEnrollmentToken } from '../enrollment/enrollment-tokens.controller.js';
@@ -127,6 +128,7 @@ const RESPONSE_COMPONENTS: [string, z.ZodType][] = [
   ['SpokeCommandAccepted', SpokeCommandAcceptedSchema],
   ['SpokeCommand', SpokeCommandSchema],
   ['PromoteResult', PromoteResultSchema],
+  ['UploadedArtifact', UploadedArtifactSchema],
 ];
 
 const REQUEST_COMPONENTS: [string, z.ZodType][] = [

@@ -24,6 +24,8 @@ const ERRORS: Record<ErrorStatus, { name: string; description: string }> = {
   403: { name: 'Forbidden', description: "the token's role may not do this; `details` gives the role and the one required (forbidden)" },
   404: { name: 'NotFound', description: 'no such object; `details` gives its kind and name (not_found)' },
   409: { name: 'Conflict', description: 'the request conflicts with what exists' },
+  416: { name: 'RangeNotSatisfiable', description: 'the requested range starts past the end' },
+  422: { name: 'UnprocessableContent', description: 'the body is well-formed but wrong (digest_mismatch)' },
   413: { name: 'PayloadTooLarge', description: 'the body is over the limit: 1 MiB of JSON, 4 MiB of YAML (payload_too_large)' },
   429: { name: 'TooManyRequests', description: 'too many failed authentications from this address (rate_limited); retry after `Retry-After` seconds' },
   502: { name: 'BadGateway', description: 'a system the hub depends on did not confirm the change' },
@@ -40,6 +42,7 @@ const TAGS: Record<string, string> = {
   policy: 'Policy objects (Model, Placement, ModelDeployment, FineTuneJob): apply, placements, compliance',
   'git-sources': 'Policy repositories the hub follows',
   audit: 'Audit trail of every change',
+  artifacts: 'The artifact store of the hub: fine-tuned models spokes upload (output.artifact: upload) and other spokes fetch',
 };
 
 const errorBody = { 'application/json': { schema: { $ref: '#/components/schemas/Error' } } };
@@ -64,7 +67,7 @@ function errorStatuses(op: OperationDoc): ErrorStatus[] {
     s.add(401);
     s.add(429);
   }
-  if (op.access === 'operator' || op.access === 'admin') s.add(403);
+  if (op.access === 'operator' || op.access === 'admin' || op.access === 'spoke') s.add(403);
   if (/\{[^}]+\}/.test(op.path)) s.add(404);
   for (const k of Object.keys(op.errors ?? {})) s.add(Number(k) as ErrorStatus);
   return [...s].sort((a, b) => a - b);
@@ -91,13 +94,19 @@ function operationObject(op: OperationDoc, scanned: ScannedOperation, components
     const why = op.errors?.[status];
     responses[status] = why ? { description: why, content: errorBody } : { $ref: `#/components/responses/${ERRORS[status].name}` };
   }
-  const access = op.access === 'public' ? 'No token needed.' : `Needs a bearer token with role ${op.access} or above.`;
+  const access =
+    op.access === 'public'
+      ? 'No token needed.'
+      : op.access === 'spoke'
+        ? "Needs a spoke's own credentials (HTTP Basic: the MQTT username and password it was given at enrolment); API tokens are refused with 403."
+        : `Needs a bearer token with role ${op.access} or above${op.spokesToo ? ", or a spoke's own credentials (HTTP Basic)" : ''}.`;
+  const security = op.access === 'public' ? [] : op.access === 'spoke' ? [{ spokeBasic: [] }] : op.spokesToo ? [{ bearerAuth: [] }, { spokeBasic: [] }] : null;
   return {
     operationId: op.operationId,
     summary: scanned.summary,
     description: access,
     tags: scanned.tags ?? [],
-    ...(op.access === 'public' ? { security: [] } : {}),
+    ...(security ? { security } : {}),
     ...(parameters.length ? { parameters } : {}),
     ...(op.body
       ? {
@@ -176,6 +185,11 @@ export function buildOpenApiDocument(app: INestApplication, operations: Operatio
           type: 'http',
           scheme: 'bearer',
           description: 'An API token (`flotilla tokens create`, or the bootstrap admin token printed at first start); opaque, sent as is.',
+        },
+        spokeBasic: {
+          type: 'http',
+          scheme: 'basic',
+          description: "A spoke's own credentials: the MQTT username and password it was given at enrolment (the artifact routes only).",
         },
       },
       schemas: components.schemas(),

@@ -27,6 +27,7 @@ import {
   SpokeCommandAcceptedSchema,
   SpokeCommandSchema,
   PromoteResultSchema,
+  UploadedArtifactSchema,
 } from '@flotilla/contracts';
 import type { z } from 'zod';
 import { AuditQuery } from '../audit/audit-events.controller.js';
@@ -55,7 +56,7 @@ import { Pages } from './components.js';
  * 413 with a body), 404 with a path parameter; `errors` adds the rest.
  */
 
-export type ErrorStatus = 400 | 401 | 403 | 404 | 409 | 413 | 429 | 502 | 503;
+export type ErrorStatus = 400 | 401 | 403 | 404 | 409 | 413 | 416 | 422 | 429 | 502 | 503;
 
 export interface ResponseDoc {
   status: number;
@@ -67,12 +68,17 @@ export interface ResponseDoc {
 }
 
 export interface OperationDoc {
-  method: 'get' | 'post' | 'patch' | 'delete';
+  method: 'get' | 'post' | 'put' | 'patch' | 'delete';
   /** OpenAPI path template, e.g. `/api/v1/spokes/{name}`. */
   path: string;
   operationId: string;
-  /** `public` routes need no token; otherwise the least role that may call it. */
-  access: 'public' | Role;
+  /**
+   * `public` routes need no token; `spoke` routes take only a spoke's own
+   * credentials (HTTP Basic); otherwise the least role that may call it.
+   */
+  access: 'public' | 'spoke' | Role;
+  /** Spokes may also call it with their own credentials (besides tokens with the role). */
+  spokesToo?: boolean;
   pathParams?: Record<string, string>;
   query?: z.ZodObject;
   /** A JSON body validated by this schema (a named component), or content given in full (apply). */
@@ -415,6 +421,39 @@ export const OPERATIONS: OperationDoc[] = [
     errors: {
       404: 'no such fine-tune job, or no such spoke (not_found)',
       409: 'no passing produced version for that spoke: the job has not run there, its run did not succeed, or the version is not registered yet (no_produced_version); no deployment serves the output model on that spoke (no_deployment)',
+    },
+  },
+
+  /* ---------------------------------------------------------- artifacts */
+  {
+    method: 'put',
+    path: '/api/v1/finetune-jobs/{name}/artifacts/{version}',
+    operationId: 'uploadProducedArtifact',
+    access: 'spoke',
+    pathParams: { name: 'fine-tuning job placed on the calling spoke, with output.artifact: upload', version: "the version the spoke's run produced (the naming rule: <base>-ft.<spoke>.<12 hex of the digest>)" },
+    body: {
+      description: 'the model bytes (model.onnx), streamed; header X-Flotilla-Digest: sha256:<hex> declares their digest, checked on arrival',
+      content: { 'application/octet-stream': { schema: { type: 'string', contentMediaType: 'application/octet-stream' } } },
+    },
+    response: { status: 200, description: "stored in the hub's artifact store under its digest (created: false when it was there already)", schema: UploadedArtifactSchema },
+    errors: {
+      403: 'the job is not placed on this spoke, or the version is not the one its run produced, or the caller is not a spoke (forbidden)',
+      409: 'the job keeps its artifact on the spoke (artifact_keep_local)',
+      413: 'the artifact is over FLOTILLA_ARTIFACT_MAX_BYTES (payload_too_large)',
+      422: 'the received bytes do not have the declared digest; nothing was kept (digest_mismatch)',
+    },
+  },
+  {
+    method: 'get',
+    path: '/api/v1/artifacts/sha256/{hex}',
+    operationId: 'downloadArtifact',
+    access: 'admin',
+    spokesToo: true,
+    pathParams: { hex: 'the sha256 of the artifact, 64 lower-case hex digits' },
+    response: { status: 200, description: 'the bytes (Range: bytes=N- answers 206 from N), with ETag and X-Flotilla-Digest', text: { contentType: 'application/octet-stream' } },
+    errors: {
+      403: 'a spoke whose desired state uses no model version with this digest (forbidden)',
+      416: 'a range starting past the end (range_not_satisfiable)',
     },
   },
 

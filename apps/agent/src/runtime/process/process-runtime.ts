@@ -66,7 +66,7 @@ export interface ProcessRuntimeOptions {
   /** How often a re-adopted process is checked for life (2 s). */
   watchIntervalMs?: number;
   /** Fine-tuning runs (dataset source policy, limits); the rest comes from these options. */
-  fineTune?: Pick<FineTuneRunnerOptions, 'datasetPolicy' | 'timeoutMs' | 'threads' | 'linearProbeEntry' | 'gpuCount' | 'schedulePollMs' | 'evaluateEntry'>;
+  fineTune?: Pick<FineTuneRunnerOptions, 'datasetPolicy' | 'timeoutMs' | 'threads' | 'linearProbeEntry' | 'gpuCount' | 'schedulePollMs' | 'evaluateEntry' | 'uploader'>;
 }
 
 /** A workload process the runtime leaves running, as said at shutdown. */
