@@ -608,8 +608,23 @@ spec:
 
   test('promotion: a version a spoke reports it produced (and the hub registered) is promoted there, and only there', async () => {
     // The spoke's report is made up here (the NoneRuntime trains nothing); test/finetune/promotion.test.ts trains for real.
-    const digest = `sha256:${'ef'.repeat(32)}`;
-    const version = `1.0.0-ft.eu-1.${'ef'.repeat(6)}`;
+    // The job uploads (output.artifact: upload), so the hub registers the version once its bytes are in the store: put them there as the spoke.
+    const { createHash } = await import('node:crypto');
+    const { readCredentials } = await import('../../apps/agent/src/state/state-dir.js');
+    const { expectedProducedVersion } = await import('../../apps/hub/src/finetune/register-produced-versions.js');
+    const creds = await readCredentials(fleet.agents.get('eu-1')!.stateDir);
+    const bytes = Buffer.from('a produced model, as far as this test is concerned');
+    const hex = createHash('sha256').update(bytes).digest('hex');
+    const digest = `sha256:${hex}`;
+    const version = expectedProducedVersion('1.0.0', 'eu-1', digest);
+    const uploaded = await call('PUT', '/api/v1/finetune-jobs/{name}/artifacts/{version}', {
+      params: { name: 'eu-tuning', version },
+      token: null,
+      rawBody: bytes,
+      contentType: 'application/octet-stream',
+      headers: { authorization: `Basic ${Buffer.from(`${creds.mqtt.username}:${creds.mqtt.password}`).toString('base64')}`, 'x-flotilla-digest': digest },
+    });
+    expect(uploaded.status).toBe(200);
     fleet.agents.get('eu-1')!.runtime.jobReports = (jobs) =>
       jobs.map((j) => ({
         name: j.name,
@@ -617,7 +632,7 @@ spec:
         progress: 1,
         metrics: { accuracy: 0.95 },
         producedVersion: version,
-        produced: { version, digest, sizeBytes: 1234, format: 'onnx', uri: 'file:///var/lib/flotilla-agent/finetune/produced/x/model.onnx', datasetFingerprint: `sha256:${'12'.repeat(32)}` },
+        produced: { version, digest, sizeBytes: bytes.length, format: 'onnx', uri: `flotilla:artifacts/sha256/${hex}`, datasetFingerprint: `sha256:${'12'.repeat(32)}` },
         message: 'passed',
       }));
     await waitFor('the produced version registered', async () => (await call('GET', '/api/v1/models/{name}/versions/{version}', { params: { name: 'bridge-defects', version } })).status === 200, 20_000, 100);
