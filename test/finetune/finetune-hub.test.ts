@@ -115,6 +115,8 @@ spec:
       return r?.state === 'Succeeded' ? r : null;
     }, 60_000);
     expect(run.progress).toBe(1);
+    expect(run.phase).toBe('Succeeded');
+    expect(run.datasetFingerprint).toMatch(/^sha256:[0-9a-f]{64}$/);
     expect(run.metrics.accuracy).toBeGreaterThanOrEqual(0.8);
     expect(run.producedVersion).toMatch(/^1\.0\.0-ft\.bridge-7\.[0-9a-f]{12}$/);
 
@@ -125,7 +127,7 @@ spec:
     expect(version).toMatchObject({ model: 'bridge-defects', format: 'onnx', source: 'job:bridge-site-tuning@bridge-7' });
     expect(version.lineage).toMatchObject({ spoke: 'bridge-7', baseVersion: `bridge-defects@1.0.0 (${digest})` });
     expect(version.lineage.job).toMatch(/^bridge-site-tuning@generation-\d+$/);
-    expect(version.lineage.datasetFingerprint).toMatch(/^sha256:[0-9a-f]{64}$/);
+    expect(version.lineage.datasetFingerprint).toBe(run.datasetFingerprint);
     expect(version.lineage.metrics.accuracy).toBe(run.metrics.accuracy);
     expect(version.digest.slice(7, 19)).toBe(run.producedVersion.slice(-12));
 

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import {
   CapacitySchema,
   DigestSchema,
+  JOB_RUN_STAGES,
   ReportedConditionSchema,
   ReportedDeploymentStatusSchema,
   ReportedJobRunStatusSchema,
@@ -458,10 +459,12 @@ export const SpokeJobRunSchema = z
   .object({
     spoke: z.string(),
     state: z.enum(JOB_STATES),
+    phase: z.enum(JOB_RUN_STAGES).nullable().describe('the stage the spoke last reported (Pending, Preparing, Training, Evaluating, Registering, Succeeded, Failed, Rejected); null before any report'),
     reason: z.string(),
     message: z.string(),
     connection: ConnectionSchema,
     progress: z.number().nullable(),
+    datasetFingerprint: z.string().nullable().describe('sha256 of the sorted relative paths and sizes of the dataset on that spoke (never its contents); null until read'),
     metrics: z.record(z.string(), z.number()),
     producedVersion: z.string().nullable(),
     promoted: z.boolean().optional().describe('the produced version is promoted (served) on this spoke'),

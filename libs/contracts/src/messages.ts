@@ -297,11 +297,19 @@ export const ProducedVersionSchema = z
   .strict();
 export type ProducedVersion = z.infer<typeof ProducedVersionSchema>;
 
+/** Where a fine-tuning run stands on the spoke, in detail (the report's `phase` folds the middle ones into Running). */
+export const JOB_RUN_STAGES = ['Pending', 'Preparing', 'Training', 'Evaluating', 'Registering', 'Succeeded', 'Failed', 'Rejected'] as const;
+export type JobRunStage = (typeof JOB_RUN_STAGES)[number];
+
 export const JobRunStatusSchema = z
   .object({
     name: ObjectNameSchema,
     /** Rejected: trained, but the evaluation gate refused the result. */
     phase: z.enum(['Pending', 'Running', 'Succeeded', 'Failed', 'Rejected']),
+    /** The detailed stage (Preparing, Training, Evaluating, Registering while Running); absent from older agents. */
+    stage: z.enum(JOB_RUN_STAGES).optional(),
+    /** sha256 of the dataset's sorted relative paths and sizes, once read (never its contents). */
+    datasetFingerprint: DigestSchema.optional(),
     progress: z.number().min(0).max(1),
     metrics: z.record(z.string(), z.number()).default({}),
     producedVersion: z.string().max(128).nullable(),

@@ -480,6 +480,8 @@ export function toStatus(r: JobRecord): JobRunStatus {
   return {
     name: r.job,
     phase,
+    stage: detail,
+    ...(r.datasetFingerprint && /^sha256:[0-9a-f]{64}$/.test(r.datasetFingerprint) ? { datasetFingerprint: r.datasetFingerprint } : {}),
     progress: r.progress,
     metrics: r.metrics,
     producedVersion: r.producedVersion,

@@ -1,11 +1,11 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import path from 'node:path';
-import { ProducedVersionSchema } from '@flotilla/contracts';
+import { JOB_RUN_STAGES, ProducedVersionSchema } from '@flotilla/contracts';
 import { z } from 'zod';
 import { writeFileAtomic } from '../state/atomic-write.js';
 
 /** Where a fine-tuning run stands, as kept in the agent's state directory so it survives a restart. */
-export const JOB_PHASES = ['Pending', 'Preparing', 'Training', 'Evaluating', 'Registering', 'Succeeded', 'Failed', 'Rejected'] as const;
+export const JOB_PHASES = JOB_RUN_STAGES;
 export type JobPhase = (typeof JOB_PHASES)[number];
 export const TERMINAL_PHASES: ReadonlySet<JobPhase> = new Set(['Succeeded', 'Failed', 'Rejected']);
 

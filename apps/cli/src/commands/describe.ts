@@ -157,7 +157,8 @@ function describeJob(j: JobView): string {
             ['SPOKE', 'STATE', 'PROGRESS', 'METRICS', 'PRODUCED', 'PROMOTED', 'MESSAGE'],
             runs.map((r) => [
               r.spoke,
-              r.state,
+              // The detailed stage while it differs: Running (Training), Running (Evaluating), ...
+              r.phase && r.phase !== r.state ? `${r.state} (${r.phase})` : r.state,
               r.progress === null ? '-' : progressBar(r.progress),
               Object.entries(r.metrics).map(([k, v]) => `${k}=${Number.isInteger(v) ? v : v.toPrecision(4)}`).join(',') || '-',
               dash(r.producedVersion),

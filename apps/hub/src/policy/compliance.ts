@@ -1,4 +1,4 @@
-import type { DeploymentStatus, ReportedDeploymentStatus, ReportedJobRunStatus } from '@flotilla/contracts';
+import type { DeploymentStatus, JobRunStage, ReportedDeploymentStatus, ReportedJobRunStatus } from '@flotilla/contracts';
 import type { Connection } from '../spokes/spoke.dto.js';
 
 /**
@@ -141,6 +141,9 @@ export interface SpokeJobRun {
   reason: string;
   message: string;
   connection: Connection;
+  /** The detailed stage the spoke reported (null before any report). */
+  phase: JobRunStage | null;
+  datasetFingerprint: string | null;
   progress: number | null;
   metrics: Record<string, number>;
   producedVersion: string | null;
@@ -152,6 +155,8 @@ export function jobRun(name: string, s: SpokeWorkloadView, now: number): SpokeJo
   const base = {
     spoke: s.name,
     connection: s.connection,
+    phase: status ? (status.stage ?? (status.phase === 'Running' ? null : status.phase)) : null,
+    datasetFingerprint: status?.datasetFingerprint ?? status?.produced?.datasetFingerprint ?? null,
     progress: status?.progress ?? null,
     metrics: status?.metrics ?? {},
     producedVersion: status?.producedVersion ?? null,
