@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import pg from 'pg';
 import pino from 'pino';
-import { DataSource } from 'typeorm';
+import { type DataSource } from 'typeorm';
 import { evaluatePlacement, parsePolicyDocuments, type Placement, rendezvousScore } from '@flotilla/policy';
 import { enroll } from '../../apps/agent/src/enroll/enroll.js';
 import { runAgent, type AgentHandle } from '../../apps/agent/src/agent.js';
