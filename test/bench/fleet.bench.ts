@@ -31,7 +31,7 @@ import { type Capacity, commandsTopic, hubFilter } from '@flotilla/contracts';
 import { evaluatePlacement, parsePolicyDocuments, type Placement, type SpokeView } from '@flotilla/policy';
 import { startMosquitto, type RunningMosquitto } from '../support/mosquitto.js';
 import { startHubProcess, type HubProcess } from './hub-process.js';
-import { CdpProfiler, topSelfTime } from './cdp-profiler.js';
+import { CdpProfiler, topHeap, topSelfTime } from './cdp-profiler.js';
 import { TreeCpu, procAvailable, sampleProcess } from './proc-stats.js';
 import { FLOOR_MARKER, type SimConnected, type SimEnrolled, type SimRequest, type SimResponse, type SimSpokeSpec, type SimStats, type SimTelemetryDone } from './sim-protocol.js';
 import { enrolmentDeciles, renderMarkdown, renderPartialMarkdown, summarize, type BenchResult, type PartialBenchResult } from './report.js';
@@ -433,6 +433,8 @@ async function main(): Promise<void> {
     const h = hub;
     const profiler = args.profile ? await CdpProfiler.connect(inspectPort) : null;
     if (profiler) cleanups.unshift(async () => profiler.close());
+    // What the hub keeps per spoke: allocations from here on that are still live at the end (sampled).
+    if (profiler) await profiler.startHeapSampling();
     log(`hub ready (pid ${h.pid}), broker ${BROKER}`);
     await db.connect();
     cleanups.unshift(() => db.end());
@@ -558,6 +560,7 @@ async function main(): Promise<void> {
       const why = `the open-file limit cannot be raised far enough for ${N} MQTT connections: ${short.map((l) => `${l.process} soft ${l.soft}/hard ${l.hard}, needs ${l.wanted}`).join('; ')}`;
       log(`stopping after enrolment: ${why}`);
       const hubSample = procAvailable ? sampleProcess(h.pid) : null;
+      const hubMemory = await captureHubMemory();
       const partial: PartialBenchResult = {
         spokes: N,
         broker: BROKER,
@@ -573,6 +576,7 @@ async function main(): Promise<void> {
         limits,
         phases,
         profiles,
+        hubMemory,
       };
       await mkdir(outDir, { recursive: true });
       const base = `fleet-${BROKER}-${N}`;
@@ -764,6 +768,19 @@ spec: { model: { name: detector, version: "1.0.0" }, placement: bench-fleet, run
       if (realAgent) log(`  RSS ${(realAgent.rssBytes / 1024 / 1024).toFixed(0)} MiB after ${REAL_AGENT_SECONDS} s (peak ${(realAgent.peakRssBytes / 1024 / 1024).toFixed(0)} MiB), idle CPU ${(realAgent.idleCpuCoreFraction * 100).toFixed(2)}% of a core, online: ${realAgent.online}`);
     }
 
+    const hubMemory = await captureHubMemory();
+    async function captureHubMemory(): Promise<BenchResult['hubMemory']> {
+      if (!profiler) return null;
+      const usage = await profiler.memoryUsage();
+      const heap = await profiler.stopHeapSampling();
+      const file = path.join(outDir, `fleet-${BROKER}-${N}-live-heap.heapprofile`);
+      await writeFile(file, JSON.stringify(heap));
+      const top = topHeap(heap, 25);
+      log(`  hub after GC: rss ${(usage.rss / 2 ** 20).toFixed(0)} MiB, heap used ${(usage.heapUsed / 2 ** 20).toFixed(0)} MiB, external ${(usage.external / 2 ** 20).toFixed(0)} MiB; live sampled since start ${(top.totalBytes / 2 ** 20).toFixed(0)} MiB`);
+      log(top.top.slice(0, 12).map((t) => `    ${(t.bytes / 2 ** 20).toFixed(1).padStart(7)} MiB ${(t.share * 100).toFixed(1).padStart(5)}%  ${t.fn}`).join('\n'));
+      return { usage, sampledLiveBytes: top.totalBytes, sampledLiveBytesPer1000Spokes: top.totalBytes / (N / 1000), top: top.top, file: path.basename(file) };
+    }
+
     const simStats = await sim.stats();
     const hubSample = procAvailable ? sampleProcess(h.pid) : null;
     const hubOutput = h.output();
@@ -814,6 +831,7 @@ spec: { model: { name: detector, version: "1.0.0" }, placement: bench-fleet, run
       limits,
       load: os.loadavg(),
       profiles,
+      hubMemory,
       hub: {
         cpuSeconds: totalHubCpu,
         cpuSecondsPer1000Spokes: totalHubCpu / perK,

@@ -76,6 +76,7 @@ export interface PartialBenchResult {
   limits: Limits;
   phases: Phase[];
   profiles: Record<string, string>;
+  hubMemory: BenchResult['hubMemory'];
 }
 
 export interface Phase {
@@ -122,6 +123,14 @@ export interface BenchResult {
   load?: number[];
   /** Hub CPU profile file per phase (--profile). */
   profiles?: Record<string, string>;
+  /** --profile: the hub's memory after a GC with the fleet connected, and what the allocations still live since its start are (sampled). */
+  hubMemory?: {
+    usage: { rss: number; heapTotal: number; heapUsed: number; external: number; arrayBuffers: number };
+    sampledLiveBytes: number;
+    sampledLiveBytesPer1000Spokes: number;
+    top: Array<{ fn: string; bytes: number; share: number }>;
+    file: string;
+  } | null;
   hub: {
     cpuSeconds: number;
     cpuSecondsPer1000Spokes: number;
@@ -245,6 +254,7 @@ export function renderMarkdown(r: BenchResult): string {
   lines.push('|---|---|---|');
   for (const t of targets(r)) lines.push(`| ${t.figure} ${t.target} | ${t.value} | ${t.met === null ? 'n/a' : t.met ? 'met' : 'MISSED'} |`);
   lines.push('');
+  if (r.hubMemory) lines.push(...hubMemoryLines(r.hubMemory));
   if (r.profiles && Object.keys(r.profiles).length) {
     lines.push(`Hub CPU profiles per phase (beside this file): ${Object.entries(r.profiles).map(([p, f]) => `${p}: \`${f}\``).join(', ')}.`);
     lines.push('');
@@ -292,7 +302,21 @@ export function renderPartialMarkdown(r: PartialBenchResult): string {
   lines.push('|---|---|---|---|---|---|');
   for (const p of r.phases) lines.push(`| ${p.name} | ${sec(p.seconds)} | ${sec(p.hubCpuSeconds)} | ${sec(p.postgresCpuSeconds)} | ${p.brokerCpuSeconds === null ? (r.broker === 'embedded' ? 'in hub' : 'n/a') : sec(p.brokerCpuSeconds)} | ${sec(p.simCpuSeconds)} |`);
   lines.push('');
+  if (r.hubMemory) lines.push(...hubMemoryLines(r.hubMemory));
   if (Object.keys(r.profiles).length) lines.push(`Hub CPU profiles per phase: ${Object.entries(r.profiles).map(([p, f]) => `${p}: \`${f}\``).join(', ')}.`);
   lines.push('');
   return lines.join('\n');
+}
+
+function hubMemoryLines(m: NonNullable<BenchResult['hubMemory']>): string[] {
+  const u = m.usage;
+  const lines = [
+    `Hub memory after a GC with the fleet in place: RSS ${mib(u.rss)}, JS heap used ${mib(u.heapUsed)}, external ${mib(u.external)} (array buffers ${mib(u.arrayBuffers)}). Allocations since the hub started still live (sampled, \`${m.file}\`): ${mib(m.sampledLiveBytes)}, ${mib(m.sampledLiveBytesPer1000Spokes)} per 1,000 spokes; by allocating function:`,
+    '',
+    '| function | live | share |',
+    '|---|---|---|',
+  ];
+  for (const t of m.top.slice(0, 15)) lines.push(`| \`${t.fn.replace(/\|/g, '\\|')}\` | ${mib(t.bytes)} | ${(t.share * 100).toFixed(1)}% |`);
+  lines.push('');
+  return lines;
 }
