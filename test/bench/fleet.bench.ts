@@ -55,6 +55,7 @@ const { values: args } = parseArgs({
     'idle-seconds': { type: 'string', default: '10' },
     rollout: { type: 'boolean', default: false },
     'real-agent-seconds': { type: 'string', default: '40' },
+    'max-enrol-seconds': { type: 'string', default: '0' },
     help: { type: 'boolean', default: false },
   },
   strict: true,
@@ -67,6 +68,8 @@ if (args.help) {
   --profile  save a hub CPU profile of every phase beside the results (fleet-<broker>-<N>-<phase>.cpuprofile)
   --real-agent-seconds  run one real \`flotilla agent run\` (process runtime) against the hub this long and
              report its RSS and CPU from /proc (0: skip)
+  --max-enrol-seconds S  stop starting enrolments after S seconds (0: no limit); a run cut short this way
+             reports what it enrolled (rate by decile of those) and stops there
   --rollout  also time a version change as a progressive rollout (waves of 25%, minSuccessTime 0s)
              against the same change as a one-shot fan-out (strategy AllAtOnce)`);
   process.exit(0);
@@ -92,6 +95,7 @@ const CONNECT_CONCURRENCY = intArg('connect-concurrency', args['connect-concurre
 const SIM_PROCESSES = intArg('sim-processes', args['sim-processes'], 1);
 const IDLE_SECONDS = intArg('idle-seconds', args['idle-seconds'], 1);
 const REAL_AGENT_SECONDS = intArg('real-agent-seconds', args['real-agent-seconds'], 0);
+const MAX_ENROL_SECONDS = intArg('max-enrol-seconds', args['max-enrol-seconds'], 0);
 if (!procAvailable) console.warn('note: /proc is not readable here, so hub, Postgres and broker CPU/RSS are left out');
 
 const log = (msg: string) => console.log(`[${new Date().toISOString().slice(11, 19)}] ${msg}`);
@@ -225,12 +229,12 @@ class SimPool {
     return [Math.floor((i * n) / k), Math.floor(((i + 1) * n) / k)];
   }
 
-  async enroll(hubUrl: string, specs: SimSpokeSpec[], concurrency: number): Promise<SimEnrolled> {
+  async enroll(hubUrl: string, specs: SimSpokeSpec[], concurrency: number, deadlineMs?: number): Promise<SimEnrolled> {
     const t0 = performance.now();
     const parts = await Promise.all(
       this.sims.map((sim, i) => {
         const [a, b] = this.block(i, specs.length);
-        return sim.call<SimEnrolled>({ op: 'enroll', hubUrl, spokes: specs.slice(a, b), concurrency: Math.max(1, Math.round(concurrency / this.sims.length)) });
+        return sim.call<SimEnrolled>({ op: 'enroll', hubUrl, spokes: specs.slice(a, b), concurrency: Math.max(1, Math.round(concurrency / this.sims.length)), ...(deadlineMs ? { deadlineMs } : {}) });
       }),
     );
     return {
@@ -539,7 +543,7 @@ async function main(): Promise<void> {
     const short = nofile.filter((l) => !l.enough && l.process !== 'bench');
     log(`enrolling ${N} simulated agents (${ENROLL_CONCURRENCY} at a time)`);
     const enrolT0 = performance.timeOrigin + performance.now();
-    const enrolled = await phase('enrol', () => sim.enroll(h.apiUrl, specs, ENROLL_CONCURRENCY));
+    const enrolled = await phase('enrol', () => sim.enroll(h.apiUrl, specs, ENROLL_CONCURRENCY, MAX_ENROL_SECONDS ? enrolT0 + MAX_ENROL_SECONDS * 1000 : undefined));
     const deciles = enrolmentDeciles(enrolT0, enrolled.doneAtMs);
     log(`  ${(N / enrolled.seconds).toFixed(0)} spokes/s; by decile: ${deciles.perSecond.map((r) => r.toFixed(0)).join(', ')} (last/first ${deciles.lastOverFirst.toFixed(2)})`);
     const enrolment = { spokes: enrolled.enrolled, seconds: enrolled.seconds, perSecond: enrolled.enrolled / enrolled.seconds, latency: summarize(enrolled.latenciesMs), concurrency: ENROLL_CONCURRENCY, deciles };
@@ -548,16 +552,18 @@ async function main(): Promise<void> {
     await (async () => {
       for (;;) {
         const r = await db.query(`SELECT count(*)::int AS n FROM spokes WHERE revoked_at IS NULL AND desired_generation > 0`);
-        if (r.rows[0].n >= N) return;
+        if (r.rows[0].n >= enrolled.enrolled) return;
         if (performance.now() - rendered0 > 600_000) throw new Error('enrolled spokes were not all rendered within 600 s');
         await sleep(200);
       }
     })();
     const renderedAfterEnrolSeconds = (performance.now() - rendered0) / 1000;
     log(`  every enrolled spoke rendered ${renderedAfterEnrolSeconds.toFixed(1)} s after the last enrolment answer`);
-    if (short.length > 0) {
+    if (short.length > 0 || enrolled.enrolled < N) {
       // The fleet cannot connect: say so with what was measured, rather than fail half-way through the connect storm.
-      const why = `the open-file limit cannot be raised far enough for ${N} MQTT connections: ${short.map((l) => `${l.process} soft ${l.soft}/hard ${l.hard}, needs ${l.wanted}`).join('; ')}`;
+      const why = enrolled.enrolled < N
+        ? `--max-enrol-seconds ${MAX_ENROL_SECONDS}: ${enrolled.enrolled} of ${N} spokes enrolled in the time budget (the figures are over those)${short.length ? '; and the open-file limit could not be raised for the connect storm' : ''}`
+        : `the open-file limit cannot be raised far enough for ${N} MQTT connections: ${short.map((l) => `${l.process} soft ${l.soft}/hard ${l.hard}, needs ${l.wanted}`).join('; ')}`;
       log(`stopping after enrolment: ${why}`);
       const hubSample = procAvailable ? sampleProcess(h.pid) : null;
       const hubMemory = await captureHubMemory();

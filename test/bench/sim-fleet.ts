@@ -273,14 +273,17 @@ class SimFleet {
     if (this.rejected <= 5) process.stderr.write(`sim ${agent.spec.name}: envelope rejected (${reason}): ${message}\n`);
   }
 
-  async enroll(hubUrl: string, specs: SimSpokeSpec[], concurrency: number): Promise<SimEnrolled> {
+  async enroll(hubUrl: string, specs: SimSpokeSpec[], concurrency: number, deadlineMs = Infinity): Promise<SimEnrolled> {
     this.agents = specs.map((s) => new SimAgent(s, this));
+    let done = 0;
     const latencies: number[] = [];
     const doneAt: number[] = [];
     const t0 = performance.now();
     await pool(this.agents, concurrency, async (a) => {
+      if (performance.timeOrigin + performance.now() > deadlineMs) return; // out of time: left unenrolled
       const t = performance.now();
       await a.enroll(hubUrl);
+      done += 1;
       const now = performance.now();
       latencies.push(now - t);
       doneAt.push(performance.timeOrigin + now);
@@ -289,7 +292,9 @@ class SimFleet {
         process.stderr.write(`  sim pid ${process.pid}: ${latencies.length}/${this.agents.length} enrolled after ${((performance.now() - t0) / 1000).toFixed(0)} s\n`);
       }
     });
-    return { enrolled: this.agents.length, seconds: (performance.now() - t0) / 1000, latenciesMs: latencies, doneAtMs: doneAt };
+        // Only enrolled agents go on (a run stopped by its time budget).
+    this.agents = this.agents.filter((a) => a.creds !== null);
+    return { enrolled: done, seconds: (performance.now() - t0) / 1000, latenciesMs: latencies, doneAtMs: doneAt };
   }
 
   async connect(concurrency: number, keepalive: number, sourceAddresses = 1, firstIndex = 0): Promise<SimConnected> {
@@ -369,7 +374,7 @@ const fleet = new SimFleet();
 async function handle(req: SimRequest): Promise<unknown> {
   switch (req.op) {
     case 'enroll':
-      return fleet.enroll(req.hubUrl, req.spokes, req.concurrency);
+      return fleet.enroll(req.hubUrl, req.spokes, req.concurrency, req.deadlineMs ?? Infinity);
     case 'connect':
       return fleet.connect(req.concurrency, req.keepaliveSeconds, req.sourceAddresses ?? 1, req.firstIndex ?? 0);
     case 'stats':

@@ -15,7 +15,7 @@ export interface SimSpokeSpec {
 }
 
 export type SimRequest =
-  | { id: number; op: 'enroll'; hubUrl: string; spokes: SimSpokeSpec[]; concurrency: number }
+  | { id: number; op: 'enroll'; hubUrl: string; spokes: SimSpokeSpec[]; concurrency: number; /** Wall-clock ms after which no new enrolment starts. */ deadlineMs?: number }
   /**
    * `sourceAddresses` > 1: client i connects from 127.0.0.(1 + i mod k), so a
    * fleet larger than the ephemeral port range (about 28,000 ports per source
