@@ -26,7 +26,7 @@ export class CdpProfiler {
     });
   }
 
-  static async connect(inspectPort: number): Promise<CdpProfiler> {
+  static async connect(inspectPort: number, samplingIntervalUs = 200): Promise<CdpProfiler> {
     const targets = (await (await fetch(`http://127.0.0.1:${inspectPort}/json/list`)).json()) as Array<{ webSocketDebuggerUrl: string }>;
     const url = targets[0]?.webSocketDebuggerUrl;
     if (!url) throw new Error(`no inspector target on port ${inspectPort}`);
@@ -37,7 +37,7 @@ export class CdpProfiler {
     });
     const p = new CdpProfiler(ws);
     await p.send('Profiler.enable');
-    await p.send('Profiler.setSamplingInterval', { interval: 200 });
+    await p.send('Profiler.setSamplingInterval', { interval: samplingIntervalUs });
     return p;
   }
 

@@ -435,7 +435,8 @@ async function main(): Promise<void> {
     const inspectPort = await freePort();
     hub = await startHubProcess(hubEnv, apiPort, args.profile ? [`--inspect=127.0.0.1:${inspectPort}`] : []);
     const h = hub;
-    const profiler = args.profile ? await CdpProfiler.connect(inspectPort) : null;
+    // Coarser sampling for big fleets: the phases last minutes, and a profile must stay a file one can open.
+    const profiler = args.profile ? await CdpProfiler.connect(inspectPort, N > 20_000 ? 5_000 : 200) : null;
     if (profiler) cleanups.unshift(async () => profiler.close());
     // What the hub keeps per spoke: allocations from here on that are still live at the end (sampled).
     if (profiler) await profiler.startHeapSampling();
@@ -566,6 +567,7 @@ async function main(): Promise<void> {
         : `the open-file limit cannot be raised far enough for ${N} MQTT connections: ${short.map((l) => `${l.process} soft ${l.soft}/hard ${l.hard}, needs ${l.wanted}`).join('; ')}`;
       log(`stopping after enrolment: ${why}`);
       const hubSample = procAvailable ? sampleProcess(h.pid) : null;
+      const realAgent = await measureTheRealAgent();
       const hubMemory = await captureHubMemory();
       const partial: PartialBenchResult = {
         spokes: N,
@@ -583,6 +585,7 @@ async function main(): Promise<void> {
         phases,
         profiles,
         hubMemory,
+        realAgent,
       };
       await mkdir(outDir, { recursive: true });
       const base = `fleet-${BROKER}-${N}`;
@@ -757,7 +760,9 @@ spec: { model: { name: detector, version: "1.0.0" }, placement: bench-fleet, run
       : null;
 
     /* ---- a real agent beside the simulated ones */
-    let realAgent: RealAgentFootprint | null = null;
+    const realAgent = await measureTheRealAgent();
+    async function measureTheRealAgent(): Promise<RealAgentFootprint | null> {
+      let realAgent: RealAgentFootprint | null = null;
     if (REAL_AGENT_SECONDS > 0 && procAvailable) {
       log(`a real agent (flotilla agent run, process runtime, nothing placed on it) for ${REAL_AGENT_SECONDS} s`);
       const tok = await api('POST', '/api/v1/enrollment-tokens', { uses: 1, expiresInSeconds: 3600, labels: { role: 'bench-real-agent' } });
@@ -772,6 +777,8 @@ spec: { model: { name: detector, version: "1.0.0" }, placement: bench-fleet, run
         return null;
       });
       if (realAgent) log(`  RSS ${(realAgent.rssBytes / 1024 / 1024).toFixed(0)} MiB after ${REAL_AGENT_SECONDS} s (peak ${(realAgent.peakRssBytes / 1024 / 1024).toFixed(0)} MiB), idle CPU ${(realAgent.idleCpuCoreFraction * 100).toFixed(2)}% of a core, online: ${realAgent.online}`);
+    }
+      return realAgent;
     }
 
     const hubMemory = await captureHubMemory();

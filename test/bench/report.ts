@@ -77,6 +77,7 @@ export interface PartialBenchResult {
   phases: Phase[];
   profiles: Record<string, string>;
   hubMemory: BenchResult['hubMemory'];
+  realAgent: RealAgent | null;
 }
 
 export interface Phase {
@@ -297,6 +298,10 @@ export function renderPartialMarkdown(r: PartialBenchResult): string {
   lines.push(`| placement evaluation over ${r.placement.spokes} spokes (in process) p50 / p99 | ${ms(r.placement.p50Ms)} / ${ms(r.placement.p99Ms)} |`);
   lines.push(`| hub peak RSS so far | ${mib(r.hub.peakRssBytes)} (${mib(r.hub.peakRssBytesPer1000Spokes)} per 1,000 spokes) |`);
   lines.push(`| limits | ${limitsText(r.limits)} |`);
+  if (r.realAgent) {
+    const a = r.realAgent;
+    lines.push(`| real agent (\`flotilla agent run\`, ${a.runtime} runtime, idle, ${a.online ? 'online' : 'NOT online'}) | ${mib(a.rssBytes)} RSS after ${a.idleSeconds} s (peak ${mib(a.peakRssBytes)}), ${(a.idleCpuCoreFraction * 100).toFixed(2)}% of a core idle, ${sec(a.cpuSeconds)} CPU in all |`);
+  }
   lines.push('');
   lines.push('| phase | wall | hub CPU | Postgres CPU | broker CPU | simulated agents CPU |');
   lines.push('|---|---|---|---|---|---|');
