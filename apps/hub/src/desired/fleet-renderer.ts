@@ -14,6 +14,10 @@ export const RENDER_LOCK = 0x666c6f74; // "flot"
 /** Rows written per statement. */
 const WRITE_CHUNK = 1000;
 
+/** Spokes handled between two yields to the event loop in whole-fleet loops. */
+const YIELD_EVERY = 2000;
+const yieldToIo = () => new Promise<void>((resolve) => setImmediate(resolve));
+
 /** Render requests (enrolments, capacity changes) taken per incremental render. */
 export const RENDER_REQUEST_BATCH = 2000;
 
@@ -265,7 +269,10 @@ export class FleetRenderer {
   ): Promise<OutgoingEnvelope[]> {
     const now = new Date();
     const updates: { spokeId: string; name: string; generation: number; hash: string; payload: DesiredPayload; canonical: string; text: string }[] = [];
+    let n = 0;
     for (const s of spokes) {
+      // Hashing a whole fleet takes long enough to starve the leader's lock session and the broker: let them run.
+      if (++n % YIELD_EVERY === 0) await yieldToIo();
       const payload = render.payloads.get(s.view.name);
       if (!payload) continue;
       const canonical = canonicalJson(payload);
@@ -336,13 +343,18 @@ export class FleetRenderer {
     const keyOf = (placement: string, spoke: string) => `${placement}\u0000${spoke}`;
     const sig = (r: { selected: boolean; eligible: boolean; score: number; reasons: unknown }) =>
       `${r.selected ? 1 : 0}${r.eligible ? 1 : 0}${r.score}|${r.reasons === null ? '' : typeof r.reasons === 'string' ? r.reasons : JSON.stringify(r.reasons)}`;
-    for (const r of oldRows) old.set(keyOf(r.placement, r.spoke), sig({ ...r, reasons: r.reasons === null ? null : JSON.stringify(JSON.parse(r.reasons)) }));
+    let n = 0;
+    for (const r of oldRows) {
+      if (++n % YIELD_EVERY === 0) await yieldToIo();
+      old.set(keyOf(r.placement, r.spoke), sig({ ...r, reasons: r.reasons === null ? null : JSON.stringify(JSON.parse(r.reasons)) }));
+    }
     oldRows.length = 0;
     const writes: DecisionRow[] = [];
     const keep = new Set<string>();
     for (const p of placements) {
       const d = render.decisions.get(p.name);
       if (!d) continue;
+      await yieldToIo();
       const consider = (row: DecisionRow) => {
         const key = keyOf(row.placement, row.spoke);
         keep.add(key);
