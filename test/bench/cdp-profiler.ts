@@ -7,7 +7,7 @@
 
 interface CdpReply {
   id: number;
-  result?: { profile?: unknown };
+  result?: { profile?: unknown; result?: { value?: unknown } };
   error?: { message: string };
 }
 
@@ -26,7 +26,7 @@ export class CdpProfiler {
     });
   }
 
-  static async connect(inspectPort: number): Promise<CdpProfiler> {
+  static async connect(inspectPort: number, samplingIntervalUs = 200): Promise<CdpProfiler> {
     const targets = (await (await fetch(`http://127.0.0.1:${inspectPort}/json/list`)).json()) as Array<{ webSocketDebuggerUrl: string }>;
     const url = targets[0]?.webSocketDebuggerUrl;
     if (!url) throw new Error(`no inspector target on port ${inspectPort}`);
@@ -37,7 +37,7 @@ export class CdpProfiler {
     });
     const p = new CdpProfiler(ws);
     await p.send('Profiler.enable');
-    await p.send('Profiler.setSamplingInterval', { interval: 200 });
+    await p.send('Profiler.setSamplingInterval', { interval: samplingIntervalUs });
     return p;
   }
 
@@ -59,9 +59,60 @@ export class CdpProfiler {
     return r.result?.profile;
   }
 
+  /** Samples allocations from now on; stopHeapSampling() tells which of them are still live. */
+  async startHeapSampling(): Promise<void> {
+    await this.send('HeapProfiler.enable');
+    await this.send('HeapProfiler.startSampling', { samplingInterval: 16384 });
+  }
+
+  /** The live sampled allocations since startHeapSampling() (after a full GC), as a .heapprofile. */
+  async stopHeapSampling(): Promise<unknown> {
+    await this.send('HeapProfiler.collectGarbage');
+    const r = await this.send('HeapProfiler.stopSampling');
+    return r.result?.profile;
+  }
+
+  /** process.memoryUsage() of the profiled process, after a full GC. */
+  async memoryUsage(): Promise<NodeJS.MemoryUsage> {
+    await this.send('HeapProfiler.enable');
+    await this.send('HeapProfiler.collectGarbage');
+    const r = await this.send('Runtime.evaluate', { expression: 'JSON.stringify(process.memoryUsage())', returnByValue: true });
+    return JSON.parse(String(r.result?.result?.value)) as NodeJS.MemoryUsage;
+  }
+
   close(): void {
     this.ws.close();
   }
+}
+
+interface HeapNode {
+  callFrame: { functionName: string; url: string; lineNumber: number };
+  selfSize: number;
+  children: HeapNode[];
+}
+
+/** Live bytes per allocating function (top `limit`) from a sampling heap profile, and the total. */
+export function topHeap(profile: unknown, limit = 25): { totalBytes: number; top: Array<{ fn: string; bytes: number; share: number }> } {
+  const self = new Map<string, number>();
+  let total = 0;
+  const walk = (n: HeapNode) => {
+    const f = n.callFrame;
+    const where = f.url ? `${f.url.replace(/^.*\/(node_modules|dist)\//, '$1/')}:${f.lineNumber + 1}` : '';
+    const key = `${f.functionName || '(anonymous)'} ${where}`.trim();
+    if (n.selfSize) {
+      self.set(key, (self.get(key) ?? 0) + n.selfSize);
+      total += n.selfSize;
+    }
+    for (const c of n.children ?? []) walk(c);
+  };
+  walk((profile as { head: HeapNode }).head);
+  return {
+    totalBytes: total,
+    top: [...self.entries()]
+      .sort((a, b) => b[1] - a[1])
+      .slice(0, limit)
+      .map(([fn, bytes]) => ({ fn, bytes, share: bytes / Math.max(total, 1) })),
+  };
 }
 
 interface ProfileNode {

@@ -31,10 +31,12 @@ import { type Capacity, commandsTopic, hubFilter } from '@flotilla/contracts';
 import { evaluatePlacement, parsePolicyDocuments, type Placement, type SpokeView } from '@flotilla/policy';
 import { startMosquitto, type RunningMosquitto } from '../support/mosquitto.js';
 import { startHubProcess, type HubProcess } from './hub-process.js';
-import { CdpProfiler, topSelfTime } from './cdp-profiler.js';
+import { CdpProfiler, topHeap, topSelfTime } from './cdp-profiler.js';
 import { TreeCpu, procAvailable, sampleProcess } from './proc-stats.js';
 import { FLOOR_MARKER, type SimConnected, type SimEnrolled, type SimRequest, type SimResponse, type SimSpokeSpec, type SimStats, type SimTelemetryDone } from './sim-protocol.js';
-import { renderMarkdown, summarize, type BenchResult } from './report.js';
+import { enrolmentDeciles, renderMarkdown, renderPartialMarkdown, summarize, type BenchResult, type PartialBenchResult } from './report.js';
+import { type Limits, type NofileLimit, ephemeralPorts, raiseNofile, somaxconn, sourceAddressesFor } from './limits.js';
+import { measureRealAgent, type RealAgentFootprint } from './real-agent.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const repoRoot = path.resolve(here, '..', '..', '..');
@@ -52,6 +54,8 @@ const { values: args } = parseArgs({
     'sim-processes': { type: 'string', default: '2' },
     'idle-seconds': { type: 'string', default: '10' },
     rollout: { type: 'boolean', default: false },
+    'real-agent-seconds': { type: 'string', default: '40' },
+    'max-enrol-seconds': { type: 'string', default: '0' },
     help: { type: 'boolean', default: false },
   },
   strict: true,
@@ -60,7 +64,12 @@ const { values: args } = parseArgs({
 if (args.help) {
   console.log(`usage: npm run bench -- [--spokes N] [--broker embedded|mosquitto] [--out DIR] [--database-url URL]
                         [--profile] [--telemetry-seconds S] [--enroll-concurrency C] [--connect-concurrency C]
-                        [--sim-processes K] [--idle-seconds S] [--rollout]
+                        [--sim-processes K] [--idle-seconds S] [--rollout] [--real-agent-seconds S]
+  --profile  save a hub CPU profile of every phase beside the results (fleet-<broker>-<N>-<phase>.cpuprofile)
+  --real-agent-seconds  run one real \`flotilla agent run\` (process runtime) against the hub this long and
+             report its RSS and CPU from /proc (0: skip)
+  --max-enrol-seconds S  stop starting enrolments after S seconds (0: no limit); a run cut short this way
+             reports what it enrolled (rate by decile of those) and stops there
   --rollout  also time a version change as a progressive rollout (waves of 25%, minSuccessTime 0s)
              against the same change as a one-shot fan-out (strategy AllAtOnce)`);
   process.exit(0);
@@ -85,6 +94,8 @@ const ENROLL_CONCURRENCY = intArg('enroll-concurrency', args['enroll-concurrency
 const CONNECT_CONCURRENCY = intArg('connect-concurrency', args['connect-concurrency'], 1);
 const SIM_PROCESSES = intArg('sim-processes', args['sim-processes'], 1);
 const IDLE_SECONDS = intArg('idle-seconds', args['idle-seconds'], 1);
+const REAL_AGENT_SECONDS = intArg('real-agent-seconds', args['real-agent-seconds'], 0);
+const MAX_ENROL_SECONDS = intArg('max-enrol-seconds', args['max-enrol-seconds'], 0);
 if (!procAvailable) console.warn('note: /proc is not readable here, so hub, Postgres and broker CPU/RSS are left out');
 
 const log = (msg: string) => console.log(`[${new Date().toISOString().slice(11, 19)}] ${msg}`);
@@ -218,20 +229,29 @@ class SimPool {
     return [Math.floor((i * n) / k), Math.floor(((i + 1) * n) / k)];
   }
 
-  async enroll(hubUrl: string, specs: SimSpokeSpec[], concurrency: number): Promise<SimEnrolled> {
+  async enroll(hubUrl: string, specs: SimSpokeSpec[], concurrency: number, deadlineMs?: number): Promise<SimEnrolled> {
     const t0 = performance.now();
     const parts = await Promise.all(
       this.sims.map((sim, i) => {
         const [a, b] = this.block(i, specs.length);
-        return sim.call<SimEnrolled>({ op: 'enroll', hubUrl, spokes: specs.slice(a, b), concurrency: Math.max(1, Math.round(concurrency / this.sims.length)) });
+        return sim.call<SimEnrolled>({ op: 'enroll', hubUrl, spokes: specs.slice(a, b), concurrency: Math.max(1, Math.round(concurrency / this.sims.length)), ...(deadlineMs ? { deadlineMs } : {}) });
       }),
     );
-    return { enrolled: sum(parts.map((p) => p.enrolled)), seconds: (performance.now() - t0) / 1000, latenciesMs: parts.flatMap((p) => p.latenciesMs) };
+    return {
+      enrolled: sum(parts.map((p) => p.enrolled)),
+      seconds: (performance.now() - t0) / 1000,
+      latenciesMs: parts.flatMap((p) => p.latenciesMs),
+      doneAtMs: parts.flatMap((p) => p.doneAtMs).sort((a, b) => a - b),
+    };
   }
 
-  async connect(concurrency: number, keepaliveSeconds: number): Promise<SimConnected> {
+  async connect(concurrency: number, keepaliveSeconds: number, sourceAddresses: number, n: number): Promise<SimConnected> {
     const t0 = performance.now();
-    const parts = await Promise.all(this.sims.map((sim) => sim.call<SimConnected>({ op: 'connect', concurrency: Math.max(1, Math.round(concurrency / this.sims.length)), keepaliveSeconds })));
+    const parts = await Promise.all(
+      this.sims.map((sim, i) =>
+        sim.call<SimConnected>({ op: 'connect', concurrency: Math.max(1, Math.round(concurrency / this.sims.length)), keepaliveSeconds, sourceAddresses, firstIndex: this.block(i, n)[0] }),
+      ),
+    );
     return {
       connected: sum(parts.map((p) => p.connected)),
       seconds: (performance.now() - t0) / 1000,
@@ -415,8 +435,11 @@ async function main(): Promise<void> {
     const inspectPort = await freePort();
     hub = await startHubProcess(hubEnv, apiPort, args.profile ? [`--inspect=127.0.0.1:${inspectPort}`] : []);
     const h = hub;
-    const profiler = args.profile ? await CdpProfiler.connect(inspectPort) : null;
+    // Coarser sampling for big fleets: the phases last minutes, and a profile must stay a file one can open.
+    const profiler = args.profile ? await CdpProfiler.connect(inspectPort, N > 20_000 ? 5_000 : 200) : null;
     if (profiler) cleanups.unshift(async () => profiler.close());
+    // What the hub keeps per spoke: allocations from here on that are still live at the end (sampled).
+    if (profiler) await profiler.startHeapSampling();
     log(`hub ready (pid ${h.pid}), broker ${BROKER}`);
     await db.connect();
     cleanups.unshift(() => db.end());
@@ -427,7 +450,27 @@ async function main(): Promise<void> {
     let simPids: number[] = [];
     const simCpu = () => (procAvailable && simPids.length ? sum(simPids.map((p) => sampleProcess(p)?.cpuSeconds ?? 0)) : null);
     const phases: BenchResult['phases'] = [];
+    const profiles: Record<string, string> = {};
+    let profileTop: BenchResult['profileTop'] = null;
+    /** One phase, timed and measured; with --profile, the hub's CPU profile of it is saved beside the results. */
     const phase = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
+      if (profiler) await profiler.start();
+      try {
+        return await measured(name, fn);
+      } finally {
+        if (profiler) {
+          const prof = await profiler.stop();
+          await mkdir(outDir, { recursive: true });
+          const file = path.join(outDir, `fleet-${BROKER}-${N}-${name.replace(/[^a-z0-9]+/gi, '-').replace(/^-|-$/g, '').toLowerCase()}.cpuprofile`);
+          await writeFile(file, JSON.stringify(prof));
+          profiles[name] = path.basename(file);
+          const top = topSelfTime(prof, 30);
+          if (name === 'fan-out') profileTop = top;
+          log(`  profile of "${name}" in ${path.basename(file)}; top self time:\n${top.slice(0, 8).map((t) => `    ${t.selfMs.toFixed(0).padStart(6)} ms ${(t.share * 100).toFixed(1).padStart(5)}%  ${t.fn}`).join('\n')}`);
+        }
+      }
+    };
+    const measured = async <T>(name: string, fn: () => Promise<T>): Promise<T> => {
       const c0 = hubCpu();
       const p0 = pgTree?.sample() ?? 0;
       const b0 = brokerCpu();
@@ -488,9 +531,71 @@ async function main(): Promise<void> {
     const sim = new SimPool(SIM_PROCESSES);
     simPids = sim.pids();
     cleanups.unshift(() => sim.stop());
+    // Every MQTT client is a socket in the broker (the hub's process with the embedded broker) and in its simulator.
+    const nofile: NofileLimit[] = [
+      raiseNofile('bench', process.pid, 4096),
+      raiseNofile(BROKER === 'embedded' ? 'hub (embedded broker)' : 'hub', h.pid, (BROKER === 'embedded' ? N : 0) + 4096),
+      ...(mosquitto?.pid() ? [raiseNofile('mosquitto', mosquitto.pid()!, N + 4096)] : []),
+      ...simPids.map((pid, i) => raiseNofile(`simulator ${i + 1}`, pid, Math.ceil(N / SIM_PROCESSES) + 4096)),
+    ];
+    const limits: Limits = { nofile, ephemeralPorts: ephemeralPorts(), sourceAddresses: sourceAddressesFor(N), somaxconn: somaxconn() };
+    for (const l of nofile) log(`  open files, ${l.process}: want ${l.wanted}, soft ${l.soft}, hard ${l.hard}${l.enough ? '' : ` -- NOT ENOUGH: ${l.note}`}`);
+    log(`  loopback: ephemeral ports ${limits.ephemeralPorts ? `${limits.ephemeralPorts.low}-${limits.ephemeralPorts.high}` : 'unknown'}, clients spread over ${limits.sourceAddresses} source address(es) 127.0.0.1..${limits.sourceAddresses}; somaxconn ${limits.somaxconn}`);
+    const short = nofile.filter((l) => !l.enough && l.process !== 'bench');
     log(`enrolling ${N} simulated agents (${ENROLL_CONCURRENCY} at a time)`);
-    const enrolled = await phase('enrol', () => sim.enroll(h.apiUrl, specs, ENROLL_CONCURRENCY));
-    log(`  ${(N / enrolled.seconds).toFixed(0)} spokes/s`);
+    const enrolT0 = performance.timeOrigin + performance.now();
+    const enrolled = await phase('enrol', () => sim.enroll(h.apiUrl, specs, ENROLL_CONCURRENCY, MAX_ENROL_SECONDS ? enrolT0 + MAX_ENROL_SECONDS * 1000 : undefined));
+    const deciles = enrolmentDeciles(enrolT0, enrolled.doneAtMs);
+    log(`  ${(N / enrolled.seconds).toFixed(0)} spokes/s; by decile: ${deciles.perSecond.map((r) => r.toFixed(0)).join(', ')} (last/first ${deciles.lastOverFirst.toFixed(2)})`);
+    const enrolment = { spokes: enrolled.enrolled, seconds: enrolled.seconds, perSecond: enrolled.enrolled / enrolled.seconds, latency: summarize(enrolled.latenciesMs), concurrency: ENROLL_CONCURRENCY, deciles };
+    // Every enrolment rendered: the spokes' first desired state stored (incremental renders of the render requests).
+    const rendered0 = performance.now();
+    await (async () => {
+      for (;;) {
+        const r = await db.query(`SELECT count(*)::int AS n FROM spokes WHERE revoked_at IS NULL AND desired_generation > 0`);
+        if (r.rows[0].n >= enrolled.enrolled) return;
+        if (performance.now() - rendered0 > 600_000) throw new Error('enrolled spokes were not all rendered within 600 s');
+        await sleep(200);
+      }
+    })();
+    const renderedAfterEnrolSeconds = (performance.now() - rendered0) / 1000;
+    log(`  every enrolled spoke rendered ${renderedAfterEnrolSeconds.toFixed(1)} s after the last enrolment answer`);
+    if (short.length > 0 || enrolled.enrolled < N) {
+      // The fleet cannot connect: say so with what was measured, rather than fail half-way through the connect storm.
+      const why = enrolled.enrolled < N
+        ? `--max-enrol-seconds ${MAX_ENROL_SECONDS}: ${enrolled.enrolled} of ${N} spokes enrolled in the time budget (the figures are over those)${short.length ? '; and the open-file limit could not be raised for the connect storm' : ''}`
+        : `the open-file limit cannot be raised far enough for ${N} MQTT connections: ${short.map((l) => `${l.process} soft ${l.soft}/hard ${l.hard}, needs ${l.wanted}`).join('; ')}`;
+      log(`stopping after enrolment: ${why}`);
+      const hubSample = procAvailable ? sampleProcess(h.pid) : null;
+      const realAgent = await measureTheRealAgent();
+      const hubMemory = await captureHubMemory();
+      const partial: PartialBenchResult = {
+        spokes: N,
+        broker: BROKER,
+        startedAt: startedAt.toISOString(),
+        durationSeconds: (Date.now() - startedAt.getTime()) / 1000,
+        stoppedAfter: 'enrol',
+        why,
+        load: os.loadavg(),
+        enrolment,
+        renderedAfterEnrolSeconds,
+        placement,
+        hub: { peakRssBytes: hubSample?.peakRssBytes ?? null, peakRssBytesPer1000Spokes: hubSample ? hubSample.peakRssBytes / (N / 1000) : null, rssAtEndBytes: hubSample?.rssBytes ?? null },
+        limits,
+        phases,
+        profiles,
+        hubMemory,
+        realAgent,
+      };
+      await mkdir(outDir, { recursive: true });
+      const base = `fleet-${BROKER}-${N}`;
+      await writeFile(path.join(outDir, `${base}.json`), JSON.stringify(partial, null, 2) + '\n');
+      const md = renderPartialMarkdown(partial);
+      await writeFile(path.join(outDir, `${base}.md`), md);
+      console.log('\n' + md);
+      log(`wrote ${path.join(outDir, base)}.{json,md}`);
+      return;
+    }
 
     /* ---- connect and first convergence */
     const convergedCount = async (): Promise<{ online: number; converged: number }> => {
@@ -509,22 +614,14 @@ async function main(): Promise<void> {
       }
     };
     log(`connecting ${N} agents`);
-    await profiler?.start();
     const connected = await phase('connect + first convergence', async () => {
-      const c = await sim.connect(CONNECT_CONCURRENCY, 30);
+      const c = await sim.connect(CONNECT_CONCURRENCY, 30, limits.sourceAddresses, N);
       await waitFor('every spoke online and converged', async () => {
         const s = await convergedCount();
         return s.online === N && s.converged === N;
       }, 300_000 + N * 30);
       return c;
     });
-    if (profiler) {
-      const prof = await profiler.stop();
-      await mkdir(outDir, { recursive: true });
-      const file = path.join(outDir, `fleet-${BROKER}-${N}-connect.cpuprofile`);
-      await writeFile(file, JSON.stringify(prof));
-      console.log(topSelfTime(prof, 25).map((t) => `    ${t.selfMs.toFixed(0).padStart(6)} ms ${(t.share * 100).toFixed(1).padStart(5)}%  ${t.fn}`).join('\n'));
-    }
     log(`  connected in ${connected.seconds.toFixed(1)} s; sim RSS +${((connected.rssAfterBytes - connected.rssBeforeBytes) / N / 1024).toFixed(0)} KiB per agent`);
 
     /* ---- idle baseline */
@@ -559,7 +656,6 @@ spec: { model: { name: detector, version: "1.0.0" }, placement: bench-fleet, run
     let applyAnswerBytes = 0;
     let detectedAllMs = 0;
     const wall0 = performance.timeOrigin + performance.now();
-    await profiler?.start();
     const fan = await phase('fan-out', async () => {
       const t0 = performance.now();
       const applying = api('POST', '/api/v1/apply', policy, 'application/yaml');
@@ -576,15 +672,7 @@ spec: { model: { name: detector, version: "1.0.0" }, placement: bench-fleet, run
       );
       return r.rows.map((x: { at: number }) => x.at - wall0);
     });
-    let profileFile: string | null = null;
-    let profileTop: BenchResult['profileTop'] = null;
-    if (profiler) {
-      const prof = await profiler.stop();
-      await mkdir(outDir, { recursive: true });
-      profileFile = path.join(outDir, `fleet-${BROKER}-${N}-fanout.cpuprofile`);
-      await writeFile(profileFile, JSON.stringify(prof));
-      profileTop = topSelfTime(prof, 30);
-    }
+    const profileFile = profiles['fan-out'] ? path.join(outDir, profiles['fan-out']) : null;
     if (!applied?.spokes && applied?.spokes !== 0) throw new Error(`apply answered unexpectedly: ${JSON.stringify(applied).slice(0, 300)}`);
     const convergence = summarize(fan);
     const metrics1 = await hubMetrics(h.apiUrl, adminToken);
@@ -671,6 +759,41 @@ spec: { model: { name: detector, version: "1.0.0" }, placement: bench-fleet, run
       ? telPhase.postgresCpuSeconds - (idlePhase.postgresCpuSeconds / idlePhase.seconds) * telPhase.seconds
       : null;
 
+    /* ---- a real agent beside the simulated ones */
+    const realAgent = await measureTheRealAgent();
+    async function measureTheRealAgent(): Promise<RealAgentFootprint | null> {
+      let realAgent: RealAgentFootprint | null = null;
+    if (REAL_AGENT_SECONDS > 0 && procAvailable) {
+      log(`a real agent (flotilla agent run, process runtime, nothing placed on it) for ${REAL_AGENT_SECONDS} s`);
+      const tok = await api('POST', '/api/v1/enrollment-tokens', { uses: 1, expiresInSeconds: 3600, labels: { role: 'bench-real-agent' } });
+      realAgent = await measureRealAgent({
+        hubUrl: h.apiUrl,
+        token: tok.token,
+        name: 'bench-real-agent',
+        idleSeconds: REAL_AGENT_SECONDS,
+        isOnline: async () => (await api('GET', '/api/v1/spokes/bench-real-agent')).connection === 'online',
+      }).catch((err: Error) => {
+        log(`  the real agent could not be measured: ${err.message.slice(0, 500)}`);
+        return null;
+      });
+      if (realAgent) log(`  RSS ${(realAgent.rssBytes / 1024 / 1024).toFixed(0)} MiB after ${REAL_AGENT_SECONDS} s (peak ${(realAgent.peakRssBytes / 1024 / 1024).toFixed(0)} MiB), idle CPU ${(realAgent.idleCpuCoreFraction * 100).toFixed(2)}% of a core, online: ${realAgent.online}`);
+    }
+      return realAgent;
+    }
+
+    const hubMemory = await captureHubMemory();
+    async function captureHubMemory(): Promise<BenchResult['hubMemory']> {
+      if (!profiler) return null;
+      const usage = await profiler.memoryUsage();
+      const heap = await profiler.stopHeapSampling();
+      const file = path.join(outDir, `fleet-${BROKER}-${N}-live-heap.heapprofile`);
+      await writeFile(file, JSON.stringify(heap));
+      const top = topHeap(heap, 25);
+      log(`  hub after GC: rss ${(usage.rss / 2 ** 20).toFixed(0)} MiB, heap used ${(usage.heapUsed / 2 ** 20).toFixed(0)} MiB, external ${(usage.external / 2 ** 20).toFixed(0)} MiB; live sampled since start ${(top.totalBytes / 2 ** 20).toFixed(0)} MiB`);
+      log(top.top.slice(0, 12).map((t) => `    ${(t.bytes / 2 ** 20).toFixed(1).padStart(7)} MiB ${(t.share * 100).toFixed(1).padStart(5)}%  ${t.fn}`).join('\n'));
+      return { usage, sampledLiveBytes: top.totalBytes, sampledLiveBytesPer1000Spokes: top.totalBytes / (N / 1000), top: top.top, file: path.basename(file) };
+    }
+
     const simStats = await sim.stats();
     const hubSample = procAvailable ? sampleProcess(h.pid) : null;
     const hubOutput = h.output();
@@ -715,7 +838,13 @@ spec: { model: { name: detector, version: "1.0.0" }, placement: bench-fleet, run
         envelopeBytesMean: mean(statsBefore.envelopeBytes),
         statusBytesMean: mean(statsBefore.statusBytes),
       },
-      enrolment: { spokes: enrolled.enrolled, seconds: enrolled.seconds, perSecond: enrolled.enrolled / enrolled.seconds, latency: summarize(enrolled.latenciesMs), concurrency: ENROLL_CONCURRENCY },
+      enrolment,
+      renderedAfterEnrolSeconds,
+      realAgent,
+      limits,
+      load: os.loadavg(),
+      profiles,
+      hubMemory,
       hub: {
         cpuSeconds: totalHubCpu,
         cpuSecondsPer1000Spokes: totalHubCpu / perK,

@@ -14,6 +14,7 @@
  * Driven by the benchmark over IPC (sim-protocol.ts).
  */
 import { randomUUID, type KeyObject } from 'node:crypto';
+import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import mqtt, { type MqttClient } from 'mqtt';
 import {
@@ -81,11 +82,11 @@ class SimAgent {
     this.fleet.pinKey(parsed.data.hubPublicKey);
   }
 
-  connect(keepalive: number): Promise<void> {
+  connect(keepalive: number, localAddress: string | null): Promise<void> {
     const c = this.creds;
     if (!c) throw new Error(`${this.spec.name} is not enrolled`);
     return new Promise((resolve, reject) => {
-      const client = mqtt.connect(c.mqtt.url, {
+      const options: mqtt.IClientOptions = {
         clientId: c.mqtt.clientId,
         username: c.mqtt.username,
         password: c.mqtt.password,
@@ -96,7 +97,13 @@ class SimAgent {
         connectTimeout: 60_000,
         queueQoSZero: false,
         will: { topic: this.topics.presence, payload: Buffer.from(this.presence('offline')), qos: 1, retain: true },
-      });
+      };
+      // mqtt.js does not pass a source address to net.connect: with one, the client builds its own stream.
+      const url = new URL(c.mqtt.url);
+      const client =
+        localAddress && url.protocol === 'mqtt:'
+          ? new mqtt.MqttClient(() => net.createConnection({ host: url.hostname, port: Number(url.port || 1883), localAddress }), { ...options, protocol: 'mqtt', host: url.hostname, port: Number(url.port || 1883) })
+          : mqtt.connect(c.mqtt.url, options);
       this.client = client;
       let first = true;
       client.on('connect', () => {
@@ -266,26 +273,36 @@ class SimFleet {
     if (this.rejected <= 5) process.stderr.write(`sim ${agent.spec.name}: envelope rejected (${reason}): ${message}\n`);
   }
 
-  async enroll(hubUrl: string, specs: SimSpokeSpec[], concurrency: number): Promise<SimEnrolled> {
+  async enroll(hubUrl: string, specs: SimSpokeSpec[], concurrency: number, deadlineMs = Infinity): Promise<SimEnrolled> {
     this.agents = specs.map((s) => new SimAgent(s, this));
+    let done = 0;
     const latencies: number[] = [];
+    const doneAt: number[] = [];
     const t0 = performance.now();
     await pool(this.agents, concurrency, async (a) => {
+      if (performance.timeOrigin + performance.now() > deadlineMs) return; // out of time: left unenrolled
       const t = performance.now();
       await a.enroll(hubUrl);
-      latencies.push(performance.now() - t);
+      done += 1;
+      const now = performance.now();
+      latencies.push(now - t);
+      doneAt.push(performance.timeOrigin + now);
       // Progress for long runs: enrolment through some brokers slows as the fleet grows.
       if (latencies.length % 1000 === 0) {
         process.stderr.write(`  sim pid ${process.pid}: ${latencies.length}/${this.agents.length} enrolled after ${((performance.now() - t0) / 1000).toFixed(0)} s\n`);
       }
     });
-    return { enrolled: this.agents.length, seconds: (performance.now() - t0) / 1000, latenciesMs: latencies };
+        // Only enrolled agents go on (a run stopped by its time budget).
+    this.agents = this.agents.filter((a) => a.creds !== null);
+    return { enrolled: done, seconds: (performance.now() - t0) / 1000, latenciesMs: latencies, doneAtMs: doneAt };
   }
 
-  async connect(concurrency: number, keepalive: number): Promise<SimConnected> {
+  async connect(concurrency: number, keepalive: number, sourceAddresses = 1, firstIndex = 0): Promise<SimConnected> {
     const m0 = process.memoryUsage();
     const t0 = performance.now();
-    await pool(this.agents, concurrency, (a) => a.connect(keepalive));
+    const index = new Map(this.agents.map((a, i) => [a, firstIndex + i]));
+    const source = (a: SimAgent) => (sourceAddresses > 1 ? `127.0.0.${1 + ((index.get(a) ?? 0) % sourceAddresses)}` : null);
+    await pool(this.agents, concurrency, (a) => a.connect(keepalive, source(a)));
     const seconds = (performance.now() - t0) / 1000;
     // Settle and collect what can be collected, so the figure is the clients' steady cost.
     await new Promise((r) => setTimeout(r, 2000));
@@ -357,9 +374,9 @@ const fleet = new SimFleet();
 async function handle(req: SimRequest): Promise<unknown> {
   switch (req.op) {
     case 'enroll':
-      return fleet.enroll(req.hubUrl, req.spokes, req.concurrency);
+      return fleet.enroll(req.hubUrl, req.spokes, req.concurrency, req.deadlineMs ?? Infinity);
     case 'connect':
-      return fleet.connect(req.concurrency, req.keepaliveSeconds);
+      return fleet.connect(req.concurrency, req.keepaliveSeconds, req.sourceAddresses ?? 1, req.firstIndex ?? 0);
     case 'stats':
       return fleet.stats();
     case 'telemetry':

@@ -15,8 +15,13 @@ export interface SimSpokeSpec {
 }
 
 export type SimRequest =
-  | { id: number; op: 'enroll'; hubUrl: string; spokes: SimSpokeSpec[]; concurrency: number }
-  | { id: number; op: 'connect'; concurrency: number; keepaliveSeconds: number }
+  | { id: number; op: 'enroll'; hubUrl: string; spokes: SimSpokeSpec[]; concurrency: number; /** Wall-clock ms after which no new enrolment starts. */ deadlineMs?: number }
+  /**
+   * `sourceAddresses` > 1: client i connects from 127.0.0.(1 + i mod k), so a
+   * fleet larger than the ephemeral port range (about 28,000 ports per source
+   * and destination address) fits on loopback.
+   */
+  | { id: number; op: 'connect'; concurrency: number; keepaliveSeconds: number; sourceAddresses?: number; firstIndex?: number }
   | { id: number; op: 'stats' }
   | { id: number; op: 'telemetry'; spreadMs: number }
   | { id: number; op: 'stop' };
@@ -26,6 +31,8 @@ export interface SimEnrolled {
   seconds: number;
   /** Per-request latencies, ms. */
   latenciesMs: number[];
+  /** Wall-clock ms (performance.timeOrigin + now) at which each enrolment was answered, in completion order. */
+  doneAtMs: number[];
 }
 
 export interface SimConnected {

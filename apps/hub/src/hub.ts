@@ -231,7 +231,8 @@ export async function startHub(config: HubConfig, log: Logger): Promise<HubHandl
     const versions = new SpokeVersionDecisions([new RolloutRevisions(rolloutStore, audit), new PromotionOverrides(promotionStore, audit)]);
     const renderer = new FleetRenderer(envelopes, metrics, log.child({ component: 'render' }), config.telemetryIntervalSeconds, versions);
     const controllerLog = log.child({ component: 'controllers' });
-    const desiredController = new Controller(new DesiredStateReconciler(ds, renderer, envelopes), controllerLog, metrics, RESYNC_MS);
+    const desiredReconciler = new DesiredStateReconciler(ds, renderer, envelopes);
+    const desiredController = new Controller(desiredReconciler, controllerLog, metrics, RESYNC_MS);
     const spokeSync = new Controller(new SpokeSyncReconciler(ds, envelopes, config.telemetryIntervalSeconds), controllerLog, metrics, 60_000);
     const brokerCredentialsReconciler = new BrokerCredentialsReconciler(ds, provisioner, broker, publisher, envelopes, endpoint.username, log.child({ component: 'broker-credentials' }));
     const brokerCredentials = new Controller(brokerCredentialsReconciler, controllerLog, metrics, RESYNC_MS);
@@ -255,7 +256,11 @@ export async function startHub(config: HubConfig, log: Logger): Promise<HubHandl
       deferredRevocation: (spoke) => triggers.spokeRevoked(spoke),
     });
     // A new leader (or a broker connection to another cluster node) publishes every current generation again.
-    elector.onChange((leading) => leading && envelopes.forgetPublished());
+    elector.onChange((leading) => {
+      if (!leading) return;
+      envelopes.forgetPublished();
+      desiredReconciler.forgetFullRender(); // its first resync renders the whole fleet
+    });
     publisher.onReconnect(() => {
       envelopes.forgetPublished();
       spokeSync.resyncNow();
@@ -271,7 +276,7 @@ export async function startHub(config: HubConfig, log: Logger): Promise<HubHandl
       routeTable.noteSpokes(rows.map((r) => r.name));
       for (const r of rows) {
         if (r.cameOnline || (r.reportedStatus && r.acceptedGeneration < r.desiredGeneration)) triggers.syncSpoke(r.name);
-        if (r.capacityChanged) triggers.renderFleet();
+        if (r.capacityChanged) triggers.renderSpokes();
       }
     });
     cleanups.push(() => writer.close());

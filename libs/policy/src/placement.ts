@@ -116,23 +116,40 @@ function compileChecks(placement: Placement): SpokeCheck[] {
 }
 
 /**
+ * Whether each spoke passes a placement's selector, residency and capacity
+ * checks, with why not: what a placement decides about one spoke on its own,
+ * before `maxSpokes` ranks the eligible ones. The hub's incremental render
+ * calls it for the spokes that changed only.
+ */
+export function placementEligibility(placement: Placement, spokes: readonly SpokeView[]): { view: SpokeView; reasons: string[] }[] {
+  const checks = compileChecks(placement);
+  return spokes.map((view) => {
+    const reasons: string[] = [];
+    for (const check of checks) {
+      const reason = check(view);
+      if (reason !== undefined) reasons.push(reason);
+    }
+    return { view, reasons };
+  });
+}
+
+/** The reason a `maxSpokes` placement gives an eligible spoke it does not choose. */
+export function maxSpokesReason(max: number, eligible: number, rank: number): string {
+  return `maxSpokes: eligible, but only ${max} of ${eligible} eligible spokes are chosen (rank ${rank})`;
+}
+
+/**
  * Decide which spokes a placement selects. Connection state does not matter:
  * an offline spoke keeps its assignment and converges when it reconnects,
  * so placements do not flap with the network. When more spokes qualify than
  * `maxSpokes`, the ones with the highest rendezvous score win.
  */
 export function evaluatePlacement(placement: Placement, spokes: readonly SpokeView[]): Decision {
-  const checks = compileChecks(placement);
   const eligible: SpokeView[] = [];
   const excluded: Decision['excluded'] = [];
-  for (const spoke of spokes) {
-    const reasons: string[] = [];
-    for (const check of checks) {
-      const reason = check(spoke);
-      if (reason !== undefined) reasons.push(reason);
-    }
-    if (reasons.length === 0) eligible.push(spoke);
-    else excluded.push({ spoke: spoke.name, reasons });
+  for (const e of placementEligibility(placement, spokes)) {
+    if (e.reasons.length === 0) eligible.push(e.view);
+    else excluded.push({ spoke: e.view.name, reasons: e.reasons });
   }
 
   let selected = eligible.map((s) => s.name);
@@ -146,7 +163,7 @@ export function evaluatePlacement(placement: Placement, spokes: readonly SpokeVi
     for (const [i, r] of ranked.slice(max).entries()) {
       excluded.push({
         spoke: r.spoke,
-        reasons: [`maxSpokes: eligible, but only ${max} of ${ranked.length} eligible spokes are chosen (rank ${max + i + 1})`],
+        reasons: [maxSpokesReason(max, ranked.length, max + i + 1)],
       });
     }
   }

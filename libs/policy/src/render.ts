@@ -129,7 +129,15 @@ export interface FleetRender {
 export function renderFleet(
   objects: readonly PolicyObject[],
   spokes: readonly SpokeView[],
-  options: RenderOptions & { previous?: ReadonlyMap<string, DesiredPayload> },
+  options: RenderOptions & {
+    previous?: ReadonlyMap<string, DesiredPayload>;
+    /**
+     * Placement decisions made elsewhere (the hub's stored ones, for an
+     * incremental render of a few spokes): used as given instead of evaluating
+     * the placements over `spokes`; a placement missing here selects none of them.
+     */
+    decisions?: ReadonlyMap<string, Decision>;
+  },
 ): FleetRender {
   const stalled = new Map<string, string[]>();
   for (const problem of checkReferences(objects, options.registry ?? [])) {
@@ -163,7 +171,7 @@ export function renderFleet(
     const placement = placements.get(name) as Placement;
     let decision = decisions.get(name);
     if (!decision) {
-      decision = evaluatePlacement(placement, sortedSpokes);
+      decision = options.decisions ? (options.decisions.get(name) ?? { selected: [], excluded: [] }) : evaluatePlacement(placement, sortedSpokes);
       decisions.set(name, decision);
     }
     return { placement, decision };

@@ -50,8 +50,15 @@ class IndexedRetainedPersistence extends MemoryPersistence {
   readonly #retained = new Map<string, RetainedPacket>();
 
   override async storeRetained(pkt: RetainedPacket): Promise<void> {
-    // A copy, as aedes-persistence stores it; an empty payload clears the topic.
+    // A copy, as aedes-persistence stores it; an empty payload clears the topic. The payload is copied
+    // into a buffer of its own: a small Buffer is a slice of a shared 8 KiB pool slab, and one retained
+    // envelope per spoke kept whole slabs alive (100,000 spokes: 314 MiB of array buffers, 3 KiB a spoke).
     const packet = { ...pkt };
+    if (Buffer.isBuffer(packet.payload) && packet.payload.length > 0 && packet.payload.buffer.byteLength > packet.payload.length) {
+      const own = Buffer.allocUnsafeSlow(packet.payload.length);
+      packet.payload.copy(own);
+      packet.payload = own;
+    }
     if (packet.payload.length === 0) this.#retained.delete(packet.topic);
     else this.#retained.set(packet.topic, packet);
   }

@@ -1,7 +1,8 @@
 import type { Controller } from './controller.js';
 
-/** The one key of the desired-state controller. */
+/** The desired-state controller's keys (see DesiredStateReconciler). */
 const FLEET = 'fleet';
+const PENDING = 'pending';
 
 /**
  * How use cases tell the hub's controllers that something may be out of date.
@@ -15,9 +16,14 @@ export class FleetTriggers {
     private readonly brokerCredentials: Controller,
   ) {}
 
-  /** Policy, labels, capacity or membership changed: render the fleet again. */
+  /** Policy objects or the registry changed: render the fleet again. */
   renderFleet(): void {
     this.desired.enqueue(FLEET);
+  }
+
+  /** Spokes got a render request (enrolment, capacity change): render those, incrementally. */
+  renderSpokes(): void {
+    this.desired.enqueue(PENDING);
   }
 
   /** The spoke came online or reported a generation behind. */
@@ -28,6 +34,6 @@ export class FleetTriggers {
   /** The spoke was revoked: the broker must forget it (retried until it does). */
   spokeRevoked(spoke: string): void {
     this.brokerCredentials.enqueue(spoke);
-    this.renderFleet();
+    this.renderSpokes();
   }
 }

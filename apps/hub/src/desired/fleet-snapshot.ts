@@ -50,6 +50,22 @@ export async function loadSpokes(em: EntityManager, intervalSeconds: number): Pr
     .select(['s.id', 's.name', 's.labels', 's.capacity', 's.presence', 's.lastSeenAt'])
     .where('s.revoked_at IS NULL')
     .getMany();
+  return toSpokeRows(rows, intervalSeconds);
+}
+
+/** The named spokes that are enrolled and not revoked (an incremental render's few). */
+export async function loadSpokesNamed(em: EntityManager, names: readonly string[], intervalSeconds: number): Promise<SpokeRow[]> {
+  if (names.length === 0) return [];
+  const rows = await em
+    .getRepository(SpokeEntity)
+    .createQueryBuilder('s')
+    .select(['s.id', 's.name', 's.labels', 's.capacity', 's.presence', 's.lastSeenAt'])
+    .where('s.revoked_at IS NULL AND s.name = ANY(:names)', { names: [...names] })
+    .getMany();
+  return toSpokeRows(rows, intervalSeconds);
+}
+
+function toSpokeRows(rows: readonly SpokeEntity[], intervalSeconds: number): SpokeRow[] {
   const now = Date.now();
   return rows.map((s) => ({
     id: s.id,

@@ -10,6 +10,13 @@ export interface RenderContext {
   render: FleetRender;
   /** Each spoke's stored payload before this render. */
   previous: ReadonlyMap<string, DesiredPayload>;
+  /**
+   * Set when only these spokes were rendered (an enrolment, a label or
+   * capacity change): `spokes`, `render.payloads` and `render.decisions`
+   * cover them only, and the policy did not change. A source must not read
+   * a spoke's absence here as leaving a placement, nor start anything fleet-wide.
+   */
+  scope?: ReadonlySet<string>;
 }
 
 /** spoke -> deployment name -> the rendered deployment that spoke gets instead of the policy's. */

@@ -7,6 +7,7 @@ import { LabelsSchema } from '../common/labels.js';
 import { hashSecret, newSecret } from '../common/secrets.js';
 import type { FleetTriggers } from '../controllers/fleet-triggers.js';
 import { EnrollmentTokenEntity } from '../database/entities/enrollment-token.entity.js';
+import { requestRender } from '../desired/fleet-renderer.js';
 import { checkLabelClaims } from './label-claims.js';
 import { SpokeEntity } from '../database/entities/spoke.entity.js';
 import { DomainError, conflict, validationFailed } from '../errors/domain-error.js';
@@ -76,10 +77,12 @@ export class EnrollSpoke {
         after: { name: body.name, labels: merged, ...(location ? { location } : {}) },
         requestId,
       });
+      // Durable: the desired-state controller renders this spoke (and only the spokes it can displace).
+      await requestRender(em, [body.name]);
       await this.provisioner.provisionSpoke(body.name, username, password);
       return merged;
     }));
-    this.triggers.renderFleet();
+    this.triggers.renderSpokes();
     return { name: body.name, labels, mqttUsername: username, mqttPassword: password };
   }
 }

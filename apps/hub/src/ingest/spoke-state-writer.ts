@@ -1,5 +1,6 @@
 import type { Logger } from 'pino';
 import type { DataSource } from 'typeorm';
+import { requestRender } from '../desired/fleet-renderer.js';
 import type { HubMetrics } from '../metrics/hub-metrics.js';
 
 /** The fields one agent message sets on its spoke row; absent fields are left alone. */
@@ -127,7 +128,7 @@ export class SpokeStateWriter {
       // Hub replicas write the same spoke rows concurrently: lock them first (in id order), so the
       // UPDATE's snapshot of the old row (o) is the latest committed one and no replica's write is lost.
       await em.query(`SELECT 1 FROM spokes WHERE name = ANY($1) ORDER BY id FOR UPDATE`, [batch.map((b) => b.name)]);
-      return em.query(
+      const updated = await em.query(
       `UPDATE spokes s SET
          presence = CASE
            WHEN v.presence IS NOT NULL AND v."presenceAt" < o.presence_at THEN o.presence
@@ -154,6 +155,9 @@ export class SpokeStateWriter {
          (v.capacity IS NOT NULL AND v.capacity IS DISTINCT FROM o.capacity) AS capacity_changed`,
       [JSON.stringify(batch)],
       );
+      // A capacity change can move placements: a durable render request for the spoke, in this transaction.
+      await requestRender(em, (updated[0] as Array<{ name: string; capacity_changed: boolean }>).filter((r) => r.capacity_changed).map((r) => r.name));
+      return updated;
     });
     end();
     this.metrics.stateFlushRows.inc(rows.length);

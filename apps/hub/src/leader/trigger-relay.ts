@@ -14,6 +14,7 @@ const MAX_PAYLOAD = 7_000;
 
 const HintSchema = z.object({
   render: z.boolean().optional(),
+  pending: z.boolean().optional(),
   sync: z.array(z.string().max(253)).max(1_000).optional(),
   revoked: z.array(z.string().max(253)).max(1_000).optional(),
 });
@@ -29,7 +30,7 @@ type Hint = z.infer<typeof HintSchema>;
  * everything at start.
  */
 export class RelayingFleetTriggers extends FleetTriggers {
-  private pending: { render: boolean; sync: Set<string>; revoked: Set<string> } = { render: false, sync: new Set(), revoked: new Set() };
+  private pending: { render: boolean; renderSpokes: boolean; sync: Set<string>; revoked: Set<string> } = { render: false, renderSpokes: false, sync: new Set(), revoked: new Set() };
   private timer: NodeJS.Timeout | null = null;
   private listener: pg.Client | null = null;
   private stopped = false;
@@ -54,6 +55,12 @@ export class RelayingFleetTriggers extends FleetTriggers {
     this.schedule();
   }
 
+  override renderSpokes(): void {
+    if (this.elector.isLeader) return super.renderSpokes();
+    this.pending.renderSpokes = true;
+    this.schedule();
+  }
+
   override syncSpoke(spoke: string): void {
     if (this.elector.isLeader) return super.syncSpoke(spoke);
     this.pending.sync.add(spoke);
@@ -63,7 +70,7 @@ export class RelayingFleetTriggers extends FleetTriggers {
   override spokeRevoked(spoke: string): void {
     if (this.elector.isLeader) return super.spokeRevoked(spoke);
     this.pending.revoked.add(spoke);
-    this.pending.render = true;
+    this.pending.renderSpokes = true;
     this.schedule();
   }
 
@@ -119,6 +126,7 @@ export class RelayingFleetTriggers extends FleetTriggers {
     for (const s of hint.revoked ?? []) super.spokeRevoked(s);
     for (const s of hint.sync ?? []) super.syncSpoke(s);
     if (hint.render) super.renderFleet();
+    if (hint.pending) super.renderSpokes();
   }
 
   private schedule(): void {
@@ -131,9 +139,9 @@ export class RelayingFleetTriggers extends FleetTriggers {
 
   private async send(): Promise<void> {
     const p = this.pending;
-    this.pending = { render: false, sync: new Set(), revoked: new Set() };
+    this.pending = { render: false, renderSpokes: false, sync: new Set(), revoked: new Set() };
     const hints: Hint[] = [];
-    let cur: Hint = p.render ? { render: true } : {};
+    let cur: Hint = { ...(p.render ? { render: true } : {}), ...(p.renderSpokes ? { pending: true } : {}) };
     const push = (field: 'sync' | 'revoked', name: string) => {
       if (JSON.stringify(cur).length + name.length + 4 > MAX_PAYLOAD) {
         hints.push(cur);

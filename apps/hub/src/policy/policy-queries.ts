@@ -1,5 +1,5 @@
 import type { Capacity, ReportedDeploymentStatus, ReportedJobRunStatus } from '@flotilla/contracts';
-import { type Decision, type Placement, type PolicyKind, type SpokeView, evaluatePlacement } from '@flotilla/policy';
+import { type Decision, type Placement, type PolicyKind, type SpokeView, evaluatePlacement, maxSpokesReason } from '@flotilla/policy';
 import type { DataSource } from 'typeorm';
 import { decodeCursor } from '../common/pagination.js';
 import { PolicyObjectEntity } from '../database/entities/policy-object.entity.js';
@@ -131,11 +131,27 @@ export class PolicyQueries {
    */
   async decider(fleet: FleetStatus, placements: readonly PolicyObjectEntity[]): Promise<(name: string) => StoredDecision | null> {
     const byName = new Map(placements.map((p) => [p.name, p]));
-    const stored: { placement: string; selected: string[]; excluded: Decision['excluded']; computed_at: Date }[] = await this.ds.query(
-      `SELECT placement, selected, excluded, computed_at FROM placement_decisions WHERE placement = ANY($1)`,
+    const headers: { placement: string; computed_at: Date }[] = await this.ds.query(
+      `SELECT placement, computed_at FROM placement_decisions WHERE placement = ANY($1)`,
       [[...byName.keys()]],
     );
-    const memo = new Map<string, StoredDecision>(stored.map((d) => [d.placement, { selected: d.selected, excluded: d.excluded, computedAt: new Date(d.computed_at) }]));
+    const memo = new Map<string, StoredDecision>();
+    if (headers.length > 0) {
+      const rows: { placement: string; spoke: string; selected: boolean; eligible: boolean; score: number; reasons: string[] | null }[] = await this.ds.query(
+        `SELECT placement, spoke, selected, eligible, score, reasons FROM placement_decision_spokes WHERE placement = ANY($1)`,
+        [headers.map((h) => h.placement)],
+      );
+      const byPlacement = new Map<string, typeof rows>();
+      for (const r of rows) {
+        const list = byPlacement.get(r.placement);
+        if (list) list.push(r);
+        else byPlacement.set(r.placement, [r]);
+      }
+      for (const h of headers) {
+        const max = (byName.get(h.placement)?.spec as { maxSpokes?: number } | undefined)?.maxSpokes;
+        memo.set(h.placement, { ...assembleDecision(byPlacement.get(h.placement) ?? [], max), computedAt: new Date(h.computed_at) });
+      }
+    }
     return (name) => {
       const cached = memo.get(name);
       if (cached) return cached;
@@ -146,6 +162,30 @@ export class PolicyQueries {
       return decision;
     };
   }
+}
+
+/**
+ * A placement's decision from its rows per spoke, as evaluatePlacement gives
+ * it: selected sorted by name, every other spoke with its reasons. An eligible
+ * spoke a `maxSpokes` cap leaves out gets its rank among the eligible ones
+ * here (it changes with every enrolment, so it is not stored).
+ */
+export function assembleDecision(
+  rows: readonly { spoke: string; selected: boolean; eligible: boolean; score: number; reasons: string[] | null }[],
+  maxSpokes: number | undefined,
+): Decision {
+  const byName = (a: string, b: string) => (a < b ? -1 : a > b ? 1 : 0);
+  const selected = rows.filter((r) => r.selected).map((r) => r.spoke).sort(byName);
+  const eligible = rows.filter((r) => r.eligible).sort((a, b) => b.score - a.score || byName(a.spoke, b.spoke));
+  const rank = new Map(eligible.map((r, i) => [r.spoke, i + 1]));
+  const excluded: Decision['excluded'] = rows
+    .filter((r) => !r.selected)
+    .map((r) => ({
+      spoke: r.spoke,
+      reasons: r.reasons ?? [maxSpokesReason(maxSpokes ?? 0, eligible.length, rank.get(r.spoke) ?? 0)],
+    }))
+    .sort((a, b) => byName(a.spoke, b.spoke));
+  return { selected, excluded };
 }
 
 export { objectKey };

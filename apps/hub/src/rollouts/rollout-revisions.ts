@@ -44,6 +44,15 @@ export class RolloutRevisions implements DeploymentOverrideSource {
     for (const d of deployments) {
       const name = d.metadata.name;
       if (ctx.render.stalled.has(`ModelDeployment/${name}`)) continue; // its spokes keep what they had anyway
+      if (ctx.scope) {
+        // A few spokes changed, the policy did not: no rollout starts or ends; a spoke of the scope that left the placement leaves the rollout.
+        if (!rollouts.has(name)) continue;
+        const placed = new Set(ctx.render.decisions.get(d.spec.placement)?.selected ?? []);
+        const scope = ctx.scope;
+        const gone = (await this.store.spokes(em, name)).filter((r) => scope.has(r.spoke) && !placed.has(r.spoke)).map((r) => r.spoke);
+        await this.store.removeSpokes(em, name, gone);
+        continue;
+      }
       const selected = ctx.render.decisions.get(d.spec.placement)?.selected ?? [];
       const target = selected.map((s) => ctx.render.payloads.get(s)?.deployments.find((x) => x.name === name)).find((x) => x !== undefined);
       const existing = rollouts.get(name) ?? null;

@@ -45,7 +45,7 @@ export class LabelSpoke {
       }
       await em.update(SpokeEntity, { id: row.id }, { labels });
       await this.audit.record(em, { actor, action: 'spoke.labels.patch', target: `spoke/${name}`, before: row.labels, after: labels, details: { patch }, requestId });
-      rendered = await this.renderer.renderAndStore(em);
+      rendered = await this.renderer.renderSpokes(em, { spokes: [name] });
       return { ...row, labels };
     });
     if (rendered) await this.envelopes.publish((rendered as StoredRender).changed, 'changed');

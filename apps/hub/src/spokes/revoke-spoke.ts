@@ -33,7 +33,7 @@ export class RevokeSpoke {
       await em.update(SpokeEntity, { id: row.id }, { revokedAt: new Date(), credentialHash: null, presence: 'offline' });
       await this.audit.record(em, { actor, action: 'spoke.delete', target: `spoke/${name}`, before: { name, labels: row.labels }, requestId });
       // A placement with maxSpokes may pick another spoke in its place: rendered with the revocation.
-      rendered = await this.renderer.renderAndStore(em);
+      rendered = await this.renderer.renderSpokes(em, { spokes: [name] });
     });
     if (rendered) await this.envelopes.publish((rendered as StoredRender).changed, 'changed');
     try {

@@ -1,8 +1,11 @@
 import { Column, Entity, PrimaryColumn } from 'typeorm';
 
 /**
- * What a placement chose at the last render, and why it left the other spokes
- * out (OCM's PlacementDecision). Written by the desired-state controller in the
+ * A placement's decision at the last render (OCM's PlacementDecision): this
+ * row says which generation of the placement it was computed from and when;
+ * what it chose for each spoke, and why it left the others out, is one row
+ * per (placement, spoke) in `placement_decision_spokes` (no entity: raw SQL in
+ * the FleetRenderer and PolicyQueries). Written by the renderer in the
  * transaction that writes the desired states it led to; every view reads it.
  */
 @Entity({ name: 'placement_decisions' })
@@ -13,14 +16,6 @@ export class PlacementDecisionEntity {
   /** The placement object's generation the decision was computed from. */
   @Column({ name: 'policy_generation', type: 'integer' })
   policyGeneration!: number;
-
-  /** Chosen spokes, sorted by name. */
-  @Column({ type: 'jsonb' })
-  selected!: string[];
-
-  /** Every other spoke with its reasons. */
-  @Column({ type: 'jsonb' })
-  excluded!: { spoke: string; reasons: string[] }[];
 
   @Column({ name: 'computed_at', type: 'timestamptz', default: () => 'now()' })
   computedAt!: Date;
