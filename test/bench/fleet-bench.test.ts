@@ -24,7 +24,7 @@ describe('npm run bench (smoke, 40 spokes)', () => {
   });
 
   test('measures convergence against the floor and writes the JSON and the markdown table', async () => {
-    const args = [bench, '--spokes', '40', '--out', out, '--telemetry-seconds', '5', '--idle-seconds', '1', '--database-url', process.env.FLOTILLA_TEST_DATABASE_URL!];
+    const args = [bench, '--spokes', '40', '--out', out, '--telemetry-seconds', '5', '--idle-seconds', '1', '--real-agent-seconds', '3', '--database-url', process.env.FLOTILLA_TEST_DATABASE_URL!];
     // The hub lists 10 spokes in the apply's answer and counts the rest.
     const env = { ...process.env, FLOTILLA_APPLY_SPOKES_IN_ANSWER: '10' };
     const { stdout } = await run(process.execPath, args, { timeout: 150_000, maxBuffer: 10 * 1024 * 1024, env });
@@ -47,6 +47,9 @@ describe('npm run bench (smoke, 40 spokes)', () => {
     expect(r.telemetry.reportsSent).toBe(40);
     expect(r.enrolment.spokes).toBe(40);
     expect(r.enrolment.perSecond).toBeGreaterThan(0);
+    // One real `flotilla agent run` was enrolled and measured beside the simulated ones.
+    expect(r.realAgent).toMatchObject({ online: true });
+    expect(r.realAgent.rssBytes).toBeGreaterThan(0);
     expect(r.machine).toMatchObject({ cpus: os.cpus().length, node: process.version });
     if (process.platform === 'linux') {
       expect(r.hub.peakRssBytes).toBeGreaterThan(0);

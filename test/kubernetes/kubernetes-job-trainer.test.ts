@@ -1,11 +1,12 @@
 import { spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdir, mkdtemp, realpath, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, realpath, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import pino from 'pino';
 import { DesiredFineTuneJobSchema, JobRunStatusSchema, type DesiredFineTuneJob, type DesiredPayload, type JobRunStatus, type ModelRef } from '@flotilla/contracts';
 import { KubernetesRuntime } from '../../apps/agent/src/runtime/kubernetes/kubernetes-runtime.js';
+import type { ArtifactUploader, ProducedUpload } from '../../apps/agent/src/finetune/artifact-uploader.js';
 import type { ArtifactProvider } from '../../apps/agent/src/runtime/runtime.js';
 import { startFakeKubeApiServer, type FakeKubeApiServer, type JsonObject } from '../support/fake-kube-apiserver/index.js';
 import { buildTinyBackbone, writeColourDataset } from '../support/finetune/onnx-backbone.js';
@@ -37,7 +38,8 @@ async function until(what: string, check: () => Promise<boolean> | boolean, time
 }
 
 /** The kubelet's part: pod, container run with the Job's env and mounts, log lines, final status. */
-async function playKubelet(fake: FakeKubeApiServer, jobName: string): Promise<number> {
+/** `startAfter`: the trainer container starts only once it resolves (the pod is Running meanwhile). */
+async function playKubelet(fake: FakeKubeApiServer, jobName: string, startAfter?: Promise<void>): Promise<number> {
   await until(`Job ${jobName}`, () => fake.store.get('Job', NS, jobName) !== undefined);
   const job = fake.store.get('Job', NS, jobName)!;
   const pod = at<JsonObject>(job, 'spec', 'template', 'spec');
@@ -51,6 +53,7 @@ async function playKubelet(fake: FakeKubeApiServer, jobName: string): Promise<nu
   const env = Object.fromEntries((container['env'] as { name: string; value: string }[]).map((e) => [e.name, toHost(e.value)]));
   const podName = `${jobName}-x7k2p`;
   fake.store.put({ apiVersion: 'v1', kind: 'Pod', metadata: { name: podName, namespace: NS, labels: at<Record<string, string>>(job, 'spec', 'template', 'metadata', 'labels'), creationTimestamp: new Date().toISOString() }, spec: { containers: [{ name: 'trainer', image: String(container['image']) }] }, status: { phase: 'Running' } });
+  await startAfter;
   const child = spawn(process.execPath, [TRAINER], { env: { PATH: process.env.PATH ?? '', ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
   child.stdout.setEncoding('utf8');
   child.stdout.on('data', (chunk: string) => fake.store.appendPodLog(NS, podName, chunk));
@@ -93,7 +96,7 @@ describe('image trainers as Kubernetes Jobs (fake kube-apiserver; the test plays
     await rm(dir, { recursive: true, force: true });
   });
 
-  const runtime = (state: string) => {
+  const runtime = (state: string, uploader?: Pick<ArtifactUploader, 'upload'>) => {
     const r = new KubernetesRuntime({
       kubeConfig: fake.kubeConfig,
       namespace: NS,
@@ -101,7 +104,7 @@ describe('image trainers as Kubernetes Jobs (fake kube-apiserver; the test plays
       sources: testSourcePolicy({ datasetRoots: [path.join(dir, 'datasets')], trainerRegistries: ['registry.example/trainers'] }),
       jobOutputHostPath: path.join(dir, 'jobs'),
       watchRetryMs: 50,
-      fineTune: { stateDir: path.join(dir, state), spoke: 'site-17', logger, threads: 1, pollMs: 50, stopGraceMs: 1000 },
+      fineTune: { stateDir: path.join(dir, state), spoke: 'site-17', logger, threads: 1, pollMs: 50, stopGraceMs: 1000, ...(uploader ? { uploader } : {}) },
     });
     runtimes.push(r);
     return r;
@@ -182,6 +185,26 @@ describe('image trainers as Kubernetes Jobs (fake kube-apiserver; the test plays
     expect(done.message).toBe('trainer failed: cannot decode <dataset file> of class "<name>"');
   });
 
+  it('hands the produced model to the hub store under Kubernetes too (output.artifact: upload), and registers it where the store says', async () => {
+    const uploads: ProducedUpload[] = [];
+    const uploader = {
+      upload: async (u: ProducedUpload) => {
+        uploads.push(u);
+        return { job: u.job, spoke: 'site-17', version: u.version, digest: u.digest, sizeBytes: u.sizeBytes, uri: `flotilla:artifacts/sha256/${u.digest.slice('sha256:'.length)}`, created: true };
+      },
+    };
+    const r = runtime('state-upload', uploader);
+    const jobs = [job({ name: 'tune-upload', output: { model: 'bridge-defects', artifact: 'upload' } })];
+    const kubelet = playKubelet(fake, 'tune-upload');
+    const done = await finish(r, jobs);
+    expect(await kubelet).toBe(0);
+    expect(done.phase).toBe('Succeeded');
+    expect(uploads).toEqual([expect.objectContaining({ job: 'tune-upload', version: done.producedVersion, digest: done.produced!.digest })]);
+    expect((await readFile(uploads[0]!.file)).length).toBe(uploads[0]!.sizeBytes);
+    expect(done.produced!.uri).toBe(`flotilla:artifacts/sha256/${done.produced!.digest.slice('sha256:'.length)}`);
+    await r.reconcile(payload([]), AbortSignal.timeout(20_000));
+  });
+
   it('refuses builtin and command-only trainers, images from other registries and datasets outside the allowed roots, creating nothing', async () => {
     const r = runtime('state-refused');
     const refused = async (j: DesiredFineTuneJob) => finish(r, [j]);
@@ -206,14 +229,12 @@ describe('image trainers as Kubernetes Jobs (fake kube-apiserver; the test plays
     runtimes.splice(runtimes.indexOf(first), 1);
     // The agent is gone; the Job runs on.
     expect(fake.store.get('Job', NS, 'tune-bridge')).toBeDefined();
-    const kubelet = playKubelet(fake, 'tune-bridge');
+    // The container runs only once the new agent said it follows the Job: a trainer that finished first would end the run before it could be seen.
+    let said!: () => void;
+    const kubelet = playKubelet(fake, 'tune-bridge', new Promise<void>((resolve) => (said = resolve)));
     const second = runtime('state-restart');
-    const seen = new Set<string>();
-    await until('the restart to be said', async () => {
-      const s = await statusOf(second, jobs);
-      seen.add(s.message);
-      return /resumed after an agent restart: following the Job already in the cluster/.test(s.message);
-    });
+    await until('the restart to be said', async () => /resumed after an agent restart: following the Job already in the cluster/.test((await statusOf(second, jobs)).message));
+    said();
     expect(at(fake.store.get('Job', NS, 'tune-bridge'), 'metadata', 'uid')).toBe(uid);
     await kubelet;
     const done = await finish(second, jobs);

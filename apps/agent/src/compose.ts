@@ -2,11 +2,12 @@ import path from 'node:path';
 import type { Logger } from 'pino';
 import { runAgent, type AgentHandle } from './agent.js';
 import { ArtifactCache } from './artifacts/index.js';
-import { ArtifactUploader, keptArtifactDir, spokeAuthorization } from './finetune/artifact-uploader.js';
+import { keptArtifactDir, spokeAuthorization } from './artifacts/spoke-artifacts.js';
 import type { AgentConfig } from './config/agent-config.js';
 import { HealthCollector, startMetricsServer, type MetricsServer, type WorkloadEndpoint } from './health/index.js';
 import { NoneRuntime } from './runtime/none/none-runtime.js';
 import { ProcessRuntime, type ProcessRuntimeOptions, type RunningWorkload } from './runtime/process/index.js';
+import { LazyArtifactUploader } from './runtime/process/lazy-finetune.js';
 import { ReportKeepingRuntime } from './runtime/report-keeping-runtime.js';
 import { SourcePolicy } from './security/source-policy.js';
 import type { WorkloadRuntime } from './runtime/runtime.js';
@@ -77,6 +78,8 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions): 
     const sources = new SourcePolicy({ ...config.sources, trustedOrigins: [new URL(creds.hubUrl).origin] });
     // The spoke's own credentials for the hub's artifact routes (upload of produced models, fetch of uploaded ones).
     const authorization = () => spokeAuthorization(creds.mqtt.username, creds.mqtt.password);
+    // Produced models for output.artifact: upload go to the hub's store with those credentials (under either runtime).
+    const uploader = new LazyArtifactUploader({ hubUrl: creds.hubUrl, authorization, ...(creds.caCertificate ? { ca: creds.caCertificate } : {}) });
     const cache = new ArtifactCache({
       root: path.join(stateDir, 'cache'),
       maxBytes: config.cacheMaxBytes,
@@ -102,7 +105,7 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions): 
             gpuCount: () => collector.gpuCount(),
             ...opts.processRuntime?.fineTune,
             datasetPolicy: (resolved: string) => void sources.datasetHostPath(resolved),
-            uploader: new ArtifactUploader({ hubUrl: creds.hubUrl, authorization, ...(creds.caCertificate ? { ca: creds.caCertificate } : {}) }),
+            uploader,
           },
           stateDir,
           spoke: creds.spoke,
@@ -133,7 +136,7 @@ export async function startAgent(config: AgentConfig, opts: StartAgentOptions): 
           },
           logger: log.child({ component: 'kubernetes-runtime' }),
           // Fine-tuning Jobs: records in the state directory; datasets only under the agent's --dataset-root directories.
-          fineTune: { stateDir, spoke: creds.spoke, datasetPolicy: (resolved: string) => void sources.datasetHostPath(resolved), logger: log.child({ component: 'finetune' }) },
+          fineTune: { stateDir, spoke: creds.spoke, datasetPolicy: (resolved: string) => void sources.datasetHostPath(resolved), uploader, logger: log.child({ component: 'finetune' }) },
         });
         break;
       }

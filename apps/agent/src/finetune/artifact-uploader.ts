@@ -5,6 +5,8 @@ import path from 'node:path';
 import tls from 'node:tls';
 import { spokeArtifactUri, UploadedArtifactSchema, type UploadedArtifact } from '@flotilla/contracts';
 
+export { keptArtifactDir, spokeAuthorization } from '../artifacts/spoke-artifacts.js';
+
 /** A produced model to hand to the hub (output.artifact: upload). */
 export interface ProducedUpload {
   job: string;
@@ -125,11 +127,6 @@ function safeJson(text: string): unknown {
   }
 }
 
-/** `Basic <base64 of username:password>`: the MQTT credentials the spoke was issued at enrolment. */
-export function spokeAuthorization(username: string, password: string): string {
-  return `Basic ${Buffer.from(`${username}:${password}`, 'utf8').toString('base64')}`;
-}
-
 /**
  * The step after a run passed its gate: where its produced model will be.
  * keep-local: on this spoke (`flotilla:spokes/<spoke>/artifacts/sha256/<hex>`);
@@ -158,9 +155,4 @@ export async function publishProduced(p: {
   } catch (err) {
     return { ok: false, message: `upload to the hub failed: ${(err as Error).message}; the model stays on this spoke (${kept})`.slice(0, 2000) };
   }
-}
-
-/** Where a spoke keeps a model its fine-tuning produced: `<state>/finetune/produced/sha256-<hex>/` (model.onnx, labels.txt). */
-export function keptArtifactDir(stateDir: string, digest: string): string {
-  return path.join(stateDir, 'finetune', 'produced', digest.replace(':', '-'));
 }

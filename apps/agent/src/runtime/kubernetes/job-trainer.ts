@@ -10,6 +10,9 @@ import { LABEL_JOB, LABEL_MANAGED_BY, MANAGED_BY } from './labels.js';
 import { ANNOTATION_JOB_SPEC, renderFineTuneJob, TRAINER_CONTAINER, type JobRunDirs, type ManifestOptions } from './manifests.js';
 import { stringRecord, type JsonMap, type LiveObject } from './objects.js';
 
+/** What a run following a Job from before an agent restart says (its pod notes keep it). */
+const RESUMED = 'resumed after an agent restart: following the Job already in the cluster';
+
 export interface KubernetesJobTrainerOptions {
   api: KubeApi;
   manifest: ManifestOptions;
@@ -53,10 +56,12 @@ export class KubernetesJobTrainer implements Trainer {
     const api = this.opts.api;
     const existing = await api.read({ kind: 'Job', name: job.name }, signal);
     let live: LiveObject | undefined;
+    let resumed = false;
     if (existing && existing.labels[LABEL_MANAGED_BY] !== MANAGED_BY) throw new Error(`a Job named ${job.name} exists in the namespace and is not Flotilla's; it is left alone`);
     if (existing && existing.annotations[ANNOTATION_JOB_SPEC] === hash) {
       live = existing;
-      ctx.onNote('resumed after an agent restart: following the Job already in the cluster');
+      resumed = true;
+      ctx.onNote(RESUMED);
       ctx.log.info({ job: job.name }, 'following the Job a previous agent started');
     } else {
       if (existing) await this.deleteAndWait(existing, signal);
@@ -77,10 +82,11 @@ export class KubernetesJobTrainer implements Trainer {
       live = await api.apply(body, true, signal);
       ctx.log.info({ job: job.name }, 'trainer Job created');
     }
-    return this.follow(ctx, live, dirs);
+    return this.follow(ctx, live, dirs, resumed);
   }
 
-  private async follow(ctx: TrainerRunContext, initial: LiveObject | undefined, dirs: JobRunDirs): Promise<TrainerRunResult> {
+  /** `resumed`: a Job a previous agent started; every pod note says so, until the run ends. */
+  private async follow(ctx: TrainerRunContext, initial: LiveObject | undefined, dirs: JobRunDirs, resumed: boolean): Promise<TrainerRunResult> {
     const { job, signal } = ctx;
     const api = this.opts.api;
     const started = Date.now();
@@ -146,7 +152,7 @@ export class KubernetesJobTrainer implements Trainer {
         }
         const note = podPhase === 'Running' ? 'the trainer pod is running' : podPhase === 'Pending' || podPhase === '' ? 'waiting for the trainer pod to start' : null;
         // Said once per pod state, so the trainer's own progress messages are not hidden.
-        if (note !== null && note !== lastNote) ctx.onNote(note);
+        if (note !== null && note !== lastNote) ctx.onNote(resumed ? `${RESUMED}; ${note}` : note);
         lastNote = note;
       } catch (err) {
         if (signal.aborted) continue;

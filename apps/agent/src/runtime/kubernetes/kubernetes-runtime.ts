@@ -74,7 +74,7 @@ export interface KubernetesRuntimeOptions {
    * (job records), the spoke name (produced version names) and the run
    * limits. Without it, fine-tuning jobs are reported Failed.
    */
-  fineTune?: Pick<FineTuneRunnerOptions, 'stateDir' | 'spoke' | 'datasetPolicy' | 'timeoutMs' | 'gpuCount' | 'threads' | 'stopGraceMs' | 'evaluateEntry' | 'schedulePollMs'> & {
+  fineTune?: Pick<FineTuneRunnerOptions, 'stateDir' | 'spoke' | 'datasetPolicy' | 'timeoutMs' | 'gpuCount' | 'threads' | 'stopGraceMs' | 'evaluateEntry' | 'schedulePollMs' | 'uploader'> & {
     logger?: Logger;
     /** How often a running Job, its pod and log are read (default 2 s). */
     pollMs?: number;

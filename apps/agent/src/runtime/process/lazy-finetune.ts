@@ -1,4 +1,6 @@
 import type { DesiredFineTuneJob, JobRunStatus, ModelRef } from '@flotilla/contracts';
+import type { UploadedArtifact } from '@flotilla/contracts';
+import type { ArtifactUploader, ArtifactUploaderOptions, ProducedUpload } from '../../finetune/artifact-uploader.js';
 import type { FineTuneRunner, FineTuneRunnerOptions } from '../../finetune/finetune-runner.js';
 
 /**
@@ -30,5 +32,17 @@ export class LazyFineTuneRunner {
 
   async close(): Promise<void> {
     if (this.runner !== null) await (await this.runner).close();
+  }
+}
+
+/** The uploader of produced models (output.artifact: upload), loaded with the first upload, for the same reason. */
+export class LazyArtifactUploader implements Pick<ArtifactUploader, 'upload'> {
+  private uploader: Promise<ArtifactUploader> | null = null;
+
+  constructor(private readonly opts: ArtifactUploaderOptions) {}
+
+  async upload(u: ProducedUpload, signal: AbortSignal): Promise<UploadedArtifact> {
+    const uploader = await (this.uploader ??= import('../../finetune/artifact-uploader.js').then(({ ArtifactUploader }) => new ArtifactUploader(this.opts)));
+    return uploader.upload(u, signal);
   }
 }
