@@ -1,7 +1,6 @@
 import { createReadStream } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
-import path from 'node:path';
 import tls from 'node:tls';
 import { spokeArtifactUri, UploadedArtifactSchema, type UploadedArtifact } from '@flotilla/contracts';
 
