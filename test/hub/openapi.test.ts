@@ -636,6 +636,11 @@ spec:
         message: 'passed',
       }));
     await waitFor('the produced version registered', async () => (await call('GET', '/api/v1/models/{name}/versions/{version}', { params: { name: 'bridge-defects', version } })).status === 200, 20_000, 100);
+    // Registration and the stored run are written by different steps of the ingest: promote once the hub also shows the run Succeeded there.
+    await waitFor('the run Succeeded on eu-1', async () => {
+      const runs = (await call('GET', '/api/v1/finetune-jobs/{name}', { params: { name: 'eu-tuning' } })).body.runs?.spokes ?? [];
+      return runs.some((r: { spoke: string; state: string; producedVersion: string | null }) => r.spoke === 'eu-1' && r.state === 'Succeeded' && r.producedVersion === version);
+    }, 20_000, 100);
     const promoted = await call('POST', '/api/v1/finetune-jobs/{name}/promote', { params: { name: 'eu-tuning' }, body: { spoke: 'eu-1' } });
     expect(promoted.status).toBe(200);
     expect(promoted.body).toMatchObject({ job: 'eu-tuning', spoke: 'eu-1', version, started: ['bridge-defects-eu'] });
